@@ -1,0 +1,63 @@
+"""The application factory: settings in, an ASGI app out; resources born in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from frsync.api.auth import Gatekeeper, TokenCache
+from frsync.api.middleware import RequestContext
+from frsync.api.problems import error_response, http_problem
+from frsync.api.routes import DOCS_ROUTE, ROUTES
+from frsync.config import Settings
+from frsync.errors import FrsyncError
+from frsync.ratelimit import open_rate_limit_store
+from frsync.store import open_store
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FrsyncError)
+    return error_response(exc, _request_id(request))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = {404: "No such resource.", 405: "Method not allowed here."}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return http_problem(exc.status_code, detail, _request_id(request), **(exc.headers or {}))
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await open_store(settings)
+        limiter = open_rate_limit_store(settings.redis_url, timeout=settings.redis_timeout)
+        app.state.settings = settings
+        app.state.store = store
+        app.state.limiter = limiter
+        tokens = TokenCache(store, settings.token_cache_seconds)
+        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter)
+        try:
+            yield
+        finally:
+            await limiter.close()
+            await store.close()
+
+    routes = [*ROUTES, DOCS_ROUTE] if settings.docs_enabled else ROUTES
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContext, log_requests=settings.log_requests)],
+        exception_handlers={FrsyncError: _on_error, HTTPException: _on_http_error},
+        lifespan=lifespan,
+    )

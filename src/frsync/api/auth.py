@@ -1,0 +1,103 @@
+"""Who is calling, and may they call now: the token lookup and the rate limit, in one place.
+
+Every FR route is wrapped by `authenticated`, so no handler can forget either. The order is
+the contract's: token first (a bad one is limited per client address), then the token's
+bucket. Nothing of the request is read before both pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from frsync.config import Settings
+from frsync.domain import Principal
+from frsync.errors import RateLimited, Unauthenticated
+from frsync.fixture import hash_token
+from frsync.ratelimit import RateLimitStore
+from frsync.store import Store
+
+POOL_SCOPE_KEY = "frsync.pool"  # the Decision, for the middleware to turn into headers
+UNAUTHENTICATED = "A valid API token is required in the X-API-TOKEN header."
+_MAX_CACHED = 100_000
+
+Handler = Callable[[Request, Principal], Awaitable[Response]]
+
+
+class TokenCache:
+    """Token hash → principal (or None), trusted for `ttl` seconds.
+
+    Saves a store round trip per request; `ttl` bounds how long a revoked token keeps
+    working (the contract allows one second)."""
+
+    def __init__(self, store: Store, ttl: float, clock: Callable[[], float] = time.monotonic):
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def lookup(self, token_hash: bytes) -> Principal | None:
+        now = self._clock()
+        entry = self._entries.get(token_hash)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        principal = await self._store.find_token(token_hash)
+        if len(self._entries) >= _MAX_CACHED:
+            self._entries.clear()  # simplest bound; refilling costs one lookup per token
+        self._entries[token_hash] = (now + self._ttl, principal)
+        return principal
+
+
+class Gatekeeper:
+    def __init__(self, settings: Settings, tokens: TokenCache, limiter: RateLimitStore):
+        self._settings = settings
+        self._tokens = tokens
+        self._limiter = limiter
+
+    async def admit(self, request: Request) -> Principal:
+        """The caller's principal, or Unauthenticated / RateLimited."""
+        token = request.headers.get("x-api-token")
+        token_hash = hash_token(token) if token else None
+        principal = await self._tokens.lookup(token_hash) if token_hash else None
+        if principal is None or token_hash is None:
+            await self._slow_down_guessing(request)
+            raise Unauthenticated(UNAUTHENTICATED)
+        settings = self._settings
+        decision = await self._limiter.hit(
+            f"t:{token_hash[:16].hex()}", settings.burst, settings.rate
+        )
+        request.scope[POOL_SCOPE_KEY] = decision
+        if not decision.allowed:
+            raise RateLimited(
+                f"Rate limit of {settings.rate:g} requests per second exceeded; "
+                f"retry after {decision.retry_after} s.",
+                decision,
+            )
+        return principal
+
+    async def _slow_down_guessing(self, request: Request) -> None:
+        address = request.client.host if request.client else "unknown"
+        decision = await self._limiter.hit(
+            f"a:{address}", self._settings.invalid_token_burst, self._settings.invalid_token_rate
+        )
+        if not decision.allowed:
+            raise RateLimited(
+                "Too many requests with invalid tokens from this address; "
+                f"retry after {decision.retry_after} s.",
+                decision,
+            )
+
+
+def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Route wrapper: admit the caller, then call `handler(request, principal)`."""
+
+    @wraps(handler)
+    async def route(request: Request) -> Response:
+        principal = await request.app.state.gatekeeper.admit(request)
+        return await handler(request, principal)
+
+    return route

@@ -1,0 +1,84 @@
+"""Around every request: a request id, the headers every answer carries, one JSON log line,
+and the last line of defence that turns an unexpected failure into a clean 500."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+import msgspec
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from frsync.api.auth import POOL_SCOPE_KEY
+from frsync.api.problems import http_problem
+from frsync.ratelimit import Decision
+
+access_log = logging.getLogger("frsync.access")
+error_log = logging.getLogger("frsync.error")
+_encode = msgspec.json.Encoder().encode
+
+_FIXED_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+def pool_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """The rate-limit headers the real API sends on every authenticated answer."""
+    return [
+        (b"x-auth-pool-size", str(decision.size).encode()),
+        (b"x-auth-pool-used", str(decision.used).encode()),
+        (b"x-auth-replenished-per-second", f"{decision.rate:g}".encode()),
+    ]
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, *, log_requests: bool = True) -> None:
+        self.app = app
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        response: dict[str, Any] = {"status": 500, "started": False}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response.update(status=message["status"], started=True)
+                headers = list(message.get("headers", ()))
+                headers += _FIXED_HEADERS
+                headers.append((b"x-request-id", request_id.encode()))
+                decision = scope.get(POOL_SCOPE_KEY)
+                if decision is not None:
+                    headers += pool_headers(decision)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            error_log.exception("unhandled error", extra={"request_id": request_id})
+            if not response["started"]:
+                answer = http_problem(500, "Unexpected error; quote the request id.", request_id)
+                await answer(scope, receive, send_with_headers)
+        finally:
+            if self.log_requests:
+                self._log(scope, request_id, response["status"], started)
+
+    @staticmethod
+    def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
+        # JSON-encoded, so CR/LF or escape codes inside the path cannot forge a log line.
+        line = {
+            "requestId": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        access_log.info(_encode(line).decode())

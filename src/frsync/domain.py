@@ -1,0 +1,156 @@
+"""The rules: token scope, the merge-patch of the accounting fields, and history entries.
+
+Pure functions over plain records; the store calls `plan_accounting_sync` inside its write
+transaction, so what it decides is applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from frsync.errors import FieldError, InvalidItems, NotFound
+from frsync.models import TokenType
+
+INT64_MAX = 2**63 - 1
+MAX_EXTERNAL_ID = 255
+MAX_ERROR_TEXT = 4000
+MAX_ITEMS = 1000
+
+ExternalId = Annotated[str, msgspec.Meta(max_length=MAX_EXTERNAL_ID)]
+ErrorText = Annotated[str, msgspec.Meta(max_length=MAX_ERROR_TEXT)]
+ItemId = Annotated[int, msgspec.Meta(ge=-(2**63), le=INT64_MAX)]
+
+
+class PatchItem(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    id: ItemId
+    external_accounting_item_id: ExternalId | UnsetType | None = UNSET
+
+
+class AccountingPatch(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """The PATCH body. UNSET (omitted) leaves a field alone; None (null) clears it."""
+
+    accounting_synced: bool | UnsetType | None = UNSET
+    external_accounting_id: ExternalId | UnsetType | None = UNSET
+    accounting_error: ErrorText | UnsetType | None = UNSET
+    items: Annotated[list[PatchItem], msgspec.Meta(max_length=MAX_ITEMS)] | UnsetType | None = UNSET
+
+
+SCOPE_COLUMNS: dict[TokenType, str] = {
+    "account": "account_id",
+    "source": "source_id",
+    "channel": "channel_id",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a live token, its type and the id of what it is scoped to."""
+
+    token_id: int
+    token_type: TokenType
+    scope_id: int
+
+    @property
+    def scope_column(self) -> str:
+        return SCOPE_COLUMNS[self.token_type]
+
+    def covers(self, account_id: int, source_id: int, channel_id: int | None) -> bool:
+        owner = {"account": account_id, "source": source_id, "channel": channel_id}
+        return owner[self.token_type] == self.scope_id
+
+
+@dataclass(slots=True)
+class AccountingState:
+    """An FR's accounting fields and its items' external ids, read under the write lock."""
+
+    account_id: int
+    source_id: int
+    channel_id: int | None
+    accounting_synced: bool | None
+    external_accounting_id: str | None
+    accounting_error: str | None
+    accounting_synced_at: int | None
+    item_external_ids: dict[int, str | None]
+
+
+@dataclass(slots=True)
+class AccountingChange:
+    """What to write: FR columns, item external ids, and the history entry's field diff."""
+
+    fr_columns: dict[str, Any] = field(default_factory=dict)
+    item_external_ids: dict[int, str | None] = field(default_factory=dict)
+    diff: dict[str, Any] = field(default_factory=dict)
+
+
+# Body field -> column, for the three top-level accounting fields.
+_FIELDS = (
+    ("accountingSynced", "accounting_synced"),
+    ("externalAccountingId", "external_accounting_id"),
+    ("accountingError", "accounting_error"),
+)
+
+
+def plan_accounting_sync(
+    principal: Principal, state: AccountingState | None, patch: AccountingPatch, now: int
+) -> AccountingChange:
+    """Decide what `patch` changes on this FR; raise NotFound or InvalidItems to change nothing."""
+    if state is None or not principal.covers(state.account_id, state.source_id, state.channel_id):
+        raise NotFound("Fulfillment request not found.")
+    _check_items(patch, state)
+    change = AccountingChange()
+    for wire_name, column in _FIELDS:
+        new = getattr(patch, column)
+        old = getattr(state, column)
+        if new is not UNSET and new != old:
+            change.fr_columns[column] = new
+            change.diff[wire_name] = {"before": old, "after": new}
+    _plan_synced_at(state, change, now)
+    _plan_items(patch, state, change)
+    if change.fr_columns or change.item_external_ids:
+        change.fr_columns["updated_at"] = now
+    return change
+
+
+def _plan_synced_at(state: AccountingState, change: AccountingChange, now: int) -> None:
+    # Set when accountingSynced becomes true (re-sending true keeps the first time);
+    # cleared when it becomes false or null.
+    if "accounting_synced" not in change.fr_columns:
+        return
+    if change.fr_columns["accounting_synced"] is True:
+        change.fr_columns["accounting_synced_at"] = now
+    else:
+        change.fr_columns["accounting_synced_at"] = None
+
+
+def _plan_items(patch: AccountingPatch, state: AccountingState, change: AccountingChange) -> None:
+    diffs = []
+    for item in patch.items or ():
+        new = item.external_accounting_item_id
+        old = state.item_external_ids[item.id]
+        if new is not UNSET and new != old:
+            change.item_external_ids[item.id] = new
+            diffs.append({"id": item.id, "externalAccountingItemId": {"before": old, "after": new}})
+    if diffs:
+        change.diff["items"] = diffs
+
+
+def _check_items(patch: AccountingPatch, state: AccountingState) -> None:
+    errors: list[FieldError] = []
+    bad_ids: set[int] = set()
+    seen: set[int] = set()
+    for index, item in enumerate(patch.items or ()):
+        where = f"items[{index}].id"
+        if item.id in seen:
+            errors.append(FieldError(where, f"Item {item.id} is listed more than once."))
+            bad_ids.add(item.id)
+        elif item.id not in state.item_external_ids:
+            errors.append(FieldError(where, f"Item {item.id} is not an item of this request."))
+            bad_ids.add(item.id)
+        seen.add(item.id)
+    if errors:
+        listed = ", ".join(str(i) for i in sorted(bad_ids))
+        raise InvalidItems(f"Bad item ids: {listed}.", errors)

@@ -1,0 +1,84 @@
+"""The resources as the API shows them (wire shapes), and the time format they use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+TokenType = Literal["account", "source", "channel"]
+
+STATUS_NAMES = (
+    "Unprocessed",
+    "Processing",
+    "Processed",
+    "Acknowledged",
+    "Canceled",
+    "Failed",
+    "Voided",
+    "Processing Error",
+)
+
+
+class Status(msgspec.Struct, frozen=True):
+    name: str
+
+
+class Item(msgspec.Struct, rename="camel"):
+    id: int
+    sku: str
+    title: str
+    quantity: int
+    cost: float
+    order_item_id: int | None
+    external_accounting_item_id: str | None
+
+
+class FulfillmentRequest(msgspec.Struct, rename="camel"):
+    id: int
+    fulfillment_request_number: str
+    account_id: int
+    source_id: int
+    order_id: int
+    channel_id: int | None
+    fulfillment_request_status: Status
+    generated_at: str
+    sent_at: str | None
+    acknowledged_at: str | None
+    updated_at: str
+    accounting_synced: bool | None
+    external_accounting_id: str | None
+    accounting_error: str | None
+    accounting_synced_at: str | None
+    fulfillment_request_items: list[Item]
+
+
+class HistoryEntry(msgspec.Struct, rename="camel"):
+    at: str
+    token_id: int
+    token_type: str
+    request_id: str
+    changes: dict[str, object]
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def format_ms(ms: int) -> str:
+    """Milliseconds since the epoch → `2026-11-26T16:52:42.123Z`."""
+    stamp = datetime.fromtimestamp(ms / 1000, UTC)
+    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def format_ms_or_none(ms: int | None) -> str | None:
+    return None if ms is None else format_ms(ms)
+
+
+def parse_timestamp(text: str) -> int:
+    """ISO-8601 with an offset or `Z` → milliseconds since the epoch; ValueError otherwise."""
+    stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone; add 'Z' for UTC")
+    return int(stamp.timestamp() * 1000)

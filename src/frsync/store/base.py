@@ -1,0 +1,112 @@
+"""The store interface: everything the API and the CLI ask of a database, and nothing more.
+
+Each backend (SQLite, PostgreSQL) implements it in its own module; the domain code sees only
+this. A method either completes whole or changes nothing; a store that is locked or
+unreachable raises `StoreBusy`, never a driver error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from frsync.domain import AccountingChange, AccountingState, Principal
+from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
+
+PlanFn = Callable[[AccountingState | None], AccountingChange]
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Who made a change and when, for the history entry. Never the token itself."""
+
+    token_id: int
+    token_type: TokenType
+    request_id: str
+    at: int  # ms since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class FrQuery:
+    """Filters of `GET /fulfillment-requests` (and `/count`); None means "no filter"."""
+
+    page_number: int = 1
+    page_size: int = 20
+    since_id: int | None = None
+    order_id: int | None = None
+    fr_numbers: tuple[str, ...] | None = None
+    source_id: int | None = None
+    statuses: tuple[str, ...] | None = None
+    accounting_synced: bool | None = None  # False matches false and null
+    has_accounting_error: bool | None = None  # "" counts as no error
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: int
+    token_type: TokenType
+    scope_id: int
+    label: str | None
+    created_at: int
+    revoked_at: int | None
+
+
+@dataclass(slots=True)
+class LoadData:
+    """One batch of rows to upsert. Rows are tuples in the column order of `store.rows`."""
+
+    accounts: list[tuple[Any, ...]] = field(default_factory=list)
+    sources: list[tuple[Any, ...]] = field(default_factory=list)
+    channels: list[tuple[Any, ...]] = field(default_factory=list)
+    fulfillment_requests: list[tuple[Any, ...]] = field(default_factory=list)
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+    tokens: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class Store(Protocol):
+    async def find_token(self, token_hash: bytes) -> Principal | None:
+        """The live (not revoked) token with this SHA-256 hash."""
+        ...
+
+    async def get_fulfillment_request(
+        self, fr_id: int, principal: Principal
+    ) -> FulfillmentRequest | None: ...
+
+    async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+        """In one write transaction: lock the FR, read its state, apply `plan(state)`, record
+        history. If `plan` raises, nothing is written and the error propagates."""
+        ...
+
+    async def accounting_history(
+        self, fr_id: int, principal: Principal
+    ) -> list[HistoryEntry] | None:
+        """Newest first; None when the FR is missing or out of scope."""
+        ...
+
+    async def list_fulfillment_requests(
+        self, principal: Principal, query: FrQuery
+    ) -> list[FulfillmentRequest]: ...
+
+    async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int: ...
+
+    async def load(self, batches: Iterable[LoadData]) -> None:
+        """Upsert every batch in one transaction: all of it lands, or none of it."""
+        ...
+
+    async def create_token(
+        self, token_hash: bytes, token_type: TokenType, scope_id: int, label: str | None
+    ) -> int:
+        """Store a new token's hash; raises NotFound when its account/source/channel does
+        not exist. Returns the token id."""
+        ...
+
+    async def revoke_token(self, token_id: int) -> bool: ...
+
+    async def list_tokens(self) -> list[TokenInfo]: ...
+
+    async def ping(self) -> None:
+        """Raise StoreBusy unless the store answers a trivial query."""
+        ...
+
+    async def close(self) -> None: ...

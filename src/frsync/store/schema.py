@@ -1,0 +1,124 @@
+"""The tables, as SQLAlchemy Core metadata. Alembic migrations own the live schema;
+`tests/store/test_migrations.py` checks the two agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# On SQLite an INTEGER PRIMARY KEY is the rowid itself: the fastest lookup there is.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("name", Text, nullable=False),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("name", Text, nullable=False),
+)
+
+fulfillment_requests = Table(
+    "fulfillment_requests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("fulfillment_request_number", Text, nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("source_id", BigInteger, ForeignKey("sources.id"), nullable=False),
+    Column("order_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, ForeignKey("channels.id"), nullable=True),
+    Column("status", Text, nullable=False),
+    # Times are milliseconds since the epoch, UTC: exact, compact and the same on every backend.
+    Column("generated_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger),
+    Column("acknowledged_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("accounting_synced", Boolean),
+    Column("external_accounting_id", String(255)),
+    Column("accounting_error", Text),
+    Column("accounting_synced_at", BigInteger),
+    # Every list is "in this scope, ordered by id": one index per scope column.
+    Index("ix_fr_account_id", "account_id", "id"),
+    Index("ix_fr_source_id", "source_id", "id"),
+    Index("ix_fr_channel_id", "channel_id", "id"),
+    Index("ix_fr_order_id", "order_id"),
+    Index("ix_fr_number", "fulfillment_request_number"),
+)
+
+fulfillment_request_items = Table(
+    "fulfillment_request_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column(
+        "fulfillment_request_id",
+        BigInteger,
+        ForeignKey("fulfillment_requests.id"),
+        nullable=False,
+    ),
+    Column("sku", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("order_item_id", BigInteger),
+    Column("external_accounting_item_id", String(255)),
+    Index("ix_item_fr_id", "fulfillment_request_id", "id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # SHA-256 of the token: the plaintext is shown once and never stored.
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("token_type", String(16), nullable=False),
+    Column("scope_id", BigInteger, nullable=False),
+    Column("label", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+
+accounting_history = Table(
+    "accounting_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "fulfillment_request_id",
+        BigInteger,
+        ForeignKey("fulfillment_requests.id"),
+        nullable=False,
+    ),
+    Column("at", BigInteger, nullable=False),
+    Column("token_id", BigInteger, nullable=False),
+    Column("token_type", String(16), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("changes", Text, nullable=False),  # JSON: field -> {before, after}
+    Index("ix_history_fr_id", "fulfillment_request_id", "id"),
+)
