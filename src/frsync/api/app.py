@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from frsync.api.routes import DOCS_ROUTE, ROUTES
 from frsync.config import Settings
 from frsync.errors import FrsyncError
 from frsync.ratelimit import open_rate_limit_store
+from frsync.ratelimit.memory import Clock
 from frsync.store import open_store
 
 
@@ -38,15 +40,20 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return http_problem(exc.status_code, detail, _request_id(request), **(exc.headers or {}))
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlette:
+    """The API. `clock` (monotonic seconds) drives rate limits and the token cache; tests
+    pass their own to control time."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await open_store(settings)
-        limiter = open_rate_limit_store(settings.redis_url, timeout=settings.redis_timeout)
+        limiter = open_rate_limit_store(
+            settings.redis_url, timeout=settings.redis_timeout, clock=clock
+        )
         app.state.settings = settings
         app.state.store = store
         app.state.limiter = limiter
-        tokens = TokenCache(store, settings.token_cache_seconds)
+        tokens = TokenCache(store, settings.token_cache_seconds, clock)
         app.state.gatekeeper = Gatekeeper(settings, tokens, limiter)
         try:
             yield

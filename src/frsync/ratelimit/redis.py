@@ -1,0 +1,158 @@
+"""Token buckets shared through Redis, falling back to in-process buckets when Redis is away.
+
+Each hit is one Lua script (the GCRA step of `memory.step`), so buckets are updated atomically
+for every process and host, on Redis's own clock. Redis being unreachable, refusing, slow or
+silent never holds a request longer than `timeout`: the hit is answered from a local bucket,
+the outage is logged once, `status()` says 'degraded', and Redis is tried again after a short
+backoff — by one request at a time, so a dead Redis is not hammered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from frsync.ratelimit.base import Decision
+from frsync.ratelimit.memory import Clock, MemoryStore, check_limits, decide
+
+log = logging.getLogger("frsync.ratelimit")
+
+T = TypeVar("T")
+
+# KEYS[1]: the bucket. ARGV: capacity, rate, and a time in seconds that only tests pass.
+# Times are seconds since 2023-11-14 (1.7e9), not 1970: the smaller number keeps sub-microsecond
+# precision in a double. The TAT is written with %.17g because Lua's tostring keeps 14 digits.
+GCRA_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
+end
+local base = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
+local tat = base + 1 / rate
+if tat - now > capacity / rate + 1e-6 then
+  return {0, string.format('%.17g', base - now)}
+end
+local ttl = math.ceil((tat - now) * 1000)
+redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', ttl)
+return {1, string.format('%.17g', tat - now)}
+"""
+
+# What a broken, slow or vanished Redis raises (asyncio's TimeoutError is an OSError too).
+FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class RedisStore:
+    """Buckets in Redis under `frsync:rl:{key}`, with local buckets as the fallback."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.25,
+        clock: Clock = time.monotonic,
+        backoff: float = 1.0,
+        prefix: str = "frsync:rl:",
+        max_connections: int = 32,
+        server_time: Clock | None = None,
+    ) -> None:
+        # No retries inside redis-py: a retry would double the time a request can wait, and
+        # the local bucket is a better answer than a late one.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._redis: Redis = Redis.from_pool(pool)
+        self._script = self._redis.register_script(GCRA_SCRIPT)
+        self._fallback = MemoryStore(clock=clock)
+        self._timeout = timeout
+        self._clock = clock
+        self._backoff = backoff
+        self._prefix = prefix
+        self._server_time = server_time  # tests only: replaces Redis's TIME
+        self._down = False
+        self._retry_at = 0.0  # while down, Redis is left alone until this clock time
+        self._probing = False
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout: float = 0.25, clock: Clock = time.monotonic
+    ) -> RedisStore:
+        """Build from `redis://`, `rediss://` or `unix://`; connects lazily, on first use."""
+        return cls(url, timeout=timeout, clock=clock)
+
+    async def hit(self, key: str, capacity: int, rate: float) -> Decision:
+        """Take one token from `key`'s bucket if there is one; a refused hit costs nothing."""
+        check_limits(capacity, rate)
+        decision = await self._guarded(lambda: self._remote_hit(key, capacity, rate))
+        if decision is None:
+            return self._fallback.hit_now(key, capacity, rate)
+        return decision
+
+    async def status(self) -> str:
+        """'ok' when Redis answers a PING in time, else 'degraded' (buckets are local)."""
+        answered = await self._guarded(self._redis.ping)
+        return "ok" if answered else "degraded"
+
+    async def close(self) -> None:
+        """Close every connection to Redis."""
+        await self._redis.aclose()
+        await self._fallback.close()
+
+    async def _remote_hit(self, key: str, capacity: int, rate: float) -> Decision:
+        args: list[float | str] = [capacity, repr(rate)]
+        if self._server_time is not None:
+            args.append(repr(self._server_time()))
+        allowed, ahead = await self._script(keys=[self._prefix + key], args=args)
+        return decide(bool(allowed), float(ahead), capacity, rate)
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Run `call` on Redis unless Redis is known to be down; None if not run or failed."""
+        if not self._down:
+            return await self._attempt(call)
+        if self._probing or self._clock() < self._retry_at:
+            return None
+        # One request probes a Redis that was down; the rest keep using local buckets meanwhile.
+        self._probing = True
+        try:
+            return await self._attempt(call)
+        finally:
+            self._probing = False
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            # Socket timeouts alone do not bound every path (pool waits, connect handshakes,
+            # a peer that accepts and never answers); this caps the whole call.
+            async with asyncio.timeout(self._timeout):
+                result = await call()
+        except FAILURES as exc:
+            self._mark_down(exc)
+            return None
+        self._mark_up()
+        return result
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self._retry_at = self._clock() + self._backoff
+        if not self._down:
+            self._down = True
+            reason = str(exc) or type(exc).__name__
+            log.warning("Redis rate-limit store unreachable (%s); using in-process buckets", reason)
+
+    def _mark_up(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("Redis rate-limit store reachable again; buckets are shared again")

@@ -1,0 +1,92 @@
+"""Every answer the tests see is checked against the checked-in OpenAPI document: the status
+must be documented for the operation, and the body and headers must fit what it promises."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from typing import Any
+
+import httpx
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from frsync.api.routes import OPENAPI_DOCUMENT
+
+DOCUMENT: dict[str, Any] = json.loads(OPENAPI_DOCUMENT)
+_BASE = "urn:frsync:openapi"
+_REGISTRY = Registry().with_resource(_BASE, Resource(DOCUMENT, DRAFT202012))
+# Answers any route can give besides its own: unknown method (405) and unexpected failure.
+_ANY_ROUTE = {"405", "500"}
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` such as `#/components/responses/NotFound`."""
+    while "$ref" in node:
+        target: Any = DOCUMENT
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+@cache
+def _path_patterns() -> list[tuple[re.Pattern[str], str]]:
+    patterns = []
+    for template in DOCUMENT["paths"]:
+        regex = re.sub(r"\{[^}]+\}", "[^/]+", template)
+        patterns.append((re.compile(f"^{regex}$"), template))
+    # Literal paths before templated ones, as the router matches them.
+    return sorted(patterns, key=lambda p: "{" in p[1])
+
+
+def operation_for(method: str, path: str) -> dict[str, Any] | None:
+    for pattern, template in _path_patterns():
+        if pattern.match(path):
+            item = DOCUMENT["paths"][template]
+            return item.get(method.lower())  # type: ignore[no-any-return]
+    return None
+
+
+def check(response: httpx.Response) -> None:
+    request = response.request
+    operation = operation_for(request.method, request.url.path)
+    status = str(response.status_code)
+    if operation is None:
+        assert status in {"404", "405"}, f"{request.method} {request.url.path}: undocumented path"
+        assert response.headers["content-type"] == "application/problem+json"
+        return
+    if status not in operation["responses"]:
+        assert status in _ANY_ROUTE, f"{request.method} {request.url.path} answered undocumented {status}"
+        return
+    spec = _resolve(operation["responses"][status])
+    _check_headers(response, spec)
+    _check_body(response, spec)
+
+
+def _check_headers(response: httpx.Response, spec: dict[str, Any]) -> None:
+    for name in spec.get("headers", {}):
+        # No pool to report without a valid token (401, 500, or a 429 for token guessing).
+        if name.startswith("X-Auth-") and response.status_code in (401, 429, 500):
+            continue
+        assert name.lower() in response.headers, f"{response.status_code} lacks header {name}"
+
+
+def _check_body(response: httpx.Response, spec: dict[str, Any]) -> None:
+    content = spec.get("content")
+    if not content:
+        assert response.content == b"", f"{response.status_code} should have no body"
+        return
+    media_type = response.headers.get("content-type", "").split(";")[0]
+    assert media_type in content, f"{response.status_code} sent {media_type}, not {list(content)}"
+    if media_type.endswith("json"):
+        schema = _rewrite_refs(content[media_type]["schema"])
+        validator = Draft202012Validator(schema, registry=_REGISTRY)
+        validator.validate(response.json())
+
+
+def _rewrite_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(schema).replace('"#/components', f'"{_BASE}#/components')
+    return json.loads(text)  # type: ignore[no-any-return]

@@ -1,0 +1,155 @@
+"""What every test needs: a known data set, its tokens, and the app running on a store."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import uvicorn
+from starlette.applications import Starlette
+
+from frsync.api import create_app
+from frsync.config import Settings
+from frsync.fixture import Fixture, fixture_to_rows
+from frsync.models import now_ms
+from frsync.store import open_store
+
+TOKENS = {
+    "account1": "tok-account-1-aaaaaaaaaaaa",
+    "account2": "tok-account-2-bbbbbbbbbbbb",
+    "source10": "tok-source-10-cccccccccccc",
+    "source11": "tok-source-11-dddddddddddd",
+    "channel20": "tok-channel-20-eeeeeeeeeee",
+    "channel40": "tok-channel-40-fffffffffff",
+}
+
+
+def _fr(fr_id: int, account: int, source: int, channel: int | None, items: list[int],
+        **extra: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "id": fr_id, "accountId": account, "sourceId": source, "channelId": channel,
+        "orderId": 5000 + fr_id, "fulfillmentRequestNumber": f"FR-{fr_id}",
+        "status": extra.pop("status", "Processed"),
+        "generatedAt": "2026-11-20T10:00:00.000Z",
+        "items": [
+            {"id": i, "sku": f"SKU-{i}", "title": f"Item {i}", "quantity": 1 + i % 3,
+             "cost": 10.5, "orderItemId": 90000 + i}
+            for i in items
+        ],
+        **extra,
+    }  # fmt: skip
+
+
+BASIC_FIXTURE: dict[str, Any] = {
+    "accounts": [{"id": 1, "name": "Acme Outdoor"}, {"id": 2, "name": "Birch & Pine"}],
+    "sources": [
+        {"id": 10, "accountId": 1, "name": "Trailhead Supply"},
+        {"id": 11, "accountId": 1, "name": "Summit Wholesale"},
+        {"id": 30, "accountId": 2, "name": "Hearth Goods"},
+    ],
+    "channels": [
+        {"id": 20, "accountId": 1, "name": "Acme Shopify"},
+        {"id": 21, "accountId": 1, "name": "Acme Amazon"},
+        {"id": 40, "accountId": 2, "name": "Birch Etsy"},
+    ],
+    "fulfillmentRequests": [
+        _fr(221, 1, 10, 20, [12312, 12313]),
+        _fr(222, 1, 11, 20, [12320]),
+        _fr(223, 1, 10, None, [12330, 12331, 12332]),
+        _fr(224, 1, 11, 21, [12340], status="Acknowledged"),
+        _fr(225, 1, 10, 21, [12350], accountingSynced=True, externalAccountingId="PO-225",
+            accountingSyncedAt="2026-11-21T09:00:00.000Z"),
+        _fr(226, 1, 10, 20, [12360], accountingSynced=False, accountingError="Vendor not mapped"),
+        _fr(227, 1, 11, 20, [12370], accountingSynced=False, accountingError=""),
+        _fr(228, 1, 10, 20, [], status="Canceled"),
+        _fr(301, 2, 30, 40, [30101]),
+        _fr(302, 2, 30, None, [30201, 30202]),
+    ],  # fmt: skip
+    "tokens": [
+        {"token": TOKENS["account1"], "type": "account", "id": 1},
+        {"token": TOKENS["account2"], "type": "account", "id": 2},
+        {"token": TOKENS["source10"], "type": "source", "id": 10},
+        {"token": TOKENS["source11"], "type": "source", "id": 11},
+        {"token": TOKENS["channel20"], "type": "channel", "id": 20},
+        {"token": TOKENS["channel40"], "type": "channel", "id": 40},
+    ],
+}
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """SQLite under tmp_path, memory rate limits, no access log."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'frsync.db'}",
+        "log_requests": False,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def fixture_copy() -> dict[str, Any]:
+    return copy.deepcopy(BASIC_FIXTURE)
+
+
+async def load_fixture(settings: Settings, fixture: dict[str, Any]) -> None:
+    data = fixture_to_rows(msgspec.convert(fixture, type=Fixture), now=now_ms())
+    store = await open_store(settings)
+    try:
+        await store.load([data])
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings,
+    fixture: dict[str, Any] | None = BASIC_FIXTURE,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[Starlette]:
+    """The app with its lifespan started, on a migrated store holding `fixture`."""
+    if fixture is not None:
+        await load_fixture(settings, fixture)
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_over_tcp(
+    settings: Settings, fixture: dict[str, Any] | None = BASIC_FIXTURE
+) -> Iterator[str]:
+    """A real uvicorn server in a background thread on a free loopback port."""
+    if fixture is not None:
+        asyncio.run(load_fixture(settings, fixture))
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False,
+        lifespan="on",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            thread.join(0.01)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
