@@ -24,7 +24,9 @@ from frsync.store import migrate
 from tests.openapi_check import check as check_against_openapi
 from tests.support import TOKENS, make_settings, running_app
 
-POSTGRES_URL = os.environ.get("FRSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "FRSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 REQUIRE_SERVICES = os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1"
 TABLES = "accounting_history, fulfillment_request_items, fulfillment_requests, api_tokens, sources, channels, accounts"
 _skipped_backends: dict[str, str] = {}
@@ -62,7 +64,7 @@ def postgres_url() -> Iterator[str]:
     name = f"frsync_test_{uuid.uuid4().hex[:10]}"
     try:
         asyncio.run(_pg(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError, ImportError) as error:
+    except (TimeoutError, OSError, ImportError) as error:
         _unavailable("PostgreSQL", f"{type(error).__name__}: {error}")
     except Exception as error:  # asyncpg's own errors (auth, missing database…)
         _unavailable("PostgreSQL", f"{type(error).__name__}: {error}")
@@ -130,4 +132,6 @@ async def anon(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for what, why in _skipped_backends.items():
-        terminalreporter.write_line(f"NOTE: {what} tests were SKIPPED ({why})", yellow=True, bold=True)
+        terminalreporter.write_line(
+            f"NOTE: {what} tests were SKIPPED ({why})", yellow=True, bold=True
+        )

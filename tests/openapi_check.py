@@ -59,7 +59,9 @@ def check(response: httpx.Response) -> None:
         assert response.headers["content-type"] == "application/problem+json"
         return
     if status not in operation["responses"]:
-        assert status in _ANY_ROUTE, f"{request.method} {request.url.path} answered undocumented {status}"
+        assert status in _ANY_ROUTE, (
+            f"{request.method} {request.url.path} answered undocumented {status}"
+        )
         return
     spec = _resolve(operation["responses"][status])
     _check_headers(response, spec)

@@ -85,7 +85,9 @@ async def test_every_authenticated_answer_reports_the_pool(api: httpx.AsyncClien
     for answer in (
         await api.get("/fulfillment-requests/221"),
         await api.get("/fulfillment-requests/999"),
-        await api.patch(SYNC.format(221), content=b"{", headers={"Content-Type": "application/json"}),
+        await api.patch(
+            SYNC.format(221), content=b"{", headers={"Content-Type": "application/json"}
+        ),
     ):
         assert answer.headers["x-auth-pool-size"] == "40"
         assert answer.headers["x-auth-replenished-per-second"] == "2"
@@ -115,23 +117,31 @@ async def test_bucket_burst_then_429_then_refill(timed_app: Starlette, clock: Fa
 
 
 async def test_buckets_are_per_token(timed_app: Starlette) -> None:
-    async with client_for(timed_app, TOKENS["account1"]) as one, client_for(timed_app, TOKENS["source10"]) as two:
+    async with (
+        client_for(timed_app, TOKENS["account1"]) as one,
+        client_for(timed_app, TOKENS["source10"]) as two,
+    ):
         for _ in range(40):
             await one.get("/fulfillment-requests/221")
         assert (await one.get("/fulfillment-requests/221")).status_code == 429
         assert (await two.get("/fulfillment-requests/221")).status_code == 200
 
 
-async def test_token_guessing_is_limited_per_address(timed_app: Starlette, clock: FakeClock) -> None:
-    async with client_for(timed_app, "tok-guess-000000000000") as guesser, client_for(
-        timed_app, TOKENS["account1"]
-    ) as honest:
+async def test_token_guessing_is_limited_per_address(
+    timed_app: Starlette, clock: FakeClock
+) -> None:
+    async with (
+        client_for(timed_app, "tok-guess-000000000000") as guesser,
+        client_for(timed_app, TOKENS["account1"]) as honest,
+    ):
         statuses = [(await guesser.get("/fulfillment-requests/221")).status_code for _ in range(25)]
         assert statuses[:20] == [401] * 20
         assert statuses[20:] == [429] * 5
         refused = await guesser.get("/fulfillment-requests/221")
         assert int(refused.headers["retry-after"]) >= 1
-        assert (await honest.get("/fulfillment-requests/221")).status_code == 200  # valid tokens pass
+        assert (
+            await honest.get("/fulfillment-requests/221")
+        ).status_code == 200  # valid tokens pass
         clock.now += 1.0  # 5 per second come back
         assert (await guesser.get("/fulfillment-requests/221")).status_code == 401
 
@@ -150,12 +160,16 @@ async def test_revocation_takes_effect_within_one_second(
         assert_problem(await client.get("/fulfillment-requests/221"), 401)
 
 
-async def test_tokens_are_stored_only_as_hashes(settings: Settings, app: Starlette, tmp_path: Path) -> None:
+def _database_bytes(database_url: str) -> bytes:
+    path = Path(database_url.removeprefix("sqlite:///"))
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_tokens_are_stored_only_as_hashes(settings: Settings, app: Starlette) -> None:
     tokens = await app.state.store.list_tokens()
     assert len(tokens) == len(TOKENS)
     if settings.database_url.startswith("sqlite"):
-        raw = Path(settings.database_url.removeprefix("sqlite:///")).read_bytes()
-        wal = Path(settings.database_url.removeprefix("sqlite:///") + "-wal")
-        raw += wal.read_bytes() if wal.exists() else b""
+        raw = _database_bytes(settings.database_url)
         for plaintext in TOKENS.values():
             assert plaintext.encode() not in raw

@@ -39,7 +39,9 @@ async def test_openapi_document_is_the_checked_in_one(anon: httpx.AsyncClient) -
 
 async def test_reference_examples_from_the_document_work_verbatim(api: httpx.AsyncClient) -> None:
     document = json.loads(DOCUMENT.read_text())
-    patch = document["paths"]["/fulfillment-requests/{fulfillmentRequestId}/accounting-sync"]["patch"]
+    patch = document["paths"]["/fulfillment-requests/{fulfillmentRequestId}/accounting-sync"][
+        "patch"
+    ]
     for name in ("success-1", "error-1"):
         example = patch["requestBody"]["content"]["application/json"]["examples"][name]["value"]
         answer = await api.patch("/fulfillment-requests/221/accounting-sync", json=example)
@@ -50,7 +52,9 @@ async def test_docs_page_renders_from_the_document(anon: httpx.AsyncClient) -> N
     page = await anon.get("/docs")
     assert page.status_code == 200
     assert "openapi.json" in page.text
-    assert "http" not in page.text.split("<script>")[0].lower().replace("https://", "x")  # nothing external
+    assert "http" not in page.text.split("<script>")[0].lower().replace(
+        "https://", "x"
+    )  # nothing external
 
 
 async def test_docs_can_be_switched_off(tmp_path: Path, settings: Settings) -> None:
@@ -63,7 +67,9 @@ async def test_docs_can_be_switched_off(tmp_path: Path, settings: Settings) -> N
             assert_problem(await anon.get("/docs"), 404)
 
 
-async def test_every_answer_carries_the_safety_headers(api: httpx.AsyncClient, anon: httpx.AsyncClient) -> None:
+async def test_every_answer_carries_the_safety_headers(
+    api: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
     for answer in (
         await api.get("/fulfillment-requests/221"),
         await api.get("/fulfillment-requests/nope"),
@@ -89,7 +95,9 @@ async def test_other_verbs_are_405_with_allow(api: httpx.AsyncClient) -> None:
         assert answer.headers["allow"]
 
 
-async def test_unexpected_failure_is_a_clean_500_with_request_id(app: Starlette, api: httpx.AsyncClient, caplog) -> None:
+async def test_unexpected_failure_is_a_clean_500_with_request_id(
+    app: Starlette, api: httpx.AsyncClient, caplog
+) -> None:
     class Broken(Exception):
         pass
 

@@ -67,10 +67,17 @@ async def test_omitted_fields_stay_and_null_clears(api: httpx.AsyncClient) -> No
 async def test_items_null_is_like_omitting_and_unlisted_items_keep_values(
     api: httpx.AsyncClient,
 ) -> None:
-    body = {"items": [{"id": 12312, "externalAccountingItemId": "A"}, {"id": 12313, "externalAccountingItemId": "B"}]}
+    body = {
+        "items": [
+            {"id": 12312, "externalAccountingItemId": "A"},
+            {"id": 12313, "externalAccountingItemId": "B"},
+        ]
+    }
     await api.patch(SYNC.format(221), json=body)
     await api.patch(SYNC.format(221), json={"items": None})
-    await api.patch(SYNC.format(221), json={"items": [{"id": 12313, "externalAccountingItemId": None}]})
+    await api.patch(
+        SYNC.format(221), json={"items": [{"id": 12313, "externalAccountingItemId": None}]}
+    )
     await api.patch(SYNC.format(221), json={"items": [{"id": 12312}]})  # id only: unchanged
     fr = (await api.get("/fulfillment-requests/221")).json()
     items = {i["id"]: i["externalAccountingItemId"] for i in fr["fulfillmentRequestItems"]}
@@ -102,7 +109,9 @@ async def test_updated_at_moves_only_when_something_changes(api: httpx.AsyncClie
     assert (await api.get("/fulfillment-requests/222")).json()["updatedAt"] != before["updatedAt"]
 
 
-async def test_history_records_who_and_what_changed_newest_first(app, api: httpx.AsyncClient) -> None:
+async def test_history_records_who_and_what_changed_newest_first(
+    app, api: httpx.AsyncClient
+) -> None:
     from tests.conftest import client_for
     from tests.support import TOKENS
 
@@ -118,7 +127,9 @@ async def test_history_records_who_and_what_changed_newest_first(app, api: httpx
     assert oldest["changes"] == {
         "accountingSynced": {"before": None, "after": True},
         "externalAccountingId": {"before": None, "after": "TEST-221"},
-        "items": [{"id": 12312, "externalAccountingItemId": {"before": None, "after": "TEST-221-A"}}],
+        "items": [
+            {"id": 12312, "externalAccountingItemId": {"before": None, "after": "TEST-221-A"}}
+        ],
     }
     assert newest["changes"] == {
         "accountingSynced": {"before": True, "after": False},
@@ -153,7 +164,9 @@ async def test_item_external_id_limit(api: httpx.AsyncClient) -> None:
     ok = {"items": [{"id": 12312, "externalAccountingItemId": "é" * 255}]}
     assert (await api.patch(SYNC.format(221), json=ok)).status_code == 204
     bad = {"items": [{"id": 12312, "externalAccountingItemId": "é" * 256}]}
-    assert_problem(await api.patch(SYNC.format(221), json=bad), 400, "items[0].externalAccountingItemId")
+    assert_problem(
+        await api.patch(SYNC.format(221), json=bad), 400, "items[0].externalAccountingItemId"
+    )
 
 
 async def test_items_limit_of_one_thousand_entries(api: httpx.AsyncClient) -> None:
@@ -161,10 +174,12 @@ async def test_items_limit_of_one_thousand_entries(api: httpx.AsyncClient) -> No
     answer = await api.patch(SYNC.format(221), json=at_limit)
     body = assert_problem(answer, 400)  # the schema allows 1000; the repeats are refused
     assert "12312" in body["detail"]
-    assert_problem(await api.patch(SYNC.format(221), json={"items": [{"id": 12312}] * 1001}), 400, "items")
+    assert_problem(
+        await api.patch(SYNC.format(221), json={"items": [{"id": 12312}] * 1001}), 400, "items"
+    )
 
 
 async def test_unicode_round_trips_exactly(api: httpx.AsyncClient) -> None:
-    text = "Zoë's 🧾 — 请求 \u2028 \"quoted\" \\ back"
+    text = 'Zoë\'s 🧾 — 请求 \u2028 "quoted" \\ back'
     assert (await api.patch(SYNC.format(221), json={"accountingError": text})).status_code == 204
     assert (await api.get("/fulfillment-requests/221")).json()["accountingError"] == text

@@ -14,7 +14,9 @@ JSON = {"Content-Type": "application/json"}
 async def _rejected(api: httpx.AsyncClient, status: int, content: bytes, fr_id: int = 221,
                     headers: dict[str, str] | None = None, field: str | None = None) -> dict:  # fmt: skip
     before = await state_of(api, 221)
-    answer = await api.patch(SYNC.format(fr_id), content=content, headers=JSON if headers is None else headers)
+    answer = await api.patch(
+        SYNC.format(fr_id), content=content, headers=JSON if headers is None else headers
+    )
     body = assert_problem(answer, status, field)
     assert await state_of(api, 221) == before, "a rejected request changed something"
     return body
@@ -41,8 +43,14 @@ async def test_body_must_be_declared_json(api: httpx.AsyncClient, content_type: 
 
 
 async def test_json_variants_of_content_type_are_accepted(api: httpx.AsyncClient) -> None:
-    for content_type in ("application/json; charset=utf-8", "APPLICATION/JSON", "application/merge-patch+json"):
-        answer = await api.patch(SYNC.format(221), content=b"{}", headers={"Content-Type": content_type})
+    for content_type in (
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/merge-patch+json",
+    ):
+        answer = await api.patch(
+            SYNC.format(221), content=b"{}", headers={"Content-Type": content_type}
+        )
         assert answer.status_code == 204, content_type
 
 
@@ -78,7 +86,10 @@ async def test_chunked_body_over_limit_is_413(api: httpx.AsyncClient) -> None:
         (b'{"items": [{"id": true}]}', "items[0].id"),
         (b'{"items": [{"id": null}]}', "items[0].id"),
         (b'{"items": [{"externalAccountingItemId": "x"}]}', "items[0]"),
-        (b'{"items": [{"id": 12312, "externalAccountingItemId": 5}]}', "items[0].externalAccountingItemId"),
+        (
+            b'{"items": [{"id": 12312, "externalAccountingItemId": 5}]}',
+            "items[0].externalAccountingItemId",
+        ),
         (b'{"items": [12312]}', "items[0]"),
     ],
 )
@@ -144,20 +155,28 @@ async def test_hostile_bodies_get_a_clean_400(api: httpx.AsyncClient, name: str)
 
 
 async def test_paired_surrogates_are_fine(api: httpx.AsyncClient) -> None:
-    answer = await api.patch(SYNC.format(221), content=b'{"accountingError": "\\ud83e\\uddfe"}', headers=JSON)
+    answer = await api.patch(
+        SYNC.format(221), content=b'{"accountingError": "\\ud83e\\uddfe"}', headers=JSON
+    )
     assert answer.status_code == 204
     assert (await api.get("/fulfillment-requests/221")).json()["accountingError"] == "🧾"
 
 
 async def test_check_order_path_before_content_type_before_body(api: httpx.AsyncClient) -> None:
     # bad path id and bad content type: the path wins
-    answer = await api.patch(SYNC.format("x"), content=b"\xff", headers={"Content-Type": "text/plain"})
+    answer = await api.patch(
+        SYNC.format("x"), content=b"\xff", headers={"Content-Type": "text/plain"}
+    )
     assert_problem(answer, 400, "fulfillmentRequestId")
     # bad content type and oversized body: 415 first
-    answer = await api.patch(SYNC.format(221), content=b" " * (2 * 1024 * 1024), headers={"Content-Type": "text/plain"})
+    answer = await api.patch(
+        SYNC.format(221), content=b" " * (2 * 1024 * 1024), headers={"Content-Type": "text/plain"}
+    )
     assert_problem(answer, 415)
     # oversized and malformed: 413
-    assert_problem(await api.patch(SYNC.format(221), content=b"[" * (2 * 1024 * 1024), headers=JSON), 413)
+    assert_problem(
+        await api.patch(SYNC.format(221), content=b"[" * (2 * 1024 * 1024), headers=JSON), 413
+    )
     # malformed body on a missing FR: 400 before 404
     assert_problem(await api.patch(SYNC.format(999999), content=b"{", headers=JSON), 400)
     # bad items on a missing FR: 404 before the item check
@@ -174,7 +193,9 @@ async def test_items_of_another_fr_are_rejected_whole(api: httpx.AsyncClient) ->
             {"id": 424242, "externalAccountingItemId": "exists nowhere"},
         ],
     }
-    problem = await _rejected(api, 400, __import__("json").dumps(body).encode(), field="items[1].id")
+    problem = await _rejected(
+        api, 400, __import__("json").dumps(body).encode(), field="items[1].id"
+    )
     assert "12320" in problem["detail"] and "424242" in problem["detail"]
     assert [e["field"] for e in problem["errors"]] == ["items[1].id", "items[2].id"]
     fr222 = (await api.get("/fulfillment-requests/222")).json()

@@ -20,6 +20,7 @@ from frsync.demo import TOKENS as DEMO_TOKENS
 from frsync.demo import demo_fixture
 from frsync.errors import FrsyncError
 from frsync.fixture import Fixture, FixtureError, decode_fixture, fixture_to_rows, hash_token
+from frsync.logs import configure_logging
 from frsync.models import TokenType, format_ms, now_ms
 from frsync.store import Store, migrate, open_store
 
@@ -58,6 +59,7 @@ def app_from_env() -> Any:
     """uvicorn's factory in each worker process: settings come through the environment."""
     from frsync.api import create_app
 
+    configure_logging()  # worker processes are spawned fresh: set logging up in each
     return create_app(Settings.from_env())
 
 
@@ -71,8 +73,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(settings, name)
         if value is not None:
             os.environ[f"FRSYNC_{name.upper()}"] = str(value)
-    from frsync.logs import configure_logging
-
     configure_logging()
     backend = settings.database_url.split(":", 1)[0]
     where = f"http://{settings.host}:{settings.port}"

@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` (sandbox with demo data) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Seed demo data into frsync.db, print tokens and a working curl, serve on 127.0.0.1:8000.
+run: install
+	$(BIN)/frsync demo
+	$(BIN)/frsync serve
+
+## Lint, type-check and run every test (PostgreSQL/Redis cases run when reachable).
+test: install lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## Run the benchmarks and rewrite BENCHMARKS.md.
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

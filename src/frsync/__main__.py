@@ -1,0 +1,5 @@
+"""`python -m frsync` is the `frsync` command."""
+
+from frsync.cli import main
+
+main()
