@@ -20,6 +20,7 @@ from frsync.api import create_app
 from frsync.config import Settings
 from frsync.fixture import Fixture, fixture_to_rows
 from frsync.models import now_ms
+from frsync.server_protocol import protocol_for
 from frsync.store import open_store
 
 TOKENS = {
@@ -146,7 +147,7 @@ def serve_over_tcp(
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False,
-        lifespan="on",
+        lifespan="on", http=protocol_for(settings),
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -41,6 +41,18 @@ class Settings:
     request_read_timeout: float = 10.0
     # Seconds SIGTERM waits for in-flight requests.
     shutdown_grace_seconds: float = 10.0
+    # Slow clients: a connection must deliver a request's head within `header_timeout` of
+    # connecting (or of the request's first byte), and its body within `request_read_timeout`
+    # + 1 s after the head; otherwise it is closed. uvicorn alone waits forever.
+    header_timeout: float = 10.0
+    # Open connections per worker process; past it a new connection is closed at once.
+    max_connections: int = 1000
+    # Proxies whose X-Forwarded-For is trusted for the client address (comma-separated IPs
+    # or CIDRs, "*" for any). None: uvicorn's default, 127.0.0.1 only.
+    forwarded_allow_ips: str | None = None
+    # Where worker processes share their metrics so one scrape sees all of them; `serve`
+    # sets it up for --workers > 1. None: this process's numbers only.
+    metrics_dir: str | None = None
     log_requests: bool = True
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -66,10 +67,24 @@ def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
+_MS_PER_DAY = 86_400_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    return f"{datetime.fromtimestamp(days * 86_400, UTC):%Y-%m-%d}"
+
+
 def format_ms(ms: int) -> str:
-    """Milliseconds since the epoch → `2026-11-26T16:52:42.123Z`."""
-    stamp = datetime.fromtimestamp(ms / 1000, UTC)
-    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    """Milliseconds since the epoch → `2026-11-26T16:52:42.123Z`.
+
+    Lists format four times per FR; integer arithmetic with the date cached per day is
+    several times cheaper than building a datetime each time."""
+    days, rest = divmod(ms, _MS_PER_DAY)
+    seconds, millis = divmod(rest, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_day(days)}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
 
 
 def format_ms_or_none(ms: int | None) -> str | None:

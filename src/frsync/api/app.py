@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from frsync.api.auth import Gatekeeper, TokenCache
+from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
 from frsync.api.problems import error_response, http_problem
 from frsync.api.routes import DOCS_ROUTE, ROUTES
@@ -55,16 +58,28 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
         app.state.limiter = limiter
         tokens = TokenCache(store, settings.token_cache_seconds, clock)
         app.state.gatekeeper = Gatekeeper(settings, tokens, limiter)
+        app.state.metrics = metrics
+        publisher = None
+        if settings.metrics_dir:
+            publisher = asyncio.create_task(metrics.publish_every(store, limiter))
         try:
             yield
         finally:
+            if publisher is not None:
+                publisher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await publisher
+                metrics.publish()  # this worker's last counts stay in the sum
             await limiter.close()
             await store.close()
 
+    metrics = Metrics(settings.metrics_dir)
     routes = [*ROUTES, DOCS_ROUTE] if settings.docs_enabled else ROUTES
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext, log_requests=settings.log_requests)],
+        middleware=[
+            Middleware(RequestContext, log_requests=settings.log_requests, metrics=metrics)
+        ],
         exception_handlers={FrsyncError: _on_error, HTTPException: _on_http_error},
         lifespan=lifespan,
     )

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from frsync.domain import INT64_MAX, AccountingPatch
 from frsync.errors import (
@@ -68,6 +68,9 @@ async def read_body(request: Request, limit: int, read_timeout: float) -> bytes:
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestTimeout(f"The body did not arrive within {read_timeout:g} s.") from None
+    except ClientDisconnect:
+        # Nobody is left to read the answer; what matters is that nothing is applied.
+        raise InvalidRequest("The client closed the connection before the body ended.") from None
     return b"".join(chunks)
 
 

@@ -3,16 +3,20 @@ and the last line of defence that turns an unexpected failure into a clean 500."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from typing import Any
 
 import msgspec
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frsync.api.auth import POOL_SCOPE_KEY
-from frsync.api.problems import http_problem
+from frsync.api.metrics import UNMATCHED, Metrics
+from frsync.api.problems import http_problem, problem_response
 from frsync.ratelimit import Decision
 
 access_log = logging.getLogger("frsync.access")
@@ -34,10 +38,19 @@ def pool_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
     ]
 
 
+def _shutting_down(request_id: str) -> Response:
+    return problem_response(503, "Service Unavailable", "shutting-down",
+                            "The server is shutting down; retry the request.",
+                            request_id=request_id, headers={"Retry-After": "1"})  # fmt: skip
+
+
 class RequestContext:
-    def __init__(self, app: ASGIApp, *, log_requests: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, log_requests: bool = True, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.log_requests = log_requests
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,12 +75,25 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when the shutdown grace period ends. A 503 tells
+            # the client to retry (elsewhere); PATCH is idempotent by value, so that is safe.
+            if not response["started"]:
+                with contextlib.suppress(Exception):
+                    await _shutting_down(request_id)(scope, receive, send_with_headers)
+            raise
         except Exception:
             error_log.exception("unhandled error", extra={"request_id": request_id})
             if not response["started"]:
                 answer = http_problem(500, "Unexpected error; quote the request id.", request_id)
                 await answer(scope, receive, send_with_headers)
         finally:
+            if self.metrics is not None:
+                # The route template, never the raw path: ids in label values would make a
+                # new series per FR. Starlette leaves the matched route in the scope.
+                route = getattr(scope.get("route"), "path", UNMATCHED)
+                elapsed = time.perf_counter() - started
+                self.metrics.observe(route, scope["method"], response["status"], elapsed)
             if self.log_requests:
                 self._log(scope, request_id, response["status"], started)
 

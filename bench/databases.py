@@ -1,0 +1,67 @@
+"""Create the benchmark databases: a SQLite file and a fresh PostgreSQL database, same rows."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import asyncpg
+
+from bench import dataset
+from frsync.config import Settings
+from frsync.store import migrate, open_store
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PG_BENCH_DB = "frsync_bench"
+PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_BENCH_DB}"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+async def _load(url: str) -> None:
+    store = await open_store(Settings(database_url=url))
+    try:
+        await store.load(dataset.batches())
+    finally:
+        await store.close()
+
+
+def build_sqlite(pristine: Path) -> float:
+    """Build the SQLite file once (kept in bench/.data between runs); seconds it took."""
+    if pristine.exists():
+        return 0.0
+    started = time.perf_counter()
+    partial = pristine.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    url = f"sqlite:///{partial}"
+    migrate(url)
+    asyncio.run(_load(url))
+    partial.rename(pristine)
+    return time.perf_counter() - started
+
+
+def fresh_sqlite(pristine: Path, work: Path) -> str:
+    """A copy of the pristine file, so each scenario starts from the same rows."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{work}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(pristine, work)
+    return f"sqlite:///{work}"
+
+
+async def _recreate_pg_database() -> None:
+    admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {PG_BENCH_DB}")
+    finally:
+        await admin.close()
+
+
+def build_postgres() -> float:
+    """Drop and recreate `frsync_bench`, migrate, load; seconds it took."""
+    started = time.perf_counter()
+    asyncio.run(_recreate_pg_database())
+    migrate(PG_URL)
+    asyncio.run(_load(PG_URL))
+    return time.perf_counter() - started

@@ -1,0 +1,187 @@
+"""The scenarios, in the order they run, each against servers started for it and stopped after.
+
+All figures of one `make bench` come from one run on one machine, so the ratios compare
+like with like even when the machine is busy with other work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import databases, dataset, hotpath, limiter_memory, load
+from bench.load import Result
+from bench.servers import ROOT, Server, start_frsync, start_prism
+
+DATA = ROOT / "bench" / ".data" / "suite"
+RESULTS = ROOT / "bench" / "results"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+WARMUP = float(os.environ.get("BENCH_WARMUP", "3"))
+PORT = 18700
+OPEN_LOOP_RATE = 1000.0
+
+
+@dataclass
+class Run:
+    results: list[Result] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)  # scenario → why it did not run
+    memory: limiter_memory.MemoryResult | None = None
+    profile: hotpath.Profile | None = None
+    core_vs_raw: dict[str, float] | None = None
+    push: str | None = None
+    setup_seconds: dict[str, float] = field(default_factory=dict)
+
+    def get(self, name: str) -> Result | None:
+        return next((r for r in self.results if r.name == name), None)
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _serving(start: Callable[[], Server]) -> Iterator[Server]:
+    server = start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _targets() -> Path:
+    return DATA / "targets.txt"
+
+
+def _wrk_scenarios(run: Run, server: Server, label: str, modes: list[tuple[str, str, str]]) -> None:
+    for name, mode, hostile in modes:
+        _log(f"{label}: {name}")
+        result = load.measure_wrk(
+            f"{name} — {label}", server, SECONDS, WARMUP, mode, str(_targets()), hostile
+        )
+        run.results.append(result)
+
+
+def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
+    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{workers}.db")
+    label = f"SQLite, {workers} worker{'s' if workers > 1 else ''}"
+    log = RESULTS / f"server-sqlite-{workers}.log"
+    with _serving(lambda: start_frsync(label, url, PORT + workers, workers, log)) as server:
+        modes = [("floor: GET /healthz", "healthz", "0"), ("PATCH", "patch", "0")]
+        if extra:
+            modes += [("GET /fulfillment-requests/{id}", "get", "0"),
+                      ("GET /fulfillment-requests (filtered page)", "list", "0"),
+                      ("PATCH + 10% hostile/foreign", "patch", "0.1")]  # fmt: skip
+        _wrk_scenarios(run, server, label, modes)
+        if extra:
+            _log(f"{label}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
+            run.results.append(load.measure_open_loop(
+                f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {label}", server, _targets(),
+                OPEN_LOOP_RATE, SECONDS,
+            ))  # fmt: skip
+
+
+def postgres_scenarios(run: Run) -> None:
+    name = "PostgreSQL + Redis, 2 workers"
+    try:
+        _log("building the PostgreSQL database")
+        run.setup_seconds["postgres load"] = databases.build_postgres()
+    except Exception as error:  # the backend may be unfinished or the server away
+        run.pending[name] = f"setup failed: {type(error).__name__}: {error}"[:300]
+        return
+    log = RESULTS / "server-postgres.log"
+    start = lambda: start_frsync(  # noqa: E731
+        name, databases.PG_URL, PORT + 10, 2, log, redis_url=databases.REDIS_URL
+    )
+    with _serving(start) as server:
+        _wrk_scenarios(run, server, name, [("floor: GET /healthz", "healthz", "0"),
+                                           ("PATCH", "patch", "0")])  # fmt: skip
+
+
+def _check_prism_answers_204(server: Server) -> None:
+    body = b'{"accountingSynced": true, "externalAccountingId": "QB-1", "items": []}'
+    request = urllib.request.Request(
+        f"{server.base_url}/fulfillment-requests/1/accounting-sync", body, method="PATCH",
+        headers={"X-API-TOKEN": dataset.token(0), "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        if answer.status != 204:
+            raise RuntimeError(f"Prism answered the PATCH with {answer.status}, not 204")
+
+
+def prism_scenario(run: Run) -> None:
+    name = "Prism mock (alternative)"
+    try:
+        server = start_prism(PORT + 20, RESULTS / "prism.log")
+    except RuntimeError as error:
+        run.pending[name] = str(error)
+        return
+    try:
+        _check_prism_answers_204(server)
+        _wrk_scenarios(run, server, name, [("PATCH", "patch", "0")])
+    finally:
+        server.stop()
+
+
+def memory_scenario(run: Run) -> None:
+    _log("limiter memory: 100,000 distinct tokens")
+    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / "run-memory.db")
+    log = RESULTS / "server-memory.log"
+    # A slow refill (0.001/s): after its one hit a bucket stays "in use" for 1,000 s, so
+    # none of the 100,000 expires and is pruned before the RSS is read.
+    start = lambda: start_frsync("memory", url, PORT + 30, 1, log, rate="0.001", burst="40")  # noqa: E731
+    with _serving(start) as server:
+        run.memory = limiter_memory.server_rss(server, DATA / "memory_tokens.txt")
+
+
+def profile_scenario(run: Run) -> None:
+    _log("profiling PATCH on one SQLite worker")
+    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / "run-profile.db")
+    log = RESULTS / "server-profile.log"
+    if hotpath.py_spy() is None:
+        run.pending["profile"] = "py-spy is not installed (pip install py-spy)"
+        return
+    with _serving(lambda: start_frsync("profile", url, PORT + 40, 1, log)) as server:
+        run.profile = hotpath.profile_patch(server, _targets(), 10, RESULTS / "pyspy-patch.txt")
+
+
+def core_vs_raw_scenario(run: Run) -> None:
+    _log("SQLAlchemy Core vs raw sqlite3")
+    command = [sys.executable, "-m", "bench.store_core_vs_raw", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    run.core_vs_raw = json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def push_scenario(run: Run) -> None:
+    script = ROOT / "bench" / "push_rate.py"
+    if not script.exists():
+        return
+    _log("push efficiency (bench/push_rate.py)")
+    command = [sys.executable, "-m", "bench.push_rate"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    run.push = (done.stdout + done.stderr).strip()[-3000:]
+
+
+def run_all() -> Run:
+    DATA.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    run = Run()
+    _log("building the SQLite database (once; kept in bench/.data)")
+    run.setup_seconds["sqlite load"] = databases.build_sqlite(DATA / "pristine.db")
+    dataset.write_targets(DATA / "targets.txt")
+    dataset.write_memory_tokens(DATA / "memory_tokens.txt")
+    sqlite_scenarios(run, 1, extra=False)
+    sqlite_scenarios(run, 2, extra=True)
+    prism_scenario(run)
+    postgres_scenarios(run)
+    memory_scenario(run)
+    profile_scenario(run)
+    core_vs_raw_scenario(run)
+    push_scenario(run)
+    return run

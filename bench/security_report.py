@@ -1,0 +1,177 @@
+"""Run the security suite and rewrite RELIABILITY.md's "Security" section from its counts.
+
+    python -m bench.security_report            # the CI-sized run (both stores)
+    python -m bench.security_report --deep 200 # Hypothesis/schemathesis examples scaled up
+
+Each family of `tests/security/` counts what it tried and what it found (tests/security/
+tally.py); this runs pytest with FRSYNC_SECURITY_TALLY set, reads the counts it leaves, and
+replaces only the text between `<!-- security:start -->` and `<!-- security:end -->`.
+PostgreSQL must be reachable (FRSYNC_REQUIRE_SERVICES=1 is set): a table with one store
+missing would be a wrong figure, not a partial one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RELIABILITY = ROOT / "RELIABILITY.md"
+START, END = "<!-- security:start -->", "<!-- security:end -->"
+STORES = ("sqlite", "postgresql")
+FINDINGS = ("server_errors", "cross_tenant", "rows_changed", "header_misses", "body_leaks")
+# Test module -> family, to give each row the verdict of its own tests.
+MODULES = {
+    "test_object_authorization": "1 object-level authorization",
+    "test_authentication": "2 authentication",
+    "test_secrets_and_logs": "3 secrets and log forging",
+    "test_mass_assignment": "4 mass assignment",
+    "test_hostile_input": "5 hostile input",
+    "test_generated_openapi": "6 generated: schemathesis",
+    "test_generated_properties": "6 generated",
+    "test_misconfiguration": "7 misconfiguration",
+}
+
+
+def run_suite(
+    examples: int | None,
+) -> tuple[list[dict[str, Any]], dict[str, list[str]], str, float]:
+    """Counts per family and store, problems per family, pytest's summary line, seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tally, junit = Path(tmp) / "tally.json", Path(tmp) / "junit.xml"
+        env = {**os.environ, "FRSYNC_SECURITY_TALLY": str(tally), "FRSYNC_REQUIRE_SERVICES": "1"}
+        if examples:
+            env["FRSYNC_SECURITY_EXAMPLES"] = str(examples)
+        command = [sys.executable, "-m", "pytest", "tests/security", "-q", "-rxX",
+                   "-p", "no:cacheprovider", f"--junitxml={junit}"]  # fmt: skip
+        started = time.monotonic()
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+        print(done.stdout[-3000:], done.stderr[-2000:], sep="\n")
+        if not tally.exists():
+            sys.exit("security_report: the suite left no counts; see the output above")
+        problems = _problems(junit, done.stdout)
+        summary = done.stdout.strip().splitlines()[-1].strip("= ")
+        return json.loads(tally.read_text()), problems, summary, seconds
+
+
+def _problems(junit: Path, stdout: str) -> dict[str, list[str]]:
+    """Failed tests and expected failures (known defects), keyed by family."""
+    problems: dict[str, list[str]] = defaultdict(list)
+    for case in ET.parse(junit).iter("testcase"):
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        family = MODULES.get(module, module)
+        for tag in ("failure", "error"):
+            if case.find(tag) is not None:
+                problems[family].append(f"FAILED {case.get('name')}")
+    for line in stdout.splitlines():
+        if line.startswith("XFAIL"):
+            module = line.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+            reason = line.split(" - ", 1)[-1]
+            problems[MODULES.get(module, module)].append(f"known defect (xfail): {reason}")
+    return problems
+
+
+def _per_store(rows: list[dict[str, Any]], key: str) -> str:
+    return " / ".join(f"{rows_by_store(rows).get(s, {}).get(key, '–'):,}" for s in STORES)
+
+
+def rows_by_store(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["store"]: r for r in rows}
+
+
+def _notes(rows: list[dict[str, Any]]) -> str:
+    """Notes both stores share, then each store's own (generated cases differ per run)."""
+    by_store = {r["store"]: list(dict.fromkeys(r["notes"])) for r in rows}
+    common = [n for n in by_store.get(STORES[0], []) if all(n in v for v in by_store.values())]
+    parts = list(common)
+    for store, notes in by_store.items():
+        own = [n for n in notes if n not in common]
+        if own:
+            parts.append(f"{store}: " + ", ".join(own))
+    return "".join(f"; {p}" for p in parts)
+
+
+def render(counts: list[dict[str, Any]], problems: dict[str, list[str]], summary: str,
+           seconds: float, command: str) -> str:  # fmt: skip
+    families: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in counts:
+        families[row["family"]].append(row)
+    lines = [
+        f"Generated by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"pytest `tests/security` on SQLite and PostgreSQL, {seconds:.0f} s; pytest said "
+        f'"{summary}". Figures are SQLite / PostgreSQL.',
+        "",
+        "| family | what it tried (counts) | 5xx | cross-tenant | rows changed by rejected"
+        " requests | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family in sorted(families):
+        rows = families[family]
+        found = {k: sum(r[k] for r in rows) for k in FINDINGS}
+        own = list(
+            dict.fromkeys(p for f, ps in problems.items() if family.startswith(f) for p in ps)
+        )
+        stores = {r["store"] for r in rows}
+        clean = not any(found.values()) and not any(p.startswith("FAILED") for p in own)
+        result = "pass" if clean and stores == set(STORES) else "**FAIL**"
+        tried = f"{_per_store(rows, 'cases')} cases, {_per_store(rows, 'requests')} requests"
+        tried += _notes(rows)
+        extra = []
+        if found["header_misses"] or found["body_leaks"]:
+            extra.append(f"{found['header_misses']} answers without the safety headers, "
+                         f"{found['body_leaks']} with a trace, SQL, path or token")  # fmt: skip
+        extra += own
+        if extra:
+            result += ": " + "; ".join(extra)
+        lines.append(
+            f"| {family} | {tried} | {_per_store(rows, 'server_errors')} | "
+            f"{_per_store(rows, 'cross_tenant')} | {_per_store(rows, 'rows_changed')} | {result} |"
+        )
+    lines += [
+        "",
+        "Every request of the suite is also checked for `Cache-Control: no-store`, "
+        "`X-Content-Type-Options: nosniff`, and for a stack trace, SQL, a file path or an issued "
+        'token anywhere in its answer. "Rows changed" compares a logical dump of every table '
+        "(every row, ordered) before and after each rejected request; SQLite's file bytes are "
+        "not compared because WAL checkpoints rewrite them without any row changing. "
+        "Suite: `tests/security/`; CI runs it as part of `make test`.",
+    ]
+    return "\n".join(lines)
+
+
+def rewrite(section: str) -> None:
+    text = (
+        RELIABILITY.read_text()
+        if RELIABILITY.exists()
+        else (
+            f"# Reliability\n\n## Security\n\n{START}\n{END}\n\n## Faults and load\n\n"
+            "<!-- faults:start -->\n<!-- faults:end -->\n"
+        )
+    )
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    RELIABILITY.write_text(f"{head}{START}\n{section}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deep", type=int, metavar="N", help="examples per generated test")
+    args = parser.parse_args()
+    command = "python -m bench.security_report" + (f" --deep {args.deep}" if args.deep else "")
+    counts, problems, summary, seconds = run_suite(args.deep)
+    rewrite(render(counts, problems, summary, seconds, command))
+    print(f"security_report: RELIABILITY.md rewritten ({summary})")
+
+
+if __name__ == "__main__":
+    main()

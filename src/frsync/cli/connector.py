@@ -1,0 +1,218 @@
+"""`frsync push | pending`: the connector's commands. Parse, call, print, exit code.
+
+Exit codes: 0 every row succeeded (or, for `pending`, the listing is complete); 1 some rows
+failed or were not sent (see the summary and `--report`); 2 usage, file or journal error, or
+the token was refused (401), which no re-run with the same command can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from frsync.client import Client, ClientStats, FrsyncError, UnauthorizedError
+from frsync.push.display import failure_lines, progress_bar, summary_table
+from frsync.push.journal import JournalError
+from frsync.push.pending import FORMATS, write_pending
+from frsync.push.report import input_error_report, push_report, write_report
+from frsync.push.rows import InputError
+from frsync.push.runner import PushResult, StopReason
+from frsync.push.session import PushPlan, dry_run, execute, plan_push
+from frsync.push.stopper import Stopper
+
+__all__ = ["register"]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+OK, SOME_FAILED, USAGE = 0, 1, 2
+_MAX_INPUT_MESSAGES = 50
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `push` and `pending` to the `frsync` command line."""
+    push = subparsers.add_parser(
+        "push",
+        help="send accounting-sync results from a CSV or JSON Lines file",
+        description="Validate FILE whole, then PATCH each row's accounting-sync fields. "
+        "A journal beside FILE lets a re-run send only what has not succeeded.",
+    )
+    push.add_argument("file", type=Path, metavar="FILE.(csv|jsonl)")
+    _add_connection_options(push)
+    push.add_argument("--report", type=Path, metavar="R.json", help="write every row's outcome")
+    push.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
+    push.add_argument("--force", action="store_true", help="resend rows the journal has done")
+    push.set_defaults(func=run_push)
+
+    pending = subparsers.add_parser(
+        "pending",
+        help="list fulfillment requests not yet synced, in a shape push reads back",
+        description="Every fulfillment request in the token's scope not yet synced "
+        "(accountingSynced false or null), streamed page by page.",
+    )
+    _add_connection_options(pending)
+    pending.add_argument("--errors", action="store_true", help="those with an accountingError")
+    pending.add_argument("--format", choices=FORMATS, default="table")
+    pending.set_defaults(func=run_pending)
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", help="API token (default: $FRSYNC_TOKEN)")
+    parser.add_argument(
+        "--base-url", help=f"API base URL (default: $FRSYNC_BASE_URL or {DEFAULT_BASE_URL})"
+    )
+
+
+def _consoles() -> tuple[Console, Console]:
+    """stdout for results, stderr for progress and messages; messages never wrapped mid-line."""
+    return Console(highlight=False), Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _error(err: Console, message: object) -> None:
+    err.print(f"[red]error:[/] {escape(str(message))}")
+
+
+def _token(args: argparse.Namespace, err: Console) -> str | None:
+    token: str | None = args.token or os.environ.get("FRSYNC_TOKEN")
+    if not token:
+        _error(err, "a token is required: --token T or FRSYNC_TOKEN")
+    return token
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    base_url: str = args.base_url or os.environ.get("FRSYNC_BASE_URL") or DEFAULT_BASE_URL
+    return base_url
+
+
+# push ------------------------------------------------------------------------------------
+
+
+def run_push(args: argparse.Namespace) -> int:
+    out, err = _consoles()
+    started_at = datetime.now(UTC)
+    plan = _plan(args, err)
+    if plan is None:
+        return USAGE
+    outcome = (dry_run(plan), ClientStats()) if args.dry_run else _push(args, plan, err)
+    if isinstance(outcome, int):
+        return outcome
+    result, stats = outcome
+    for line in failure_lines(plan, result):
+        err.print(line, markup=False)
+    out.print(summary_table(plan, result, stats))
+    if args.report is not None:
+        report = push_report(plan, result, base_url=_base_url(args), started_at=started_at,
+                             stats=stats)  # fmt: skip
+        write_report(args.report, report)
+    return _push_exit_code(result)
+
+
+def _push(
+    args: argparse.Namespace, plan: PushPlan, err: Console
+) -> tuple[PushResult, ClientStats] | int:
+    """Send the plan; or the exit code when it cannot run to its end."""
+    token = _token(args, err)
+    if token is None:
+        return USAGE
+    try:
+        return _send(plan, token, _base_url(args), err)
+    except JournalError as error:
+        _error(err, error)
+        return USAGE
+    except KeyboardInterrupt:  # the second Ctrl-C: every success is already journaled
+        _error(err, "interrupted; run the same command again to send the rest")
+        return SOME_FAILED
+
+
+def _plan(args: argparse.Namespace, err: Console) -> PushPlan | None:
+    """The validated file and its journal, or None after saying what is wrong."""
+    try:
+        plan = plan_push(args.file, force=args.force)
+    except InputError as error:
+        messages = error.messages()
+        for message in messages[:_MAX_INPUT_MESSAGES]:
+            err.print(message, markup=False)
+        if len(messages) > _MAX_INPUT_MESSAGES:
+            err.print(f"… and {len(messages) - _MAX_INPUT_MESSAGES} more problems")
+        where = escape(str(args.file))
+        err.print(f"[red]nothing was sent:[/] {len(messages)} problem(s) in {where}")
+        if args.report is not None:
+            write_report(args.report, input_error_report(args.file, messages))
+        return None
+    except JournalError as error:
+        _error(err, error)
+        return None
+    _announce(plan, err)
+    return plan
+
+
+def _announce(plan: PushPlan, err: Console) -> None:
+    done, total = len(plan.already_done), len(plan.file.rows)
+    if plan.previously_completed:
+        message = (f"every row of {plan.file.path} was pushed at {plan.state.completed_at}; "
+                   "nothing to send (--force sends it again)")  # fmt: skip
+    elif done:
+        message = (f"resuming: {done} of {total} rows are already done per "
+                   f"{plan.journal_path} (--force resends them)")  # fmt: skip
+    else:
+        return
+    err.print(message, markup=False)
+
+
+def _send(
+    plan: PushPlan, token: str, base_url: str, err: Console
+) -> tuple[PushResult, ClientStats]:
+    stopper = Stopper()
+
+    def notice() -> None:
+        err.print("[yellow]stopping after the request in flight… (Ctrl-C again to quit now)")
+
+    with (
+        Client(token, base_url=base_url, sleep=stopper.sleep) as client,
+        stopper.stop_on_sigint(notice),
+        progress_bar(err, len(plan.to_send), client.stats) as advance,
+    ):
+        result = execute(plan, client, stopper=stopper, on_result=advance)
+    return result, client.stats
+
+
+def _push_exit_code(result: PushResult) -> int:
+    if result.stopped_by is StopReason.UNAUTHORIZED:
+        return USAGE
+    if result.stopped_by is StopReason.DRY_RUN:
+        return OK
+    return OK if result.all_succeeded else SOME_FAILED
+
+
+# pending ---------------------------------------------------------------------------------
+
+
+def run_pending(args: argparse.Namespace) -> int:
+    out, err = _consoles()
+    token = _token(args, err)
+    if token is None:
+        return USAGE
+    try:
+        with Client(token, base_url=_base_url(args)) as client:
+            count = write_pending(client, errors=args.errors, output_format=args.format,
+                                  out=sys.stdout, console=out)  # fmt: skip
+    except UnauthorizedError as error:
+        _error(err, error)
+        return USAGE
+    except FrsyncError as error:
+        _error(err, error)
+        return SOME_FAILED
+    except KeyboardInterrupt:
+        _error(err, "interrupted; the listing is incomplete")
+        return SOME_FAILED
+    except BrokenPipeError:
+        # The reader (`| head`) has gone: stop quietly, and keep Python's exit-time flush quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
+    what = "with an accounting error" if args.errors else "not yet synced"
+    err.print(f"{count} fulfillment request(s) {what}")
+    return OK

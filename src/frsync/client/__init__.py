@@ -1,0 +1,73 @@
+"""The integrator's side: a client for the fulfillment-request accounting-sync API.
+
+```python
+from frsync.client import Client
+
+with Client(token, base_url="http://127.0.0.1:8000") as client:
+    client.sync_accounting(221, accounting_synced=True, external_accounting_id="QB-221",
+                           accounting_error=None, items={12312: "QB-221-A"})
+    for fr in client.iter_fulfillment_requests(accounting_synced=False):
+        ...
+```
+
+Imports nothing from the server side, so `pip install frsync` (no extras) is enough.
+"""
+
+from frsync.client._bucket import ClientBucket
+from frsync.client._client import DEFAULT_BASE_URL, Client
+from frsync.client._errors import (
+    APIConnectionError,
+    APIStatusError,
+    BadRequestError,
+    FieldError,
+    FrsyncError,
+    NotFoundError,
+    Problem,
+    RateLimitedError,
+    ServerError,
+    UnauthorizedError,
+    UnexpectedResponseError,
+    error_from_response,
+)
+from frsync.client._filters import FulfillmentRequestFilters
+from frsync.client._models import (
+    UNSET,
+    AccountingSyncItem,
+    AccountingSyncRequest,
+    FulfillmentRequest,
+    FulfillmentRequestStatus,
+    HistoryEntry,
+    Item,
+    UnsetType,
+)
+from frsync.client._retry import RetryPolicy
+from frsync.client._sender import ClientStats
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "UNSET",
+    "APIConnectionError",
+    "APIStatusError",
+    "AccountingSyncItem",
+    "AccountingSyncRequest",
+    "BadRequestError",
+    "Client",
+    "ClientBucket",
+    "ClientStats",
+    "FieldError",
+    "FrsyncError",
+    "FulfillmentRequest",
+    "FulfillmentRequestFilters",
+    "FulfillmentRequestStatus",
+    "HistoryEntry",
+    "Item",
+    "NotFoundError",
+    "Problem",
+    "RateLimitedError",
+    "RetryPolicy",
+    "ServerError",
+    "UnauthorizedError",
+    "UnexpectedResponseError",
+    "UnsetType",
+    "error_from_response",
+]

@@ -1,0 +1,275 @@
+"""Retries and backoff, with scripted answers the real server cannot give on demand.
+
+`httpx.MockTransport` plays the API; a fake clock and sleep record every wait, so nothing
+really sleeps. Everything else in tests/client runs against the real server.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from frsync.client import (
+    APIConnectionError,
+    APIStatusError,
+    BadRequestError,
+    Client,
+    FrsyncError,
+    NotFoundError,
+    RateLimitedError,
+    RetryPolicy,
+    ServerError,
+    UnauthorizedError,
+    UnexpectedResponseError,
+)
+
+Answer = httpx.Response | Exception
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Script:
+    """Answers in order; records each request."""
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self._answers: Iterator[Answer] = iter(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = next(self._answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class FixedRandom(random.Random):
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def problem(status: int, **headers: str) -> httpx.Response:
+    body = {"type": "about:blank", "title": "x", "status": status, "detail": f"status {status}"}
+    return httpx.Response(status, json=body, headers={"X-Request-Id": f"r{status}", **headers})
+
+
+NO_CONTENT = httpx.Response(204)
+Scripted = Callable[..., tuple[Client, Script]]
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def scripted(fake_time: FakeTime) -> Scripted:
+    def make(*answers: Answer, jitter: float = 0.0, **options: object) -> tuple[Client, Script]:
+        script = Script(list(answers))
+        client = Client(
+            "tok-test-token-0000000000",
+            base_url="https://api.flxpoint.com",
+            transport=httpx.MockTransport(script),
+            clock=fake_time.clock,
+            sleep=fake_time.sleep,
+            jitter=FixedRandom(jitter),
+            **options,  # type: ignore[arg-type]
+        )
+        return client, script
+
+    return make
+
+
+def test_429_waits_retry_after_then_succeeds(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, script = scripted(problem(429, **{"Retry-After": "3"}), NO_CONTENT, pace=False)
+    client.sync_accounting(221, accounting_synced=True)
+    assert fake_time.sleeps == [3.0]
+    assert (client.stats.rate_limited, client.stats.retries, len(script.requests)) == (1, 1, 2)
+
+
+def test_429_jitter_stays_within_one_backoff_base(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, _ = scripted(problem(429, **{"Retry-After": "1"}), NO_CONTENT, jitter=0.999, pace=False)
+    client.sync_accounting(221)
+    assert 1.0 <= fake_time.sleeps[0] < 1.5
+
+
+def test_429_empties_the_client_bucket(scripted: Scripted, fake_time: FakeTime) -> None:
+    headers = {"Retry-After": "1", "X-Auth-Pool-Size": "40", "X-Auth-Pool-Used": "40"}
+    client, _ = scripted(problem(429, **headers), NO_CONTENT)
+    client.sync_accounting(221)
+    assert client.bucket is not None
+    assert client.bucket.level < 39
+
+
+def test_server_errors_back_off_exponentially_with_a_cap(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    answers = [problem(500), problem(502), problem(500), problem(504), problem(500), NO_CONTENT]
+    policy = RetryPolicy(backoff_base=1.0, backoff_cap=4.0)
+    client, _ = scripted(*answers, jitter=1.0, pace=False, retry=policy)
+    client.sync_accounting(221)
+    assert fake_time.sleeps == [1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_backoff_jitter_is_at_least_half_the_step(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, _ = scripted(problem(500), problem(500), NO_CONTENT, jitter=0.0, pace=False)
+    client.sync_accounting(221)
+    assert fake_time.sleeps == [0.25, 0.5]  # default base 0.5: half of 0.5, half of 1.0
+
+
+def test_503_honours_its_retry_after(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, _ = scripted(problem(503, **{"Retry-After": "2"}), NO_CONTENT, pace=False)
+    client.sync_accounting(221)
+    assert fake_time.sleeps == [2.0]
+
+
+def test_connection_errors_are_retried(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, script = scripted(httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
+                              NO_CONTENT, pace=False)  # fmt: skip
+    client.sync_accounting(221, accounting_synced=True)
+    assert len(script.requests) == 3
+    assert script.requests[0].content == script.requests[2].content  # same body each time
+
+
+def test_retries_run_out_with_the_last_error(scripted: Scripted, fake_time: FakeTime) -> None:
+    failures = [httpx.ConnectError("refused")] * 4
+    client, script = scripted(*failures, pace=False, retry=RetryPolicy(max_retries=3))
+    with pytest.raises(APIConnectionError) as caught:
+        client.sync_accounting(221)
+    assert len(script.requests) == 4
+    assert caught.value.status is None
+    assert "refused" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [(400, BadRequestError), (401, UnauthorizedError), (404, NotFoundError),
+     (413, BadRequestError), (415, BadRequestError), (409, APIStatusError)],
+)  # fmt: skip
+def test_client_errors_are_never_retried(
+    scripted: Scripted, fake_time: FakeTime, status: int, error_type: type[APIStatusError]
+) -> None:
+    client, script = scripted(problem(status), NO_CONTENT, pace=False)
+    with pytest.raises(error_type) as caught:
+        client.sync_accounting(221)
+    assert len(script.requests) == 1
+    assert fake_time.sleeps == []
+    assert (caught.value.status, caught.value.request_id) == (status, f"r{status}")
+
+
+def test_429s_have_a_patience_of_their_own(scripted: Scripted, fake_time: FakeTime) -> None:
+    many = [problem(429, **{"Retry-After": "1"})] * 20  # far more than max_retries
+    client, script = scripted(*many, NO_CONTENT, pace=False, retry=RetryPolicy(max_retries=2))
+    client.sync_accounting(221)
+    assert len(script.requests) == 21
+    assert client.stats.rate_limited == 20
+
+
+def test_429_patience_runs_out(scripted: Scripted, fake_time: FakeTime) -> None:
+    many = [problem(429, **{"Retry-After": "2"})] * 10
+    client, _ = scripted(*many, pace=False, retry=RetryPolicy(rate_limit_patience=5.0))
+    with pytest.raises(RateLimitedError):
+        client.sync_accounting(221)
+    assert fake_time.sleeps == [2.0, 2.0]
+
+
+def test_429_without_retry_after_waits_a_short_step(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    client, _ = scripted(httpx.Response(429, text="slow down"), NO_CONTENT, pace=False)
+    client.sync_accounting(221)
+    assert fake_time.sleeps == [0.25]
+
+
+def test_too_long_retry_after_is_raised_not_waited(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, _ = scripted(problem(429, **{"Retry-After": "3600"}), pace=False)
+    with pytest.raises(RateLimitedError) as caught:
+        client.sync_accounting(221)
+    assert caught.value.retry_after == 3600
+    assert fake_time.sleeps == []
+
+
+def test_plain_text_error_without_request_id_keeps_the_body(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    bare = httpx.Response(500, text="<html>Internal Server Error</html>")
+    client, _ = scripted(bare, pace=False, retry=RetryPolicy(max_retries=0))
+    with pytest.raises(ServerError) as caught:
+        client.get_fulfillment_request(221)
+    error = caught.value
+    assert (error.status, error.request_id, error.problem) == (500, None, None)
+    assert "Internal Server Error" in error.body
+    assert "Internal Server Error" in error.message
+
+
+def test_spring_style_json_error_message_is_used(scripted: Scripted, fake_time: FakeTime) -> None:
+    answer = httpx.Response(400, json={"message": "Invalid fulfillmentRequestId", "code": 7})
+    client, _ = scripted(answer, pace=False)
+    with pytest.raises(BadRequestError, match="Invalid fulfillmentRequestId"):
+        client.sync_accounting(221)
+
+
+def test_wire_format_matches_the_real_api(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, script = scripted(NO_CONTENT, pace=False)
+    client.sync_accounting(221, accounting_synced=False, accounting_error=None)
+    request = script.requests[0]
+    assert request.method == "PATCH"
+    assert str(request.url) == "https://api.flxpoint.com/fulfillment-requests/221/accounting-sync"
+    assert request.headers["X-API-TOKEN"] == "tok-test-token-0000000000"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.content == b'{"accountingSynced":false,"accountingError":null}'
+
+
+def test_filters_use_the_api_parameter_names(scripted: Scripted, fake_time: FakeTime) -> None:
+    client, script = scripted(httpx.Response(200, json={"count": 3}), pace=False)
+    count = client.count_fulfillment_requests(
+        accounting_synced=False, has_accounting_error=True, status=["Processed", "Voided"],
+        source_id=10, order_id="5001", fr_numbers=["FR-1", "FR-2"],
+    )  # fmt: skip
+    assert count == 3
+    assert dict(script.requests[0].url.params) == {
+        "filterAccountingSynced": "false", "filterHasAccountingError": "true",
+        "filterStatus": "Processed,Voided", "filterSourceId": "10", "findOrderId": "5001",
+        "frNumbers": "FR-1,FR-2",
+    }  # fmt: skip
+
+
+def test_unknown_response_fields_are_ignored(scripted: Scripted, fake_time: FakeTime) -> None:
+    body = {"id": 221, "brandNewField": {"x": 1}, "fulfillmentRequestItems": [{"id": 1, "z": 2}]}
+    client, _ = scripted(httpx.Response(200, json=body), pace=False)
+    fr = client.get_fulfillment_request(221)
+    assert fr.id == 221
+    assert fr.fulfillment_request_items[0].id == 1
+
+
+def test_malformed_success_body_is_an_unexpected_response(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    client, _ = scripted(httpx.Response(200, text="not json"), pace=False)
+    with pytest.raises(UnexpectedResponseError) as caught:
+        client.get_fulfillment_request(221)
+    assert isinstance(caught.value, FrsyncError)
+    assert caught.value.status == 200
+
+
+def test_token_never_shows_in_repr(scripted: Scripted) -> None:
+    client, _ = scripted()
+    assert "tok-test" not in repr(client)

@@ -1,0 +1,22 @@
+"""A short soak (the report runs ten minutes): steady mixed traffic on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.faults.soak import run_soak
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.usefixtures("needs_postgres", "needs_redis")
+def test_short_soak_has_no_5xx_and_no_fd_leak(tmp_path: Path) -> None:
+    result = run_soak(tmp_path, 20, window=5, sample_every=2, burst_every=7)
+    assert result.server_errors == 0 and result.unexpected == 0, result.statuses
+    assert result.kinds["valid"] and result.kinds["foreign"] and result.kinds["invalid"]
+    assert result.samples, "no RSS/fd sample was taken"
+    _, fd_growth = result.drift()
+    assert fd_growth <= 20, result.samples[-1]
