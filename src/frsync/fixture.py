@@ -93,40 +93,51 @@ def decode_fixture(data: bytes) -> Fixture:
     try:
         return msgspec.json.decode(data, type=Fixture)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
-        raise FixtureError(_where(str(error))) from None
+        raise FixtureError(json_error(error)) from None
 
 
-def _where(message: str) -> str:
+def json_error(error: Exception) -> str:
+    """A decoding error as "where: what", e.g. `fulfillmentRequests[3].sourceId: Expected…`."""
     # msgspec says "Expected `int`, got `str` - at `$.fulfillmentRequests[3].sourceId`".
-    text, _, path = message.partition(" - at `")
-    return f"{path.rstrip('`').removeprefix('$.') or 'fixture'}: {text}" if path else message
+    text, _, path = str(error).partition(" - at `")
+    path = path.rstrip("`").removeprefix("$").removeprefix(".")
+    return f"{path}: {text}" if path else text
 
 
-def _ms(value: str | None, where: str) -> int | None:
+def _at(where: str, name: str) -> str:
+    # "fulfillmentRequests[3].status" in a fixture; "line 7: status" in JSON Lines.
+    return f"{where}: {name}" if where.startswith("line ") else f"{where}.{name}"
+
+
+def _ms(value: str | None, where: str, name: str) -> int | None:
     if value is None:
         return None
     try:
         return parse_timestamp(value)
     except ValueError as error:
-        raise FixtureError(f"{where}: {error}") from None
+        raise FixtureError(f"{_at(where, name)}: {error}") from None
 
 
 def fr_rows(fr: FulfillmentRequestIn, where: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
-    """One FR and its items as rows in `store.rows` column order."""
+    """One FR and its items as rows in `store.rows` column order; `where` names the entry in
+    messages (`fulfillmentRequests[3]`, `line 7`)."""
     if fr.status not in STATUS_NAMES:
-        raise FixtureError(f"{where}.status: {fr.status!r} is not one of {', '.join(STATUS_NAMES)}")
-    generated = _ms(fr.generated_at, f"{where}.generatedAt")
+        raise FixtureError(
+            f"{_at(where, 'status')}: {fr.status!r} is not one of {', '.join(STATUS_NAMES)}"
+        )
+    generated = _ms(fr.generated_at, where, "generatedAt")
     assert generated is not None
-    synced_at = _ms(fr.accounting_synced_at, f"{where}.accountingSyncedAt")
-    if fr.accounting_synced is True and synced_at is None:
-        synced_at = _ms(fr.updated_at, where) or generated  # deterministic: reloads agree
+    updated = _ms(fr.updated_at, where, "updatedAt") or generated
+    synced_at = _ms(fr.accounting_synced_at, where, "accountingSyncedAt")
+    if fr.accounting_synced is not True:
+        synced_at = None
+    elif synced_at is None:
+        synced_at = updated  # deterministic, so that loading the file again changes nothing
     row = (
         fr.id, fr.fulfillment_request_number, fr.account_id, fr.source_id, fr.order_id,
-        fr.channel_id, fr.status, generated, _ms(fr.sent_at, f"{where}.sentAt"),
-        _ms(fr.acknowledged_at, f"{where}.acknowledgedAt"),
-        _ms(fr.updated_at, f"{where}.updatedAt") or generated,
-        fr.accounting_synced, fr.external_accounting_id, fr.accounting_error,
-        synced_at if fr.accounting_synced is True else None,
+        fr.channel_id, fr.status, generated, _ms(fr.sent_at, where, "sentAt"),
+        _ms(fr.acknowledged_at, where, "acknowledgedAt"), updated,
+        fr.accounting_synced, fr.external_accounting_id, fr.accounting_error, synced_at,
     )  # fmt: skip
     items = [
         (i.id, fr.id, i.sku, i.title, i.quantity, i.cost, i.order_item_id,

@@ -24,6 +24,7 @@ from frsync.errors import (
 )
 
 _DIGITS = re.compile(r"[1-9][0-9]{0,18}")
+_CHARSET = re.compile(r"charset\s*=\s*\"?([\w-]+)", re.IGNORECASE)
 # Names from the sibling order endpoint that integrators send here by mistake.
 _SIBLING_HINTS = {
     "accountingSyncError": "this endpoint calls it `accountingError`",
@@ -47,7 +48,7 @@ def check_json_content_type(request: Request) -> None:
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
         raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
-    charset = re.search(r"charset\s*=\s*\"?([\w-]+)", params, re.IGNORECASE)
+    charset = _CHARSET.search(params) if params else None
     if charset and charset.group(1).lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType("JSON bodies must be UTF-8.")
 

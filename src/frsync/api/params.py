@@ -64,6 +64,10 @@ _PARAMS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
 def parse_fr_query(params: Mapping[str, str], keys: list[str]) -> FrQuery:
     """Empty values mean no filter; unknown or repeated parameters are refused, not ignored,
     so a typo never widens a query silently."""
+    # Starlette's QueryParams.keys() lists a repeated name once; its multi_items() do not.
+    multi_items = getattr(params, "multi_items", None)
+    if multi_items is not None:
+        keys = [name for name, _ in multi_items()]
     values: dict[str, Any] = {}
     for name in keys:
         if name not in _PARAMS:

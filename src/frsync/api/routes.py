@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from frsync.api import metrics as metrics_text
 from frsync.api.auth import authenticated
 from frsync.api.body import check_json_content_type, decode_patch, parse_id, read_body
 from frsync.api.params import parse_fr_query
@@ -96,6 +97,14 @@ async def readyz(request: Request) -> Response:
     return _json(body, 200 if store_ok else 503)
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; counters summed over every worker process."""
+    board: metrics_text.Metrics = request.app.state.metrics
+    await board.refresh_gauges(_store(request), request.app.state.limiter)
+    body = metrics_text.render(board.collect())
+    return Response(body, media_type=metrics_text.CONTENT_TYPE)
+
+
 async def openapi(request: Request) -> Response:
     return Response(OPENAPI_DOCUMENT, media_type="application/json")
 
@@ -113,6 +122,7 @@ ROUTES = [
     Route(FR_PATH, get_fulfillment_request, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]
 DOCS_ROUTE = Route("/docs", docs, methods=["GET"])

@@ -1,32 +1,36 @@
-"""`frsync serve | load | demo | token`: the operator's commands (need the server extra)."""
+"""`frsync serve | load | demo | token`: the operator's commands (need the server extra).
+
+`load` and `demo` live in `frsync.cli.seed`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import math
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import uvicorn
 from rich.console import Console
 from rich.table import Table
 
 from frsync.config import Settings
-from frsync.demo import TOKENS as DEMO_TOKENS
-from frsync.demo import demo_fixture
 from frsync.errors import FrsyncError
-from frsync.fixture import Fixture, FixtureError, decode_fixture, fixture_to_rows, hash_token
+from frsync.fixture import hash_token
 from frsync.logs import configure_logging
-from frsync.models import TokenType, format_ms, now_ms
+from frsync.models import TokenType, format_ms
+from frsync.server_protocol import PROTOCOL
 from frsync.store import Store, migrate, open_store
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-DEMO_LABEL = "demo"
 
 
 def _settings(args: argparse.Namespace, **more: Any) -> Settings:
@@ -58,102 +62,66 @@ def new_token() -> str:
 def app_from_env() -> Any:
     """uvicorn's factory in each worker process: settings come through the environment."""
     from frsync.api import create_app
+    from frsync.server_protocol import GuardedHttpToolsProtocol
 
     configure_logging()  # worker processes are spawned fresh: set logging up in each
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    GuardedHttpToolsProtocol.configure(settings)  # before this worker accepts a connection
+    return create_app(settings)
+
+
+def _export_for_workers(settings: Settings) -> None:
+    """Workers are separate processes: hand them the resolved settings as FRSYNC_* variables."""
+    for name in ("database_url", "redis_url", "rate", "burst", "metrics_dir"):
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[f"FRSYNC_{name.upper()}"] = str(value)
+
+
+def _metrics_dir(settings: Settings) -> tuple[Settings, str | None]:
+    """With several workers, a directory where they pool their metrics (see api/metrics.py).
+
+    Returns the settings to use and a directory to remove afterwards (one made here)."""
+    if settings.metrics_dir:
+        for stale in Path(settings.metrics_dir).glob("*.msgpack"):
+            stale.unlink()  # a previous run's counters would inflate this run's totals
+        return settings, None
+    if settings.workers <= 1:
+        return settings, None
+    made = tempfile.mkdtemp(prefix="frsync-metrics-")
+    return dataclasses.replace(settings, metrics_dir=made), made
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     flags = {"redis_url": args.redis_url, "host": args.host, "port": args.port,
-             "workers": args.workers, "rate": args.rate, "burst": args.burst}  # fmt: skip
-    settings = _settings(args, **flags)
+             "workers": args.workers, "rate": args.rate, "burst": args.burst,
+             "forwarded_allow_ips": args.forwarded_allow_ips}  # fmt: skip
+    settings, made_dir = _metrics_dir(_settings(args, **flags))
     migrate(settings.database_url)
-    # Workers are separate processes: hand them the resolved settings as FRSYNC_* variables.
-    for name in ("database_url", "redis_url", "rate", "burst"):
-        value = getattr(settings, name)
-        if value is not None:
-            os.environ[f"FRSYNC_{name.upper()}"] = str(value)
+    _export_for_workers(settings)
     configure_logging()
     backend = settings.database_url.split(":", 1)[0]
     where = f"http://{settings.host}:{settings.port}"
     err.print(f"frsync serving on {where} ({settings.workers} worker(s), {backend} store)")
-    uvicorn.run(
-        "frsync.cli.server:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop" if sys.platform != "win32" else "auto",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        server_header=False,
-    )
-    return 0
-
-
-# load / demo ---------------------------------------------------------------------------
-
-
-def cmd_load(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    path = Path(args.file)
     try:
-        data = fixture_to_rows(decode_fixture(path.read_bytes()), now=now_ms())
-    except OSError as error:
-        err.print(f"frsync load: cannot read {path}: {error.strerror}")
-        return 2
-    except FixtureError as error:
-        err.print(f"frsync load: {path}: {error}; nothing was loaded")
-        return 2
-    try:
-        _run(settings, lambda store: store.load([data]))
-    except FrsyncError as error:
-        err.print(f"frsync load: {path}: {error.detail}")
-        return 2
-    console.print(f"loaded {path}: {len(data.fulfillment_requests)} fulfillment requests, "
-                  f"{len(data.items)} items, {len(data.tokens)} tokens")  # fmt: skip
-    return 0
-
-
-async def _seed_demo(store: Store) -> list[tuple[str, int, str]]:
-    data = fixture_to_rows(msgspec.convert(demo_fixture(), type=Fixture), now=now_ms())
-    await store.load([data])
-    for token in await store.list_tokens():  # each run issues fresh demo tokens
-        if token.label == DEMO_LABEL and token.revoked_at is None:
-            await store.revoke_token(token.id)
-    issued = []
-    for token_type, scope_id in DEMO_TOKENS:
-        plaintext = new_token()
-        await store.create_token(hash_token(plaintext), token_type, scope_id, DEMO_LABEL)
-        issued.append((token_type, scope_id, plaintext))
-    return issued
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    issued = _run(settings, _seed_demo)
-    console.print(f"Demo data is in {settings.database_url}: 24 fulfillment requests, "
-                  "FR 221 with item 12312 among them.\n")  # fmt: skip
-    table = Table(title="Demo tokens (shown once; `frsync demo` again issues new ones)")
-    for column in ("type", "scope", "X-API-TOKEN"):
-        table.add_column(column)
-    for token_type, scope_id, plaintext in issued:
-        table.add_row(token_type, str(scope_id), plaintext)
-    console.print(table)
-    base = f"http://{settings.host}:{settings.port}"
-    # Plain print: rich would wrap these lines and break the copy-paste.
-    print("\nRecord FR 221 as synced (the reference page's success-1 example):")
-    print(
-        f"curl -i -X PATCH {base}/fulfillment-requests/221/accounting-sync \\\n"
-        f"  -H 'X-API-TOKEN: {issued[0][2]}' -H 'Content-Type: application/json' \\\n"
-        """  -d '{"accountingSynced": true, "externalAccountingId": "TEST-221", """
-        """"accountingError": null, """
-        """"items": [{"id": 12312, "externalAccountingItemId": "TEST-221-A"}]}'"""
-    )
-    print("\nThen see it:")
-    print(f"curl -s {base}/fulfillment-requests/221 -H 'X-API-TOKEN: {issued[0][2]}'")
+        uvicorn.run(
+            "frsync.cli.server:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop" if sys.platform != "win32" else "auto",
+            http=PROTOCOL,  # httptools, plus header/body deadlines and a connection cap
+            access_log=False,
+            log_config=None,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            # uvicorn takes whole seconds; 0 would mean "do not wait at all".
+            timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_seconds)),
+            server_header=False,
+        )
+    finally:
+        if made_dir is not None:
+            shutil.rmtree(made_dir, ignore_errors=True)
     return 0
 
 
@@ -217,16 +185,16 @@ def register(commands: Any) -> None:
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.add_argument("--rate", type=float, help="bucket refill per second (default 2)")
     serve.add_argument("--burst", type=int, help="bucket capacity (default 40)")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        help="proxies trusted to set X-Forwarded-For, comma-separated ($FRSYNC_FORWARDED_ALLOW_IPS;"
+        " default 127.0.0.1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
-    load = commands.add_parser("load", help="load a fixture file (idempotent upsert)")
-    load.add_argument("file", metavar="FILE.json")
-    _database_flag(load)
-    load.set_defaults(func=cmd_load)
+    from frsync.cli import seed  # here: seed uses this module's helpers
 
-    demo = commands.add_parser("demo", help="seed realistic demo data and print tokens")
-    _database_flag(demo)
-    demo.set_defaults(func=cmd_demo)
+    seed.register(commands, _database_flag)
 
     token = commands.add_parser("token", help="create, revoke or list API tokens")
     actions = token.add_subparsers(dest="action", metavar="ACTION", required=True)

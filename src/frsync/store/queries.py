@@ -3,10 +3,27 @@
 Backends differ only in their placeholder (`?` for SQLite, `$1…` for PostgreSQL), so each
 builder takes a `placeholder(n)` function. Column names come from constants here, never from
 the caller; every value is bound.
+
+How the filters meet the indexes (store/schema.py; bench/read_side.py measures them):
+- every query is "in this scope, ordered by id", so each scope column has an (scope, id)
+  index, and `sinceId` is a range on it: a page costs the same at any depth;
+- "not yet synced" and "has an error" have partial indexes over just those rows, (scope,
+  id) plus the status and source (and, for errors, accounting_synced) that other filters
+  test, so the connector's page and the platform team's count read only matching entries;
+- `filterStatus`, and `filterSourceId` for account and channel tokens, have (scope, column,
+  id) indexes;
+- `findOrderId` and `frNumbers` are selective: their own indexes find the few rows.
+
+SQLite keeps no statistics unless ANALYZE runs, and without them it takes every equality
+for equally selective: it may walk a whole scope rather than look up one order, or pick a
+(scope, source, id) index over the far smaller partial one. Where that choice matters the
+builders name the index (`hints=True`, SQLite's INDEXED BY); PostgreSQL's planner has
+statistics and chooses for itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -23,70 +40,119 @@ from frsync.store.rows import (
 
 Placeholder = Callable[[int], str]
 
+# The partial indexes' predicates. SQLite uses a partial index only when the query's WHERE
+# repeats its predicate word for word, so schema.py and the migration use these texts.
+NOT_SYNCED = "accounting_synced IS NOT TRUE"  # false or null
+HAS_ERROR = "accounting_error <> ''"  # null <> '' is null: neither null nor "" matches
+_SYNCED = "accounting_synced IS TRUE"
+_NO_ERROR = "(accounting_error IS NULL OR accounting_error = '')"
 
-class _Where:
-    """Collects conditions and their bound values, numbering placeholders as it goes."""
+
+class _Params:
+    """Bound values, numbering placeholders as they are added (across subqueries too)."""
 
     def __init__(self, placeholder: Placeholder) -> None:
         self.placeholder = placeholder
-        self.conditions: list[str] = []
-        self.params: list[Any] = []
+        self.values: list[Any] = []
 
     def bind(self, value: Any) -> str:
-        self.params.append(value)
-        return self.placeholder(len(self.params))
-
-    def add(self, condition: str) -> None:
-        self.conditions.append(condition)
-
-    def sql(self) -> str:
-        return " AND ".join(self.conditions)
+        self.values.append(value)
+        return self.placeholder(len(self.values))
 
 
-def _where(principal: Principal, query: FrQuery, placeholder: Placeholder) -> _Where:
-    where = _Where(placeholder)
-    where.add(f"{principal.scope_column} = {where.bind(principal.scope_id)}")
+def _where(principal: Principal, query: FrQuery, params: _Params) -> str:
+    bind = params.bind
+    terms = [f"{principal.scope_column} = {bind(principal.scope_id)}"]
     if query.since_id is not None:
-        where.add(f"id > {where.bind(query.since_id)}")
+        terms.append(f"id > {bind(query.since_id)}")
     if query.order_id is not None:
-        where.add(f"order_id = {where.bind(query.order_id)}")
+        terms.append(f"order_id = {bind(query.order_id)}")
     if query.source_id is not None:
-        where.add(f"source_id = {where.bind(query.source_id)}")
+        terms.append(f"source_id = {bind(query.source_id)}")
     if query.fr_numbers:
-        marks = ", ".join(where.bind(n) for n in query.fr_numbers)
-        where.add(f"fulfillment_request_number IN ({marks})")
+        terms.append(f"fulfillment_request_number IN ({', '.join(map(bind, query.fr_numbers))})")
     if query.statuses:
-        marks = ", ".join(where.bind(s) for s in query.statuses)
-        where.add(f"status IN ({marks})")
-    if query.accounting_synced is True:
-        where.add("accounting_synced = TRUE")
-    elif query.accounting_synced is False:
-        where.add("(accounting_synced IS NULL OR accounting_synced = FALSE)")
+        terms.append(f"status IN ({', '.join(map(bind, query.statuses))})")
+    if query.accounting_synced is not None:
+        terms.append(_SYNCED if query.accounting_synced else NOT_SYNCED)
+    if query.has_accounting_error is not None:
+        terms.append(HAS_ERROR if query.has_accounting_error else _NO_ERROR)
+    return " AND ".join(terms)
+
+
+def _index(principal: Principal, query: FrQuery) -> str | None:
+    """The index SQLite must use, where a statistics-free guess would go wrong."""
+    if query.order_id is not None:
+        return "ix_fr_order_id"  # a few rows, then sorted
+    if query.fr_numbers:
+        return "ix_fr_number"
+    # The partial indexes hold only these rows; errors are the fewer of the two, and their
+    # index also holds accounting_synced for "not synced" to be tested on its entries.
     if query.has_accounting_error is True:
-        where.add("(accounting_error IS NOT NULL AND accounting_error <> '')")
-    elif query.has_accounting_error is False:
-        where.add("(accounting_error IS NULL OR accounting_error = '')")
-    return where
+        return f"ix_fr_{principal.token_type}_has_error"
+    if query.accounting_synced is False:
+        return f"ix_fr_{principal.token_type}_not_synced"
+    return None  # (scope, id), (scope, status, id), (scope, source, id): SQLite picks well
+
+
+def _from(principal: Principal, query: FrQuery, hints: bool) -> str:
+    index = _index(principal, query) if hints else None
+    return "fulfillment_requests" + (f" INDEXED BY {index}" if index else "")
 
 
 def list_sql(
-    principal: Principal, query: FrQuery, columns: Sequence[str], *, placeholder: Placeholder
+    principal: Principal,
+    query: FrQuery,
+    columns: Sequence[str],
+    *,
+    placeholder: Placeholder,
+    hints: bool = False,
 ) -> tuple[str, list[Any]]:
-    where = _where(principal, query, placeholder)
-    limit = where.bind(query.page_size)
-    offset = where.bind((query.page_number - 1) * query.page_size)
+    """One page, ordered by id. A deep `filterPageNumber` makes the database step over
+    every row before the page (OFFSET); `sinceId` seeks straight to it."""
+    params = _Params(placeholder)
+    where = _where(principal, query, params)
+    limit = params.bind(query.page_size)
+    offset = params.bind((query.page_number - 1) * query.page_size)
     sql = (
-        f"SELECT {', '.join(columns)} FROM fulfillment_requests"
-        f" WHERE {where.sql()} ORDER BY id LIMIT {limit} OFFSET {offset}"
+        f"SELECT {', '.join(columns)} FROM {_from(principal, query, hints)}"
+        f" WHERE {where} ORDER BY id LIMIT {limit} OFFSET {offset}"
     )
-    return sql, where.params
+    return sql, params.values
 
 
 def count_sql(
-    principal: Principal, query: FrQuery, *, placeholder: Placeholder
+    principal: Principal, query: FrQuery, *, placeholder: Placeholder, hints: bool = False
 ) -> tuple[str, list[Any]]:
-    where = _where(principal, query, placeholder)
-    return f"SELECT COUNT(*) FROM fulfillment_requests WHERE {where.sql()}", where.params
+    """The number of matching FRs, paging ignored. "Synced" and "no error" hold for most
+    FRs and have no index of their own: they are counted as everything minus the few that
+    the partial indexes hold, so that no count with one filter reads the table's rows."""
+    params = _Params(placeholder)
+    parts = []
+    for sign, part in _count_terms(query):
+        count = f"SELECT COUNT(*) FROM {_from(principal, part, hints)}"
+        parts.append((sign, f"{count} WHERE {_where(principal, part, params)}"))
+    if len(parts) == 1:
+        return parts[0][1], params.values
+    total = " ".join(f"{'+' if sign > 0 else '-'} ({sql})" for sign, sql in parts)
+    return f"SELECT {total.removeprefix('+ ')}", params.values
+
+
+def _count_terms(query: FrQuery) -> list[tuple[int, FrQuery]]:
+    """count(Q) as a signed sum of counts that the indexes answer without reading rows:
+    count(B and synced) = count(B) - count(B and not synced), and the same for errors."""
+    replace = dataclasses.replace
+    if query.order_id is not None or query.fr_numbers:  # a few rows: count them directly
+        return [(1, query)]
+    if query.accounting_synced is True:
+        whole = replace(query, accounting_synced=None)
+        part = replace(query, accounting_synced=False)
+    elif query.has_accounting_error is False:
+        whole = replace(query, has_accounting_error=None)
+        part = replace(query, has_accounting_error=True)
+    else:
+        return [(1, query)]
+    return _count_terms(whole) + [(-sign, q) for sign, q in _count_terms(part)]
 
 
 def _upsert(

@@ -16,7 +16,26 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
+
+from frsync.store.queries import HAS_ERROR, NOT_SYNCED
+
+SCOPES = ("account", "source", "channel")
+
+
+def _partial(name: str, predicate: str, *more: str) -> list[Index]:
+    """Per scope column, an index over the rows matching `predicate`: (scope, id) for the
+    order, then the columns other filters test, so that they never read the row."""
+    return [
+        Index(
+            f"ix_fr_{scope}_{name}",
+            *dict.fromkeys((f"{scope}_id", "id", "status", "source_id", *more)),
+            sqlite_where=text(predicate), postgresql_where=text(predicate),
+        )
+        for scope in SCOPES
+    ]  # fmt: skip
+
 
 # On SQLite an INTEGER PRIMARY KEY is the rowid itself: the fastest lookup there is.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -71,6 +90,15 @@ fulfillment_requests = Table(
     Index("ix_fr_channel_id", "channel_id", "id"),
     Index("ix_fr_order_id", "order_id"),
     Index("ix_fr_number", "fulfillment_request_number"),
+    # The connector's "what is not yet synced" and the platform team's "what failed": small
+    # indexes over just those rows, so their pages and counts never read the other rows.
+    *_partial("not_synced", NOT_SYNCED),
+    *_partial("has_error", HAS_ERROR, "accounting_synced"),
+    # filterStatus counted without reading rows (and one status paged in id order).
+    *(Index(f"ix_fr_{scope}_status", f"{scope}_id", "status", "id") for scope in SCOPES),
+    # filterSourceId for account and channel tokens (a source token's scope is its source).
+    Index("ix_fr_account_source", "account_id", "source_id", "id"),
+    Index("ix_fr_channel_source", "channel_id", "source_id", "id"),
 )
 
 fulfillment_request_items = Table(

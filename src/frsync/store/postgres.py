@@ -1,0 +1,242 @@
+"""The PostgreSQL backend: asyncpg, one bounded pool per process, SQL shared with SQLite.
+
+Nothing waits without a bound. A connection is acquired within `pool_acquire_timeout`, a
+row lock within `store_busy_timeout` (`SET LOCAL lock_timeout`), and a whole API call ends
+within both plus a margin even if the server stops answering; each of these, and every
+dropped connection, surfaces as StoreBusy (503), see `postgres_errors`. asyncpg discards a
+connection that broke, so the pool heals by itself.
+
+The PATCH is four round trips:
+  1. `BEGIN; SET LOCAL lock_timeout …; SELECT … FOR NO KEY UPDATE` of the FR row
+     (one simple-protocol message, `begin_sql`)
+  2. read the FR's state, locking its items in id order on the way (`STATE_SQL`)
+  3. update the FR, its items (`unnest` of two arrays) and append the history entry
+     (one statement of data-modifying CTEs, `write_sql`)
+  4. `COMMIT`
+Statements 2 and 3 are prepared once per connection (asyncpg's statement cache). Every
+writer takes the same locks in the same order (FR first, then items by id), so
+concurrent PATCHes of one FR queue up instead of deadlocking. The locks are FOR NO KEY
+UPDATE, what an UPDATE of non-key columns takes anyway: they exclude each other like FOR
+UPDATE, but do not block the foreign-key checks of rows that merely point at the FR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from frsync.config import Settings
+from frsync.domain import Principal
+from frsync.errors import NotFound
+from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
+from frsync.store import queries
+from frsync.store.base import Audit, FrQuery, LoadData, PlanFn, TokenInfo
+from frsync.store.postgres_errors import BROKEN, load_errors, translated
+from frsync.store.postgres_sql import (
+    GET_SQL,
+    HISTORY_SQL,
+    ISSUE_SQL,
+    ISSUED_SQL,
+    PRINCIPAL_SQL,
+    REVOKE_SQL,
+    STATE_SQL,
+    begin_sql,
+    dollar,
+    frs_from_joined_rows,
+    list_sql,
+    state_from_row,
+    write_sql,
+)
+from frsync.store.rows import history_from_row
+
+# Past the acquire and lock timeouts, how long an API call may still take before it is
+# abandoned: only a server that stopped answering (no RST, no error) gets this far.
+_STALL_MARGIN = 5.0
+
+
+def asyncpg_dsn(url: str) -> str:
+    """`postgresql+asyncpg://…` (SQLAlchemy's spelling) → `postgresql://…`."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """We leave no session state behind (SET LOCAL only; no LISTEN, cursors or advisory
+    locks), so skip asyncpg's reset query: it would cost a round trip per release. asyncpg
+    still rolls back a transaction left open, e.g. by a cancelled request."""
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._pool = pool
+        self._acquire_timeout = settings.pool_acquire_timeout
+        self._deadline = settings.pool_acquire_timeout + settings.store_busy_timeout + _STALL_MARGIN
+        self._lock_timeout_ms = max(1, round(settings.store_busy_timeout * 1000))
+
+    @classmethod
+    async def open(cls, settings: Settings) -> PostgresStore:
+        """Open the pool and try one connection, so an unreachable server fails here (as
+        StoreBusy, within the connect timeout) rather than on the first request."""
+        pool = asyncpg.create_pool(
+            asyncpg_dsn(settings.database_url),
+            # No floor: during an outage asyncpg would keep reconnecting to hold one,
+            # logging a traceback each time. Connections come on demand and stay.
+            min_size=0,
+            max_size=settings.pool_size,
+            timeout=max(settings.pool_acquire_timeout, 1.0),  # connect timeout
+            reset=_keep_session,
+            server_settings={"application_name": "frsync"},
+        )
+        store = cls(await pool, settings)
+        try:
+            await store.ping()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @asynccontextmanager
+    async def acquire(self, *, bounded: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; any failure on it comes out as a domain error."""
+        with translated():
+            async with asyncio.timeout(self._deadline if bounded else None):
+                async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
+                    try:
+                        yield connection
+                    except BROKEN:
+                        _discard(connection)
+                        raise
+
+    @asynccontextmanager
+    async def _transaction(
+        self, *, lock_fr: int | None = None, bounded: bool = True
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """Committed on return, rolled back on raise; `lock_fr` is locked before the body."""
+        async with self.acquire(bounded=bounded) as connection:
+            try:
+                # Inside the try: the FR lock can time out after BEGIN took effect.
+                await connection.execute(begin_sql(self._lock_timeout_ms, lock_fr))
+                yield connection
+            except BaseException:
+                await _rollback_quietly(connection)
+                raise
+            await connection.execute("COMMIT")
+
+    async def find_token(self, token_hash: bytes) -> Principal | None:
+        async with self.acquire() as connection:
+            row = await connection.fetchrow(PRINCIPAL_SQL, token_hash)
+        return None if row is None else Principal(row[0], row[1], row[2])
+
+    async def get_fulfillment_request(
+        self, fr_id: int, principal: Principal
+    ) -> FulfillmentRequest | None:
+        sql = GET_SQL[principal.scope_column]
+        async with self.acquire() as connection:
+            rows = await connection.fetch(sql, fr_id, principal.scope_id)
+        frs = frs_from_joined_rows(rows)
+        return frs[0] if frs else None
+
+    async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+        async with self._transaction(lock_fr=fr_id) as connection:
+            row = await connection.fetchrow(STATE_SQL, fr_id)
+            change = plan(None if row is None else state_from_row(row))
+            columns = tuple(change.fr_columns)
+            items = change.item_external_ids
+            args: list[Any] = [fr_id, audit.at, audit.token_id, audit.token_type, audit.request_id]
+            args += [_encode_json(change.diff), *change.fr_columns.values()]
+            if items:
+                args += [list(items), list(items.values())]
+            await connection.execute(write_sql(columns, bool(items)), *args)
+
+    async def accounting_history(
+        self, fr_id: int, principal: Principal
+    ) -> list[HistoryEntry] | None:
+        sql = HISTORY_SQL[principal.scope_column]
+        async with self.acquire() as connection:
+            rows = await connection.fetch(sql, fr_id, principal.scope_id)
+        if not rows:
+            return None
+        return [history_from_row(row) for row in rows if row[0] is not None]
+
+    async def list_fulfillment_requests(
+        self, principal: Principal, query: FrQuery
+    ) -> list[FulfillmentRequest]:
+        sql, params = list_sql(principal, query)
+        async with self.acquire() as connection:
+            rows = await connection.fetch(sql, *params)
+        return frs_from_joined_rows(rows)
+
+    async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
+        sql, params = queries.count_sql(principal, query, placeholder=dollar)
+        async with self.acquire() as connection:
+            count = await connection.fetchval(sql, *params)
+        return int(count)
+
+    async def load(self, batches: Iterable[LoadData]) -> None:
+        # Unbounded: a large load legitimately takes long (lock waits are still bounded).
+        # executemany pipelines the rows; COPY into a temporary table would be the next step.
+        async with self._transaction(bounded=False) as connection:
+            with load_errors():
+                for batch in batches:
+                    for sql, rows in queries.load_statements(batch, placeholder=dollar):
+                        if rows:
+                            await connection.executemany(sql, rows)
+
+    async def create_token(
+        self, token_hash: bytes, token_type: TokenType, scope_id: int, label: str | None
+    ) -> int:
+        async with self.acquire() as connection:
+            token_id = await connection.fetchval(
+                ISSUE_SQL[token_type], token_hash, token_type, scope_id, label, now_ms()
+            )
+        if token_id is None:
+            raise NotFound(f"There is no {token_type} with id {scope_id}.")
+        return int(token_id)
+
+    async def revoke_token(self, token_id: int) -> bool:
+        async with self.acquire() as connection:
+            revoked = await connection.fetchval(REVOKE_SQL, now_ms(), token_id)
+        return revoked is not None
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        async with self.acquire() as connection:
+            rows = await connection.fetch(ISSUED_SQL)
+        return [TokenInfo(*row) for row in rows]
+
+    async def ping(self) -> None:
+        async with self.acquire() as connection:
+            await connection.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        # close() waits for connections in use; a request stuck past its deadline must not
+        # hold shutdown hostage.
+        try:
+            await asyncio.wait_for(self._pool.close(), self._deadline)
+        except TimeoutError:
+            self._pool.terminate()
+
+
+def _discard(connection: asyncpg.Connection) -> None:
+    # Released as is, a connection in an unknown protocol state could fail the next request
+    # too (our reset hook sends nothing that would find out); a new one costs a connect.
+    with suppress(Exception):
+        connection.terminate()
+
+
+async def _rollback_quietly(connection: asyncpg.Connection) -> None:
+    # The error being raised matters more than a failed ROLLBACK: the connection may be the
+    # thing that broke, and may even be back in the pool already (asyncpg releases a
+    # connection the moment it closes). On release asyncpg rolls back again if it must, or
+    # discards the connection.
+    with suppress(Exception):
+        if not connection.is_closed():
+            await connection.execute("ROLLBACK")
+
+
+def _encode_json(diff: dict[str, Any]) -> str:
+    return msgspec.json.encode(diff).decode()

@@ -1,0 +1,164 @@
+"""The PostgreSQL store's statements, and the rows they return: fewer round trips than
+SQLite's, the same results.
+
+Reads that SQLite answers in two statements (an FR, then its items) are one here: the FR
+columns joined to its items' columns, so a page comes back in one round trip and from one
+snapshot. Column and table names come from constants, never from the caller; values are
+bound, except the FR id in `begin_sql`, which is formatted as an integer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from frsync.domain import SCOPE_COLUMNS, AccountingState, Principal
+from frsync.models import FulfillmentRequest, TokenType
+from frsync.store import queries
+from frsync.store.base import FrQuery
+from frsync.store.rows import FR_COLUMNS, HISTORY_COLUMNS, ITEM_COLUMNS, group_items
+
+FR_WIDTH = len(FR_COLUMNS)  # where the item columns start in a joined row
+
+
+def _cols(alias: str, columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{alias}.{c}" for c in columns)
+
+
+def dollar(n: int) -> str:
+    return f"${n}"
+
+
+PRINCIPAL_SQL = (
+    "SELECT id, token_type, scope_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+)
+
+
+def begin_sql(lock_timeout_ms: int, fr_id: int | None = None) -> str:
+    """Open a transaction whose lock waits are bounded; for a PATCH, lock the FR row in the
+    same round trip. The simple protocol carries several statements but no parameters, so
+    the id is formatted in, as an integer (`:d` refuses anything else)."""
+    sql = f"BEGIN; SET LOCAL lock_timeout = {lock_timeout_ms:d}"
+    if fr_id is not None:
+        sql += f"; SELECT 1 FROM fulfillment_requests WHERE id = {fr_id:d} FOR NO KEY UPDATE"
+    return sql
+
+
+# Read under the FR lock, in a snapshot taken after it was granted, so whatever the previous
+# holder committed is seen; the items are locked in id order on the way.
+STATE_SQL = """
+WITH items AS MATERIALIZED (
+    SELECT id, external_accounting_item_id FROM fulfillment_request_items
+    WHERE fulfillment_request_id = $1 ORDER BY id FOR NO KEY UPDATE
+)
+SELECT account_id, source_id, channel_id, accounting_synced, external_accounting_id,
+       accounting_error, accounting_synced_at,
+       (SELECT array_agg(id ORDER BY id) FROM items),
+       (SELECT array_agg(external_accounting_item_id ORDER BY id) FROM items)
+FROM fulfillment_requests WHERE id = $1
+"""
+
+
+def state_from_row(row: Sequence[Any]) -> AccountingState:
+    return AccountingState(
+        account_id=row[0],
+        source_id=row[1],
+        channel_id=row[2],
+        accounting_synced=row[3],
+        external_accounting_id=row[4],
+        accounting_error=row[5],
+        accounting_synced_at=row[6],
+        item_external_ids=dict(zip(row[7] or (), row[8] or (), strict=True)),
+    )
+
+
+def frs_from_joined_rows(rows: Sequence[Sequence[Any]]) -> list[FulfillmentRequest]:
+    """Rows of FR columns then item columns (NULL when the FR has none), ordered by FR."""
+    frs: list[Sequence[Any]] = []
+    items: list[Sequence[Any]] = []
+    for row in rows:
+        if not frs or frs[-1][0] != row[0]:
+            frs.append(row)
+        if row[FR_WIDTH] is not None:
+            items.append(row[FR_WIDTH:])
+    return group_items(frs, items)
+
+
+_HISTORY_INSERT = (
+    f"INSERT INTO accounting_history (fulfillment_request_id, {', '.join(HISTORY_COLUMNS)})"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_ITEMS_UPDATE = (
+    "items AS (UPDATE fulfillment_request_items AS t SET external_accounting_item_id = u.ext"
+    " FROM unnest(${0}::bigint[], ${1}::text[]) AS u(id, ext)"
+    " WHERE t.id = u.id AND t.fulfillment_request_id = $1)"
+)
+_WRITABLE = frozenset(FR_COLUMNS) - {"id"}
+
+
+@lru_cache(maxsize=64)
+def write_sql(fr_columns: tuple[str, ...], with_items: bool) -> str:
+    """One statement for the whole write: $1–$6 the history entry, then the FR columns'
+    new values, then two arrays (item ids, their new external ids)."""
+    if not _WRITABLE.issuperset(fr_columns):
+        raise ValueError(f"not an FR column: {sorted(set(fr_columns) - _WRITABLE)}")
+    ctes = []
+    if fr_columns:
+        sets = ", ".join(f"{column} = ${n}" for n, column in enumerate(fr_columns, start=7))
+        ctes.append(f"fr AS (UPDATE fulfillment_requests SET {sets} WHERE id = $1)")
+    if with_items:
+        first = 7 + len(fr_columns)
+        ctes.append(_ITEMS_UPDATE.format(first, first + 1))
+    return (f"WITH {', '.join(ctes)} " if ctes else "") + _HISTORY_INSERT
+
+
+def _scoped(sql: str) -> dict[str, str]:
+    return {column: sql.format(scope=column) for column in SCOPE_COLUMNS.values()}
+
+
+# One row per item, or one row of NULL item columns for an FR without items.
+GET_SQL = _scoped(
+    f"SELECT {_cols('f', FR_COLUMNS)}, {_cols('i', ITEM_COLUMNS)}"
+    " FROM fulfillment_requests AS f"
+    " LEFT JOIN fulfillment_request_items AS i ON i.fulfillment_request_id = f.id"
+    " WHERE f.id = $1 AND f.{scope} = $2 ORDER BY i.id"
+)
+# No rows: no such FR in scope. One row of NULLs: the FR, without history.
+HISTORY_SQL = _scoped(
+    f"SELECT {_cols('h', HISTORY_COLUMNS)} FROM fulfillment_requests AS f"
+    " LEFT JOIN accounting_history AS h ON h.fulfillment_request_id = f.id"
+    " WHERE f.id = $1 AND f.{scope} = $2 ORDER BY h.id DESC"
+)
+
+
+def list_sql(principal: Principal, query: FrQuery) -> tuple[str, list[Any]]:
+    """The page of FRs (the shared filters), joined to their items, in one statement."""
+    page, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=dollar)
+    sql = (
+        f"WITH page AS ({page}) SELECT page.*, {_cols('i', ITEM_COLUMNS)} FROM page"
+        " LEFT JOIN fulfillment_request_items AS i ON i.fulfillment_request_id = page.id"
+        " ORDER BY page.id, i.id"
+    )
+    return sql, params
+
+
+# Inserts nothing (and returns no id) when the token's account/source/channel is missing.
+_SCOPE_TABLES: dict[TokenType, str] = {
+    "account": "accounts",
+    "source": "sources",
+    "channel": "channels",
+}
+ISSUE_SQL = {
+    token_type: "INSERT INTO api_tokens (token_hash, token_type, scope_id, label, created_at)"
+    " SELECT $1::bytea, $2::varchar, $3::bigint, $4::text, $5::bigint"
+    f" WHERE EXISTS (SELECT 1 FROM {table} WHERE id = $3)"
+    " RETURNING id"
+    for token_type, table in _SCOPE_TABLES.items()
+}
+REVOKE_SQL = (
+    "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id"
+)
+ISSUED_SQL = (
+    "SELECT id, token_type, scope_id, label, created_at, revoked_at FROM api_tokens ORDER BY id"
+)
