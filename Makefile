@@ -30,6 +30,7 @@ lint: install
 
 ## Run the benchmarks and rewrite BENCHMARKS.md.
 bench: install
+	$(BIN)/python bench/read_side.py
 	$(BIN)/python -m bench
 
 clean:

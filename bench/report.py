@@ -227,6 +227,16 @@ def method() -> list[str]:
     ]
 
 
+READ_SIDE = Path(__file__).parent / "results" / "read_side.md"
+
+
+def read_side_section() -> list[str]:
+    """`bench/read_side.py` (10k → 1M FRs, run by `make bench` first) writes its own section."""
+    if not READ_SIDE.exists():
+        return ["## Read side (SQLite)", "", "Pending: run `python bench/read_side.py`.", ""]
+    return [READ_SIDE.read_text().rstrip(), ""]
+
+
 def write(run: Run, path: Path) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
@@ -248,6 +258,7 @@ def write(run: Run, path: Path) -> None:
         "## `push` efficiency", "", *push_section(run), "",
         "## Profile of the PATCH path", "", *profile_section(run), "",
         "## SQLAlchemy Core vs raw sqlite3 (the PATCH transaction)", "", *core_section(run), "",
+        *read_side_section(),
     ]  # fmt: skip
     if run.setup_seconds:
         setup = ", ".join(f"{k} {v:.0f} s" for k, v in run.setup_seconds.items() if v)

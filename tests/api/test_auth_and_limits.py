@@ -173,3 +173,42 @@ async def test_tokens_are_stored_only_as_hashes(settings: Settings, app: Starlet
         raw = _database_bytes(settings.database_url)
         for plaintext in TOKENS.values():
             assert plaintext.encode() not in raw
+
+
+class CountingStore:
+    """The real store, counting the token lookups that reach it."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.lookups = 0
+        self.revision_checks = 0
+
+    async def find_token(self, token_hash: bytes) -> object:
+        self.lookups += 1
+        return await self._store.find_token(token_hash)  # type: ignore[attr-defined]
+
+    async def revoked_token_count(self) -> int:
+        self.revision_checks += 1
+        return await self._store.revoked_token_count()  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_a_known_token_is_looked_up_once_not_per_request(
+    timed_app: Starlette, clock: FakeClock
+) -> None:
+    from frsync.api.auth import TokenCache
+    from frsync.fixture import hash_token
+
+    counting = CountingStore(timed_app.state.store)
+    cache = TokenCache(counting, 1.0, clock)  # type: ignore[arg-type]
+    for _ in range(30):
+        clock.now += 0.5  # 15 s: well past the one-second revocation window
+        assert await cache.lookup(hash_token(TOKENS["account1"])) is not None
+    assert counting.lookups == 1
+    assert counting.revision_checks == 15
+    token_id = await timed_app.state.store.create_token(
+        hash_token("tok-cached-then-revoked"), "account", 1, None
+    )
+    assert await cache.lookup(hash_token("tok-cached-then-revoked")) is not None
+    await timed_app.state.store.revoke_token(token_id)
+    clock.now += 1.0
+    assert await cache.lookup(hash_token("tok-cached-then-revoked")) is None

@@ -29,27 +29,48 @@ Handler = Callable[[Request, Principal], Awaitable[Response]]
 
 
 class TokenCache:
-    """Token hash → principal (or None), trusted for `ttl` seconds.
+    """Token hash → principal, so a request rarely costs a store round trip for its token.
 
-    Saves a store round trip per request; `ttl` bounds how long a revoked token keeps
-    working (the contract allows one second)."""
+    A known token is trusted for up to `max_age` seconds, but every `ttl` seconds one query
+    asks the store how many tokens were ever revoked, and any change empties the cache: a
+    revocation takes effect within `ttl` (the contract allows one second) while thousands
+    of tokens cost one lookup each per `max_age`, not one per request. Unknown tokens are
+    remembered for `ttl` only, so a newly issued token works within that time."""
 
-    def __init__(self, store: Store, ttl: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        store: Store,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_age: float = 60.0,
+    ) -> None:
         self._store = store
         self._ttl = ttl
+        self._max_age = max(ttl, max_age)
         self._clock = clock
         self._entries: dict[bytes, tuple[float, Principal | None]] = {}
+        self._revoked: int | None = None
+        self._next_check = float("-inf")
 
     async def lookup(self, token_hash: bytes) -> Principal | None:
         now = self._clock()
+        if now >= self._next_check:
+            await self._drop_if_revoked(now)
         entry = self._entries.get(token_hash)
         if entry is not None and entry[0] > now:
             return entry[1]
         principal = await self._store.find_token(token_hash)
         if len(self._entries) >= _MAX_CACHED:
             self._entries.clear()  # simplest bound; refilling costs one lookup per token
-        self._entries[token_hash] = (now + self._ttl, principal)
+        self._entries[token_hash] = (now + (self._max_age if principal else self._ttl), principal)
         return principal
+
+    async def _drop_if_revoked(self, now: float) -> None:
+        self._next_check = now + self._ttl
+        revoked = await self._store.revoked_token_count()
+        if revoked != self._revoked:
+            self._entries.clear()
+            self._revoked = revoked
 
 
 class Gatekeeper:

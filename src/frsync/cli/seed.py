@@ -17,7 +17,7 @@ from rich.table import Table
 from frsync import generate
 from frsync.bulk import Loader
 from frsync.cli.progress import progress_bar
-from frsync.cli.server import _run, _settings, console, err, new_token
+from frsync.cli.server import console, err, new_token, run_with_store, settings_from
 from frsync.demo import TOKENS as DEMO_TOKENS
 from frsync.demo import demo_fixture
 from frsync.errors import FrsyncError
@@ -45,7 +45,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     try:
         with progress_bar(err, "loading", loader.line_bytes()) as advance:
             loader.progress = advance
-            _run(_settings(args), lambda store: store.load(loader.batches()))
+            run_with_store(settings_from(args), lambda store: store.load(loader.batches()))
     except OSError as error:
         err.print(f"frsync load: cannot read {error.filename}: {error.strerror}", soft_wrap=True)
         return 2
@@ -86,14 +86,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             err.print("frsync demo: --jsonl writes the generated FRs: give --size N too")
             return 2
         return _write_demo_jsonl(Path(args.jsonl), args.size)
-    settings = _settings(args)
+    settings = settings_from(args)
     with progress_bar(err, "generating", args.size or 0) as advance:
 
         async def seed(store: Store) -> list[tuple[TokenType, int, str]]:
             await store.load(_demo_batches(args.size or 0, advance))
             return await _issue_demo_tokens(store)
 
-        issued = _run(settings, seed)
+        issued = run_with_store(settings, seed)
     extra = f" and {args.size:,} generated ones" if args.size else ""
     console.print(f"Demo data is in {settings.database_url}: 24 fulfillment requests{extra}, "
                   "FR 221 with item 12312 among them.\n", soft_wrap=True)  # fmt: skip

@@ -33,7 +33,7 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def _settings(args: argparse.Namespace, **more: Any) -> Settings:
+def settings_from(args: argparse.Namespace, **more: Any) -> Settings:
     return Settings.from_env(database_url=getattr(args, "database_url", None), **more)
 
 
@@ -45,7 +45,7 @@ async def _with_store(settings: Settings, work: Any) -> Any:
         await store.close()
 
 
-def _run(settings: Settings, work: Any) -> Any:
+def run_with_store(settings: Settings, work: Any) -> Any:
     """Migrate, then run `work(store)` to completion."""
     migrate(settings.database_url)
     return asyncio.run(_with_store(settings, work))
@@ -96,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     flags = {"redis_url": args.redis_url, "host": args.host, "port": args.port,
              "workers": args.workers, "rate": args.rate, "burst": args.burst,
              "forwarded_allow_ips": args.forwarded_allow_ips}  # fmt: skip
-    settings, made_dir = _metrics_dir(_settings(args, **flags))
+    settings, made_dir = _metrics_dir(settings_from(args, **flags))
     migrate(settings.database_url)
     _export_for_workers(settings)
     configure_logging()
@@ -136,7 +136,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         return await store.create_token(hash_token(plaintext), token_type, args.id, args.label)
 
     try:
-        token_id = _run(_settings(args), work)
+        token_id = run_with_store(settings_from(args), work)
     except FrsyncError as error:
         err.print(f"frsync token create: {error.detail}")
         return 2
@@ -146,7 +146,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    revoked = _run(_settings(args), lambda store: store.revoke_token(args.token_id))
+    revoked = run_with_store(settings_from(args), lambda store: store.revoke_token(args.token_id))
     if not revoked:
         err.print(f"frsync token revoke: no live token with id {args.token_id}")
         return 2
@@ -155,7 +155,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    tokens = _run(_settings(args), lambda store: store.list_tokens())
+    tokens = run_with_store(settings_from(args), lambda store: store.list_tokens())
     table = Table()
     for column in ("id", "type", "scope", "label", "created", "revoked"):
         table.add_column(column)

@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 from frsync.config import Settings
 from frsync.store.base import Audit, FrQuery, LoadData, Store, TokenInfo
-from frsync.store.migrate import migrate
+
+
+def migrate(url: str) -> None:
+    """Create or upgrade the schema at `url` to the latest revision. Blocking; from async
+    code call it through `asyncio.to_thread`."""
+    # Alembic takes half a second to import: only commands that migrate should pay for it.
+    from frsync.store.upgrade import upgrade
+
+    upgrade(url)
 
 
 def _open_sqlite(settings: Settings) -> Store:

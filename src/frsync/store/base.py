@@ -15,6 +15,11 @@ from frsync.domain import AccountingChange, AccountingState, Principal
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
 
 PlanFn = Callable[[AccountingState | None], AccountingChange]
+# Every backend says this when a load names a parent row that is not there.
+MISSING_PARENT = (
+    "A row refers to an account, source or channel that does not exist; nothing was loaded."
+)
+REVOKED_COUNT_SQL = "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NOT NULL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,10 @@ class LoadData:
 class Store(Protocol):
     async def find_token(self, token_hash: bytes) -> Principal | None:
         """The live (not revoked) token with this SHA-256 hash."""
+        ...
+
+    async def revoked_token_count(self) -> int:
+        """How many tokens were ever revoked: when it changes, cached tokens are stale."""
         ...
 
     async def get_fulfillment_request(

@@ -35,7 +35,7 @@ from frsync.domain import Principal
 from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries
-from frsync.store.base import Audit, FrQuery, LoadData, PlanFn, TokenInfo
+from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, PlanFn, TokenInfo
 from frsync.store.postgres_errors import BROKEN, load_errors, translated
 from frsync.store.postgres_sql import (
     GET_SQL,
@@ -131,6 +131,11 @@ class PostgresStore:
         async with self.acquire() as connection:
             row = await connection.fetchrow(PRINCIPAL_SQL, token_hash)
         return None if row is None else Principal(row[0], row[1], row[2])
+
+    async def revoked_token_count(self) -> int:
+        async with self.acquire() as connection:
+            count = await connection.fetchval(REVOKED_COUNT_SQL)
+        return int(count)
 
     async def get_fulfillment_request(
         self, fr_id: int, principal: Principal

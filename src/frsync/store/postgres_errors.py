@@ -26,13 +26,10 @@ from contextlib import contextmanager
 from asyncpg import exceptions as pg
 
 from frsync.errors import InvalidRequest, StoreBusy
+from frsync.store.base import MISSING_PARENT
 
 log = logging.getLogger("frsync.store")
 
-# The same words as the SQLite store's, so `frsync load` reads alike on both backends.
-MISSING_PARENT = (
-    "A row refers to an account, source or channel that does not exist; nothing was loaded."
-)
 _WHY = "text containing U+0000, a number out of range, or a string that is too long"
 BAD_VALUE = f"A value cannot be stored ({_WHY})."
 BAD_LOAD_VALUE = f"A value cannot be stored ({_WHY}); nothing was loaded."

@@ -1,5 +1,5 @@
 """The tables, as SQLAlchemy Core metadata. Alembic migrations own the live schema;
-`tests/store/test_migrations.py` checks the two agree."""
+`tests/test_migrations.py` checks the two agree."""
 
 from __future__ import annotations
 

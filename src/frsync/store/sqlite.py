@@ -20,7 +20,15 @@ from frsync.domain import AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
 from frsync.store import queries
-from frsync.store.base import Audit, FrQuery, LoadData, PlanFn, TokenInfo
+from frsync.store.base import (
+    MISSING_PARENT,
+    REVOKED_COUNT_SQL,
+    Audit,
+    FrQuery,
+    LoadData,
+    PlanFn,
+    TokenInfo,
+)
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_COLUMNS,
@@ -49,9 +57,6 @@ _PRINCIPAL_SQL = (
 )
 _SCOPE_TABLES = {"account": "accounts", "source": "sources", "channel": "channels"}
 _LOADED_CHILDREN = ("sources", "channels", "fulfillment_requests", "fulfillment_request_items")
-MISSING_PARENT = (
-    "A row refers to an account, source or channel that does not exist; nothing was loaded."
-)
 
 
 def path_from_url(url: str) -> str:
@@ -101,6 +106,11 @@ class SqliteStore:
         with _busy_as_503():
             row = self._db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone()
         return None if row is None else Principal(row[0], row[1], row[2])
+
+    async def revoked_token_count(self) -> int:
+        with _busy_as_503():
+            (count,) = self._db.execute(REVOKED_COUNT_SQL).fetchone()
+        return int(count)
 
     async def get_fulfillment_request(
         self, fr_id: int, principal: Principal

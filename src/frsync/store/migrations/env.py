@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the connection URL that `frsync.store.migrate`
+"""Alembic environment: runs migrations on the connection URL that `frsync.store.migrate()`
 passes in (sync SQLite, or PostgreSQL through asyncpg)."""
 
 from __future__ import annotations

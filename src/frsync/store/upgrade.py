@@ -25,6 +25,6 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(url: str) -> None:
+def upgrade(url: str) -> None:
     """Upgrade to head. Blocking; from async code call it through `asyncio.to_thread`."""
     command.upgrade(alembic_config(url), "head")
