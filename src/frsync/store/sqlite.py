@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -40,13 +41,15 @@ from frsync.store.rows import (
 
 _FR_SELECT = f"SELECT {', '.join(FR_COLUMNS)} FROM fulfillment_requests"
 _ITEM_SELECT = f"SELECT {', '.join(ITEM_COLUMNS)} FROM fulfillment_request_items"
+# The FR's accounting state and its items' external ids in one statement: a row per item
+# (one row with NULL item columns for an FR without items).
 _STATE_SQL = (
-    "SELECT account_id, source_id, channel_id, accounting_synced, external_accounting_id,"
-    " accounting_error, accounting_synced_at FROM fulfillment_requests WHERE id = ?"
-)
-_ITEM_IDS_SQL = (
-    "SELECT id, external_accounting_item_id FROM fulfillment_request_items"
-    " WHERE fulfillment_request_id = ?"
+    "SELECT fr.account_id, fr.source_id, fr.channel_id, fr.accounting_synced,"
+    " fr.external_accounting_id, fr.accounting_error, fr.accounting_synced_at,"
+    " i.id, i.external_accounting_item_id"
+    " FROM fulfillment_requests fr"
+    " LEFT JOIN fulfillment_request_items i ON i.fulfillment_request_id = fr.id"
+    " WHERE fr.id = ?"
 )
 _HISTORY_INSERT = (
     f"INSERT INTO accounting_history (fulfillment_request_id, {', '.join(HISTORY_COLUMNS)})"
@@ -127,20 +130,8 @@ class SqliteStore:
 
     async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
         with self._write() as db:
-            row = db.execute(_STATE_SQL, (fr_id,)).fetchone()
-            state = None
-            if row is not None:
-                state = AccountingState(
-                    account_id=row[0],
-                    source_id=row[1],
-                    channel_id=row[2],
-                    accounting_synced=None if row[3] is None else bool(row[3]),
-                    external_accounting_id=row[4],
-                    accounting_error=row[5],
-                    accounting_synced_at=row[6],
-                    item_external_ids=dict(db.execute(_ITEM_IDS_SQL, (fr_id,)).fetchall()),
-                )
-            change = plan(state)
+            rows = db.execute(_STATE_SQL, (fr_id,)).fetchall()
+            change = plan(_state_from_rows(rows) if rows else None)
             if change.fr_columns:
                 assignments = ", ".join(f"{column} = ?" for column in change.fr_columns)
                 db.execute(
@@ -256,6 +247,20 @@ class SqliteStore:
 
 def _qmark(_: int) -> str:
     return "?"
+
+
+def _state_from_rows(rows: list[Any]) -> AccountingState:
+    row = rows[0]
+    return AccountingState(
+        account_id=row[0],
+        source_id=row[1],
+        channel_id=row[2],
+        accounting_synced=None if row[3] is None else bool(row[3]),
+        external_accounting_id=row[4],
+        accounting_error=row[5],
+        accounting_synced_at=row[6],
+        item_external_ids={r[7]: r[8] for r in rows if r[7] is not None},
+    )
 
 
 # Result codes that mean "the database cannot be used right now", as opposed to a bug:
