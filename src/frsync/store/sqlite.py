@@ -38,6 +38,7 @@ from frsync.store.rows import (
     group_items,
     history_from_row,
 )
+from frsync.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 
 _FR_SELECT = f"SELECT {', '.join(FR_COLUMNS)} FROM fulfillment_requests"
 _ITEM_SELECT = f"SELECT {', '.join(ITEM_COLUMNS)} FROM fulfillment_request_items"
@@ -86,6 +87,8 @@ class SqliteStore:
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.execute("PRAGMA mmap_size=268435456")
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        self._checkpointer = Checkpointer(path)
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout: float = 2.0) -> SqliteStore:
@@ -242,6 +245,7 @@ class SqliteStore:
             self._db.execute("SELECT 1").fetchone()
 
     async def close(self) -> None:
+        self._checkpointer.stop()
         self._db.close()
 
 
