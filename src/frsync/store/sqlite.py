@@ -86,7 +86,9 @@ class SqliteStore:
         # the file, so a lookup costs memory reads rather than read() calls.
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.execute("PRAGMA mmap_size=268435456")
-        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        self._busy_timeout = busy_timeout
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         self._checkpointer = Checkpointer(path)
 
@@ -100,13 +102,36 @@ class SqliteStore:
         """One write transaction, the lock taken up front so it can never be upgraded into
         a deadlock; committed on return, rolled back on raise."""
         with _busy_as_503():
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin_immediate()
             try:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _begin_immediate(self) -> None:
+        """Take the write lock, polling every few tens of microseconds.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, while another
+        worker's PATCH holds the lock for about a tenth of a millisecond: with two workers
+        that wait, not the work, set the pace. So the connection's busy timeout is off for
+        BEGIN, and this loop backs off from 25 µs to 1 ms until `busy_timeout` has passed."""
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 25e-6
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as error:
+                    if _code(error) != _SQLITE_BUSY or time.monotonic() + delay > deadline:
+                        raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1e-3)
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
         with _busy_as_503():
@@ -269,7 +294,13 @@ def _state_from_rows(rows: list[Any]) -> AccountingState:
 
 # Result codes that mean "the database cannot be used right now", as opposed to a bug:
 # BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
-_TRANSIENT_CODES = {5, 6, 10, 13, 14, 15}
+_SQLITE_BUSY = 5
+_TRANSIENT_CODES = {_SQLITE_BUSY, 6, 10, 13, 14, 15}
+
+
+def _code(error: sqlite3.Error) -> int:
+    """The primary result code (extended codes carry it in the low byte)."""
+    return int(getattr(error, "sqlite_errorcode", 0)) & 0xFF
 
 
 @contextmanager
@@ -278,6 +309,6 @@ def _busy_as_503() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as error:
-        if getattr(error, "sqlite_errorcode", 0) & 0xFF in _TRANSIENT_CODES:
+        if _code(error) in _TRANSIENT_CODES:
             raise StoreBusy() from error
         raise

@@ -22,7 +22,7 @@ BACKSTOP_PAGES = 16_384
 
 
 class Checkpointer:
-    def __init__(self, path: str, interval: float = 1.0) -> None:
+    def __init__(self, path: str, interval: float = 0.2) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(path, interval), name="frsync-wal-checkpoint", daemon=True
