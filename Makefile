@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench reliability clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ lint: install
 bench: install
 	$(BIN)/python bench/read_side.py
 	$(BIN)/python -m bench
+
+## Rerun the security and fault suites and rewrite RELIABILITY.md (FULL=1: 100 kills per
+## store, a 10 s database outage and the 10-minute soak).
+reliability: install
+	$(BIN)/python -m bench.security_report
+	$(BIN)/python -m bench.faults_report $(if $(FULL),--full)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

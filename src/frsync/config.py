@@ -35,7 +35,8 @@ class Settings:
     pool_acquire_timeout: float = 2.0
     # Redis socket timeouts: a slow Redis must never hold a request longer than this.
     redis_timeout: float = 0.25
-    # Seconds a validated token is trusted before it is looked up again (revocation delay).
+    # Longest a revoked token keeps working: each process asks the store this often whether
+    # any token was revoked (known tokens are otherwise cached for a minute; api/auth.py).
     token_cache_seconds: float = 1.0
     # Bound on how long a client may take to send its headers and body.
     request_read_timeout: float = 10.0
