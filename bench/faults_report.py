@@ -2,7 +2,8 @@
 
     python -m bench.faults_report           # the short versions (the ones CI runs)
     python -m bench.faults_report --full    # 100 kill -9 rounds per store, a 10 s PostgreSQL
-                                            # outage, a 10-minute soak
+                                            # outage, a 10-minute soak, 300 + 300 slow
+                                            # clients for 30 s
 
 The scenarios are the code in `tests/faults/`, so a figure here is what the tests assert on.
 Only the text between `<!-- faults:start -->` and `<!-- faults:end -->` is replaced.
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from tests.faults import postgres_faults as pg
 from tests.faults import redis_faults as rf
+from tests.faults import shutdown as sd
+from tests.faults import slow_clients as sc
 from tests.faults.kill9 import Kill9Result, run_kill9
 from tests.faults.soak import SoakResult, run_soak
 
@@ -105,6 +108,54 @@ def _soak_rows(result: SoakResult) -> list[Row]:
     return rows
 
 
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items()))
+
+
+def _slow_clients_row(result: sc.SlowClientsResult) -> Row:
+    (h_min, h_med, h_max), (b_min, b_med, b_max) = result.spread("head"), result.spread("body")
+    figures = (
+        f"{result.slots} trickled heads + {result.slots} trickled PATCH bodies held open for "
+        f"{result.seconds:g} s (a closed one replaced at once), 2 workers, SQLite; slow "
+        f"connections closed by the server {result.closed}, left open past bound + "
+        f"{sc.GIVE_UP:g} s {sum(result.not_closed.values())}; time to close, head "
+        f"{h_min:.2f}/{h_med:.2f}/{h_max:.2f} s min/median/max (bound: header_timeout "
+        f"{sc.HEADER_TIMEOUT:g} s), body {b_min:.2f}/{b_med:.2f}/{b_max:.2f} s (bound: "
+        f"request_read_timeout {sc.READ_TIMEOUT:g} s + {sc.BODY_SLACK:g} s); answers "
+        f"{{{_counts(result.answers)}}}; probe (1 PATCH/s, new connection) 204 "
+        f"{result.probe_successes}/{result.probe_attempts}, max latency "
+        f"{max(result.probe_latencies, default=0) * 1000:.0f} ms; 5xx {result.server_errors}; "
+        f"slow connects refused {result.connect_failures}; tracebacks {result.tracebacks}"
+    )
+    return f"slow clients, {result.slots} + {result.slots}", figures, _verdict(result.ok)
+
+
+_GROUP_TEXT = {
+    "fast": f"body done {sd.FAST_AT:g} s after SIGTERM",
+    "slow": f"body would be done at {sd.SLOW_AT:g} s",
+    "locked": "waiting on a row lock inside its transaction",
+}
+
+
+def _shutdown_row(result: sd.ShutdownResult) -> Row:
+    groups = []
+    for group in result.groups:
+        first, last = result.answered_at(group)
+        statuses = result.statuses(group)
+        groups.append(f"{sum(statuses.values())} {group} ({_GROUP_TEXT[group]}): "
+                      f"{{{_counts(statuses)}}} at {first:.2f}–{last:.2f} s")  # fmt: skip
+    figures = (
+        f"SIGTERM with {len(result.outcomes)} slow PATCHes in flight, 2 workers, grace "
+        f"{sd.GRACE:g} s; {'; '.join(groups)}; 204s stored with their history entry "
+        f"{result.present}/{result.present + result.missing}; cut-off requests that left "
+        f"nothing in the database {result.rolled_back}/{result.rolled_back + result.leaked}; "
+        f"other 5xx {result.server_errors}; exit {result.exit_seconds:.2f} s after SIGTERM "
+        f"(bound {result.bound:g} s), status {result.exit_code}, workers left "
+        f"{result.workers_left}"
+    )
+    return f"SIGTERM with {sd.IN_FLIGHT} in flight, {result.store}", figures, _verdict(result.ok)
+
+
 def _guarded(name: str, run: Callable[[], list[Row]]) -> list[Row]:
     started = time.monotonic()
     print(f"… {name}", flush=True)
@@ -160,6 +211,18 @@ def collect(full: bool, workdir: Path) -> list[Row]:
         return _soak_rows(result)
 
     rows += _guarded("soak", soak)
+    slots, held = (300, 30.0) if full else (100, 8.0)
+
+    def slow_clients() -> list[Row]:
+        (workdir / "slow").mkdir()
+        return [_slow_clients_row(sc.run_slow_clients(workdir / "slow", slots, held))]
+
+    rows += _guarded("slow clients", slow_clients)
+    for store in ("sqlite", "postgres"):
+        where = workdir / f"shutdown-{store}"
+        where.mkdir()
+        rows += _guarded(f"shutdown {store}", lambda s=store, w=where: [  # type: ignore[misc]
+            _shutdown_row(sd.run_shutdown(s, w))])  # fmt: skip
     return rows
 
 
@@ -179,10 +242,20 @@ def render(rows: list[Row], full: bool, seconds: float) -> str:
         *(f"| {s} | {f} | {v} |" for s, f, v in rows),
         "",
         "Scenario code: `tests/faults/` (kill9.py, postgres_faults.py, redis_faults.py, "
-        "soak.py); faults are played by `tests/faults/proxy.py` between frsync and the real "
-        'servers. "Missing" means a request answered 204 whose history entry (found by its '
-        "X-Request-Id) is absent or shows another value; a later 204 on the same FR may "
-        "legitimately replace the value itself.",
+        "soak.py, slow_clients.py, shutdown.py); faults are played by `tests/faults/proxy.py` "
+        'between frsync and the real servers. "Missing" means a request answered 204 whose '
+        "history entry (found by its X-Request-Id) is absent or shows another value; a later "
+        "204 on the same FR may legitimately replace the value itself.",
+        "",
+        "Slow-client bounds (`src/frsync/server_protocol.py`): a request head must be complete "
+        "within `FRSYNC_HEADER_TIMEOUT` (default 10 s) of the connection opening, else 408 and "
+        "close; a body within `FRSYNC_REQUEST_READ_TIMEOUT` (default 10 s; the app answers "
+        "408) + 1 s after the head, else the connection is closed. The scenario sets both to "
+        f"{sc.HEADER_TIMEOUT:g} s; it passes when every slow connection is closed within its "
+        f"bound + {sc.TOLERANCE:g} s (scheduling slack on a shared machine). Shutdown: "
+        "`FRSYNC_SHUTDOWN_GRACE_SECONDS` (default 10 s) for requests in flight, then the rest "
+        "are cancelled (503 shutting-down, transaction rolled back); the process must be gone "
+        f"within grace + {sd.EXIT_MARGIN:g} s.",
         END,
     ]
     return "\n".join(lines)
