@@ -72,6 +72,10 @@ def error_response(error: FrsyncError, request_id: str | None) -> Response:
         headers["Retry-After"] = str(error.decision.retry_after)
     elif isinstance(error, errors.StoreBusy):
         headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, errors.RequestTimeout | errors.PayloadTooLarge):
+        # The rest of the body may still be on its way: end the connection rather than
+        # read (or wait for) what nobody will use.
+        headers["Connection"] = "close"
     field_errors = error.errors if isinstance(error, errors.InvalidRequest) else None
     if status == 400 and not field_errors:
         field_errors = [FieldError("", error.detail)]
