@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from frsync.config import Settings
 from tests.faults.soak import run_soak
+
+REDIS_POOL = 32  # frsync.ratelimit.redis.RedisStore's max_connections
 
 
 @pytest.mark.slow
@@ -19,4 +22,8 @@ def test_short_soak_has_no_5xx_and_no_fd_leak(tmp_path: Path) -> None:
     assert result.kinds["valid"] and result.kinds["foreign"] and result.kinds["invalid"]
     assert result.samples, "no RSS/fd sample was taken"
     _, fd_growth = result.drift()
-    assert fd_growth <= 20, result.samples[-1]
+    # Twenty seconds is still warm-up for the pools, which open connections on demand: a
+    # worker may legitimately grow by its whole PostgreSQL pool and Redis pool. A leak of one
+    # descriptor per request (thousands of requests here) would be far past this.
+    pools = Settings().pool_size + REDIS_POOL
+    assert fd_growth <= pools, result.samples[-1]
