@@ -17,7 +17,13 @@ from frsync.domain import SCOPE_COLUMNS, AccountingState, Principal
 from frsync.models import FulfillmentRequest, TokenType
 from frsync.store import queries
 from frsync.store.base import FrQuery
-from frsync.store.rows import FR_COLUMNS, HISTORY_COLUMNS, ITEM_COLUMNS, group_items
+from frsync.store.rows import (
+    FR_COLUMNS,
+    HISTORY_COLUMNS,
+    ITEM_COLUMNS,
+    accounting_state,
+    group_items,
+)
 
 FR_WIDTH = len(FR_COLUMNS)  # where the item columns start in a joined row
 
@@ -61,16 +67,7 @@ FROM fulfillment_requests WHERE id = $1
 
 
 def state_from_row(row: Sequence[Any]) -> AccountingState:
-    return AccountingState(
-        account_id=row[0],
-        source_id=row[1],
-        channel_id=row[2],
-        accounting_synced=row[3],
-        external_accounting_id=row[4],
-        accounting_error=row[5],
-        accounting_synced_at=row[6],
-        item_external_ids=dict(zip(row[7] or (), row[8] or (), strict=True)),
-    )
+    return accounting_state(row, dict(zip(row[7] or (), row[8] or (), strict=True)))
 
 
 def frs_from_joined_rows(rows: Sequence[Sequence[Any]]) -> list[FulfillmentRequest]:

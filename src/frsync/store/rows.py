@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from frsync.domain import AccountingState
 from frsync.models import (
     FulfillmentRequest,
     HistoryEntry,
@@ -59,6 +60,23 @@ def _status(name: str) -> Status:
     if status is None:
         status = _STATUSES[name] = Status(name)
     return status
+
+
+def accounting_state(
+    row: Sequence[Any], item_external_ids: dict[int, str | None]
+) -> AccountingState:
+    """The first seven columns of a state query (see each backend's STATE_SQL) and the items."""
+    synced = row[3]
+    return AccountingState(
+        account_id=row[0],
+        source_id=row[1],
+        channel_id=row[2],
+        accounting_synced=None if synced is None else bool(synced),  # SQLite stores 0/1
+        external_accounting_id=row[4],
+        accounting_error=row[5],
+        accounting_synced_at=row[6],
+        item_external_ids=item_external_ids,
+    )
 
 
 def item_from_row(row: Sequence[Any]) -> Item:

@@ -34,6 +34,7 @@ from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_COLUMNS,
     ITEM_COLUMNS,
+    accounting_state,
     fr_from_row,
     group_items,
     history_from_row,
@@ -279,17 +280,8 @@ def _qmark(_: int) -> str:
 
 
 def _state_from_rows(rows: list[Any]) -> AccountingState:
-    row = rows[0]
-    return AccountingState(
-        account_id=row[0],
-        source_id=row[1],
-        channel_id=row[2],
-        accounting_synced=None if row[3] is None else bool(row[3]),
-        external_accounting_id=row[4],
-        accounting_error=row[5],
-        accounting_synced_at=row[6],
-        item_external_ids={r[7]: r[8] for r in rows if r[7] is not None},
-    )
+    # A row per item (one with NULL item columns when the FR has none): see _STATE_SQL.
+    return accounting_state(rows[0], {r[7]: r[8] for r in rows if r[7] is not None})
 
 
 # Result codes that mean "the database cannot be used right now", as opposed to a bug:
