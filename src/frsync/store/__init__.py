@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from frsync.config import Settings
 from frsync.store.base import Audit, FrQuery, LoadData, Store, TokenInfo
@@ -17,7 +17,8 @@ def migrate(url: str) -> None:
     upgrade(url)
 
 
-def _open_sqlite(settings: Settings) -> Store:
+# Each backend is imported only when its URL is used: a SQLite user needs no asyncpg.
+async def _open_sqlite(settings: Settings) -> Store:
     from frsync.store.sqlite import SqliteStore
 
     return SqliteStore.from_url(settings.database_url, busy_timeout=settings.store_busy_timeout)
@@ -29,7 +30,7 @@ async def _open_postgres(settings: Settings) -> Store:
     return await PostgresStore.open(settings)
 
 
-_BACKENDS: dict[str, Callable[[Settings], object]] = {
+_BACKENDS: dict[str, Callable[[Settings], Awaitable[Store]]] = {
     "sqlite": _open_sqlite,
     "postgresql": _open_postgres,
     "postgres": _open_postgres,
@@ -46,10 +47,7 @@ def scheme_of(url: str) -> str:
 
 async def open_store(settings: Settings) -> Store:
     """Open the store named by `settings.database_url` (the schema must be migrated)."""
-    opened = _BACKENDS[scheme_of(settings.database_url)](settings)
-    if hasattr(opened, "__await__"):
-        opened = await opened
-    return opened  # type: ignore[return-value]
+    return await _BACKENDS[scheme_of(settings.database_url)](settings)
 
 
 __all__ = ["Audit", "FrQuery", "LoadData", "Store", "TokenInfo", "migrate", "open_store"]
