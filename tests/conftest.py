@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from frsync.config import Settings
 from frsync.store import migrate
 from tests.openapi_check import check as check_against_openapi
-from tests.support import TOKENS, make_settings, running_app
+from tests.support import TOKENS, make_settings, run_sql, running_app
 
 POSTGRES_URL = os.environ.get(
     "FRSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -47,23 +47,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _pg(url: str, *statements: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url, timeout=3)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated database for this run, dropped at the end."""
     name = f"frsync_test_{uuid.uuid4().hex[:10]}"
     try:
-        asyncio.run(_pg(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+        asyncio.run(run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
     except (TimeoutError, OSError, ImportError) as error:
         _unavailable("PostgreSQL", f"{type(error).__name__}: {error}")
     except Exception as error:  # asyncpg's own errors (auth, missing database…)
@@ -71,7 +60,7 @@ def postgres_url() -> Iterator[str]:
     url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     migrate(url)
     yield url
-    asyncio.run(_pg(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -85,7 +74,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     except ImportError:
         pytest.skip("PostgreSQL backend not built yet")
     url: str = request.getfixturevalue("postgres_url")
-    asyncio.run(_pg(url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    asyncio.run(run_sql(url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     return url
 
 

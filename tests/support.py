@@ -130,6 +130,18 @@ async def running_app(
         yield app
 
 
+async def run_sql(url: str, *statements: str) -> None:
+    """Run statements on PostgreSQL at `url` (setup and teardown of test databases)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,10 +156,18 @@ def serve_over_tcp(
     """A real uvicorn server in a background thread on a free loopback port."""
     if fixture is not None:
         asyncio.run(load_fixture(settings, fixture))
+    with uvicorn_thread(settings) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
+    """frsync's app under uvicorn with the guarded protocol, in a background thread (its own
+    event loop); yields the loopback port. The store must already be migrated."""
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False,
-        lifespan="on", http=protocol_for(settings),
+        lifespan="on", http=protocol_for(settings), **config_options,
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -158,7 +178,7 @@ def serve_over_tcp(
                 break
             thread.join(0.01)
         assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
+        yield port
     finally:
         server.should_exit = True
         thread.join(10)

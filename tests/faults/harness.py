@@ -28,7 +28,7 @@ import httpx
 
 from frsync.config import Settings
 from frsync.store import migrate
-from tests.support import free_port, load_fixture
+from tests.support import free_port, load_fixture, run_sql
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "FRSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -91,14 +91,7 @@ def prepare_database(url: str, dataset: Dataset) -> None:
 
 
 async def _pg_admin(*statements: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
+    await run_sql(POSTGRES_ADMIN_URL, *statements)
 
 
 def postgres_available() -> str | None:

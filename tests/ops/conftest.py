@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,13 +20,10 @@ import httpx
 import msgspec
 import pytest
 import redis
-import uvicorn
 
-from frsync.api import create_app
 from frsync.config import Settings
-from frsync.server_protocol import protocol_for
 from frsync.store import migrate
-from tests.support import BASIC_FIXTURE, TOKENS, free_port, load_fixture
+from tests.support import BASIC_FIXTURE, TOKENS, free_port, load_fixture, uvicorn_thread
 
 FRSYNC = [sys.executable, "-m", "frsync"]
 
@@ -114,24 +110,8 @@ async def guarded_server(settings: Settings) -> AsyncIterator[tuple[str, int]]:
     """uvicorn in a thread with frsync's guarded protocol; yields (host, port)."""
     await asyncio.to_thread(migrate, settings.database_url)
     await load_fixture(settings, BASIC_FIXTURE)
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False,
-        lifespan="on", http=protocol_for(settings), loop="asyncio",
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
+    with uvicorn_thread(settings, loop="asyncio") as port:
         yield "127.0.0.1", port
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 15)
 
 
 REDIS_URL = os.environ.get("FRSYNC_TEST_OPS_REDIS_URL", "redis://127.0.0.1:6379/12")
