@@ -11,9 +11,9 @@ from pathlib import Path
 
 import msgspec
 
-from tests.conftest import TABLES, _pg
+from tests.conftest import TABLES
 from tests.ops.conftest import ServeProcess, env_for, load_with_cli, serve
-from tests.support import BASIC_FIXTURE, TOKENS
+from tests.support import BASIC_FIXTURE, TOKENS, run_sql
 
 GRACE = 3
 
@@ -77,7 +77,7 @@ async def test_a_postgres_transaction_cut_off_by_shutdown_rolls_back(
     cancelled transaction must leave neither the change nor its history entry."""
     import asyncpg
 
-    await _pg(postgres_url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    await run_sql(postgres_url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     env = env_for(tmp_path, database_url=postgres_url)
     await asyncio.to_thread(load_with_cli, env, tmp_path, BASIC_FIXTURE)
     body = msgspec.json.encode({"externalAccountingId": "CUT-OFF"})

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TABLES, _pg
+from tests.conftest import TABLES
 from tests.ops.conftest import env_for, load_with_cli, serve
-from tests.support import BASIC_FIXTURE, TOKENS, free_port
+from tests.support import BASIC_FIXTURE, TOKENS, free_port, run_sql
 
 
 def _fresh_connection_client(token: str) -> httpx.Client:
@@ -62,7 +62,7 @@ def test_two_hosts_on_postgres_and_redis_share_a_tokens_bucket(
     """Two `frsync serve --workers 2` on two ports over one database, as two hosts behind a
     load balancer would be (docs/deploy.md)."""
     token, fixture = fresh_token
-    asyncio.run(_pg(postgres_url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    asyncio.run(run_sql(postgres_url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     load_with_cli(env_for(tmp_path, database_url=postgres_url), tmp_path, fixture)
     on_pg = {"database_url": postgres_url, "pool_size": "4"}
     with (
