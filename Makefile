@@ -17,7 +17,7 @@ install: $(STAMP)
 ## Seed demo data into frsync.db, print tokens and a working curl, serve on 127.0.0.1:8000.
 run: install
 	$(BIN)/frsync demo
-	$(BIN)/frsync serve
+	$(BIN)/frsync serve --sandbox
 
 ## Lint, type-check and run every test (PostgreSQL/Redis cases run when reachable).
 test: install lint

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from frsync.fixture import hash_token
 from frsync.store.base import LoadData
+from frsync.tokens import hash_token
 
 ACCOUNTS = 100
 SOURCES_PER_ACCOUNT = 20

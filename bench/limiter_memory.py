@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bench import dataset, load
 from bench.servers import Server, status_kib
-from frsync.fixture import hash_token
 from frsync.ratelimit.memory import MemoryStore
+from frsync.tokens import hash_token
 
 TOKENS = dataset.MEMORY_TOKENS
 

@@ -41,8 +41,8 @@ import httpx
 from frsync import generate
 from frsync.api import create_app
 from frsync.config import Settings
-from frsync.fixture import hash_token
 from frsync.store import open_store
+from frsync.tokens import hash_token
 
 HERE = Path(__file__).parent
 DATA, RESULTS = HERE / ".data", HERE / "results"

@@ -32,6 +32,9 @@ TOKENS = {
     "channel40": "tok-channel-40-fffffffffff",
 }
 
+# The platform team's token: the console and the sandbox admin API, never the FR endpoints.
+OPERATOR_TOKEN = "tok-operator-000-ggggggggggg"
+
 
 def _fr(fr_id: int, account: int, source: int, channel: int | None, items: list[int],
         **extra: Any) -> dict[str, Any]:  # fmt: skip
@@ -89,6 +92,7 @@ BASIC_FIXTURE: dict[str, Any] = {
         {"token": TOKENS["source11"], "type": "source", "id": 11},
         {"token": TOKENS["channel20"], "type": "channel", "id": 20},
         {"token": TOKENS["channel40"], "type": "channel", "id": 40},
+        {"token": OPERATOR_TOKEN, "type": "operator", "label": "platform team"},
     ],
 }
 

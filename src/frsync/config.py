@@ -27,6 +27,9 @@ class Settings:
     port: int = 8000
     workers: int = 1
     docs_enabled: bool = True
+    # Sandbox mode: the /__admin API (reset, tenants, fault rules, request journal) for an
+    # integrator's test suite. Off, every /__admin path is a 404.
+    sandbox: bool = False
     max_body_bytes: int = 1024 * 1024
     # How long a write waits for a busy store before answering 503.
     store_busy_timeout: float = 2.0

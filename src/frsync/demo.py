@@ -7,7 +7,7 @@ import itertools
 import random
 from typing import Any
 
-from frsync.models import TokenType
+from frsync.models import OPERATOR, OPERATOR_SCOPE_ID, TokenType
 
 ACCOUNTS = [{"id": 1, "name": "Acme Outdoor"}, {"id": 2, "name": "Birch & Pine Home"}]
 SOURCES: list[dict[str, Any]] = [
@@ -33,6 +33,7 @@ TOKENS: list[tuple[TokenType, int]] = [
     ("source", 10),
     ("channel", 20),
     ("account", 2),
+    (OPERATOR, OPERATOR_SCOPE_ID),  # the console on every account, and the sandbox admin API
 ]
 ERRORS = [
     "Vendor 'Trailhead Supply' is not mapped to a supplier in QuickBooks",

@@ -13,7 +13,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from frsync.errors import FieldError, InvalidItems, NotFound
-from frsync.models import TokenType
+from frsync.models import OPERATOR, TokenType
 
 INT64_MAX = 2**63 - 1
 MAX_EXTERNAL_ID = 255
@@ -55,10 +55,17 @@ class Principal:
     scope_id: int
 
     @property
+    def is_operator(self) -> bool:
+        """The platform team's token: every account in the console, never the FR endpoints."""
+        return self.token_type == OPERATOR
+
+    @property
     def scope_column(self) -> str:
         return SCOPE_COLUMNS[self.token_type]
 
     def covers(self, account_id: int, source_id: int, channel_id: int | None) -> bool:
+        if self.is_operator:
+            return True
         owner = {"account": account_id, "source": source_id, "channel": channel_id}
         return owner[self.token_type] == self.scope_id
 

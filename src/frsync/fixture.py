@@ -6,19 +6,18 @@ same fields and report errors the same way: which entry, and what is wrong with 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import Annotated, Any
 
 import msgspec
 
 from frsync.domain import INT64_MAX, ErrorText, ExternalId
-from frsync.models import STATUS_NAMES, TokenType, parse_timestamp
+from frsync.models import OPERATOR, OPERATOR_SCOPE_ID, STATUS_NAMES, TokenType, parse_timestamp
 from frsync.store.base import LoadData
+from frsync.tokens import MIN_TOKEN_LENGTH, hash_token
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-MIN_TOKEN_LENGTH = 16
 
 
 class FixtureError(ValueError):
@@ -72,7 +71,7 @@ class FulfillmentRequestIn(_Strict):
 class TokenIn(_Strict):
     token: Annotated[str, msgspec.Meta(min_length=MIN_TOKEN_LENGTH, max_length=512)]
     type: TokenType
-    id: Id
+    id: Id | None = None  # the account, source or channel; an operator token has none
     label: str | None = None
 
 
@@ -82,11 +81,6 @@ class Fixture(_Strict):
     channels: list[ScopedIn] = []
     fulfillment_requests: list[FulfillmentRequestIn] = []
     tokens: list[TokenIn] = []
-
-
-def hash_token(token: str) -> bytes:
-    """Tokens are kept only as SHA-256 digests (of the header's bytes, latin-1 as HTTP has it)."""
-    return hashlib.sha256(token.encode("latin-1", "surrogateescape")).digest()
 
 
 def decode_fixture(data: bytes) -> Fixture:
@@ -166,13 +160,29 @@ def fixture_to_rows(fixture: Fixture, *, now: int) -> LoadData:
         accounts=[(a.id, a.name) for a in fixture.accounts],
         sources=[(s.id, s.account_id, s.name) for s in fixture.sources],
         channels=[(c.id, c.account_id, c.name) for c in fixture.channels],
-        tokens=[(hash_token(t.token), t.type, t.id, t.label, now) for t in fixture.tokens],
+        tokens=[_token_row(t, index, now) for index, t in enumerate(fixture.tokens)],
     )
     for index, fr in enumerate(fixture.fulfillment_requests):
         row, items = fr_rows(fr, f"fulfillmentRequests[{index}]")
         data.fulfillment_requests.append(row)
         data.items.extend(items)
     return data
+
+
+def _token_row(token: TokenIn, index: int, now: int) -> tuple[Any, ...]:
+    if token.type == OPERATOR:
+        if token.id is not None:
+            raise FixtureError(
+                f"tokens[{index}]: an operator token has no id (it sees every account)"
+            )
+        scope_id = OPERATOR_SCOPE_ID
+    elif token.id is None:
+        raise FixtureError(
+            f"tokens[{index}]: a {token.type} token needs the id of its {token.type}"
+        )
+    else:
+        scope_id = token.id
+    return (hash_token(token.token.strip()), token.type, scope_id, token.label, now)
 
 
 def _check_owners(fixture: Fixture) -> None:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
-TokenType = Literal["account", "source", "channel"]
+# account, source and channel tokens call the API within their scope; an operator token
+# belongs to the platform team: it opens the console on every account and the sandbox admin
+# API, and is refused on the FR endpoints.
+TokenType = Literal["account", "source", "channel", "operator"]
+ScopedTokenType = Literal["account", "source", "channel"]
+SCOPED_TOKEN_TYPES: tuple[ScopedTokenType, ...] = ("account", "source", "channel")
+OPERATOR: Final = "operator"
+OPERATOR_SCOPE_ID = 0  # an operator token is scoped to no account: it sees them all
 
 STATUS_NAMES = (
     "Unprocessed",

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from frsync.config import Settings
 from tests.api.helpers import SYNC, assert_problem
 from tests.conftest import client_for
-from tests.support import TOKENS, running_app
+from tests.support import OPERATOR_TOKEN, TOKENS, running_app
 
 
 class FakeClock:
@@ -149,7 +149,7 @@ async def test_token_guessing_is_limited_per_address(
 async def test_revocation_takes_effect_within_one_second(
     timed_app: Starlette, clock: FakeClock, settings: Settings
 ) -> None:
-    from frsync.fixture import hash_token
+    from frsync.tokens import hash_token
 
     store = timed_app.state.store
     token_id = await store.create_token(hash_token("tok-revoke-me-0000000000"), "account", 1, "t")
@@ -168,10 +168,10 @@ def _database_bytes(database_url: str) -> bytes:
 
 async def test_tokens_are_stored_only_as_hashes(settings: Settings, app: Starlette) -> None:
     tokens = await app.state.store.list_tokens()
-    assert len(tokens) == len(TOKENS)
+    assert len(tokens) == len(TOKENS) + 1  # and the operator's
     if settings.database_url.startswith("sqlite"):
         raw = _database_bytes(settings.database_url)
-        for plaintext in TOKENS.values():
+        for plaintext in [*TOKENS.values(), OPERATOR_TOKEN]:
             assert plaintext.encode() not in raw
 
 
@@ -196,7 +196,7 @@ async def test_a_known_token_is_looked_up_once_not_per_request(
     timed_app: Starlette, clock: FakeClock
 ) -> None:
     from frsync.api.auth import TokenCache
-    from frsync.fixture import hash_token
+    from frsync.tokens import hash_token
 
     counting = CountingStore(timed_app.state.store)
     cache = TokenCache(counting, 1.0, clock)  # type: ignore[arg-type]
@@ -212,3 +212,25 @@ async def test_a_known_token_is_looked_up_once_not_per_request(
     await timed_app.state.store.revoke_token(token_id)
     clock.now += 1.0
     assert await cache.lookup(hash_token("tok-cached-then-revoked")) is None
+
+
+async def test_operator_token_is_refused_on_fr_endpoints_saying_why(app: Starlette) -> None:
+    async with client_for(app, OPERATOR_TOKEN) as client:
+        patch = await client.patch(SYNC.format(221), json={"accountingSynced": True})
+        listing = await client.get("/fulfillment-requests")
+        one = await client.get("/fulfillment-requests/221")
+    for answer in (patch, listing, one):
+        problem = assert_problem(answer, 401)
+        assert "operator token" in problem["detail"]
+        assert "x-auth-pool-size" not in answer.headers
+    async with client_for(app, TOKENS["account1"]) as client:
+        assert (await client.get("/fulfillment-requests/221")).json()["accountingSynced"] is None
+
+
+async def test_whitespace_around_the_token_is_not_part_of_it(app: Starlette) -> None:
+    async with client_for(app) as client:
+        padded = {"X-API-TOKEN": f" \t{TOKENS['account1']} "}
+        answer = await client.patch(
+            SYNC.format(221), json={"accountingSynced": True}, headers=padded
+        )
+    assert answer.status_code == 204

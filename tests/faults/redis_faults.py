@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 
-from frsync.fixture import hash_token
+from frsync.tokens import hash_token
 from tests.faults.harness import REDIS_URL, Dataset, ServerProcess, prepare_database, via_proxy
 from tests.faults.proxy import FaultProxy
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from frsync.fixture import hash_token
+from frsync.tokens import hash_token
 from tests.faults.harness import (
     REDIS_URL,
     Dataset,

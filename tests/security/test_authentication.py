@@ -14,7 +14,7 @@ import itertools
 import httpx
 from starlette.applications import Starlette
 
-from frsync.fixture import hash_token
+from frsync.tokens import hash_token
 from tests.security.conftest import recording_client
 from tests.security.dump import Dumper, rows_changed
 from tests.security.tally import EXTRA_SECRETS, Recorder
@@ -27,7 +27,7 @@ BAD_TOKENS: dict[str, dict[str, bytes]] = {
     "empty": {"X-API-TOKEN": b""},
     "whitespace": {"X-API-TOKEN": b"    "},
     "tab": {"X-API-TOKEN": b"\t"},
-    "padded real token": {"X-API-TOKEN": f" {REAL} ".encode()},
+    "padded real token + suffix": {"X-API-TOKEN": f" {REAL}x ".encode()},
     "real token + suffix": {"X-API-TOKEN": (REAL + "x").encode()},
     "prefix of real token": {"X-API-TOKEN": REAL[:-1].encode()},
     "upper-cased real token": {"X-API-TOKEN": REAL.upper().encode()},

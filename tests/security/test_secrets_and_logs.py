@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from frsync.fixture import hash_token
 from frsync.logs import _JsonishFormatter
+from frsync.tokens import hash_token
 from tests.security.asgi import raw_request
 from tests.security.conftest import ROOMY_BUCKET, recording_client
 from tests.security.dump import Dumper

@@ -17,12 +17,18 @@ from starlette.responses import Response
 from frsync.config import Settings
 from frsync.domain import Principal
 from frsync.errors import RateLimited, Unauthenticated
-from frsync.fixture import hash_token
 from frsync.ratelimit import RateLimitStore
 from frsync.store import Store
+from frsync.tokens import hash_token
 
 POOL_SCOPE_KEY = "frsync.pool"  # the Decision, for the middleware to turn into headers
 UNAUTHENTICATED = "A valid API token is required in the X-API-TOKEN header."
+OPERATOR_REFUSED = (
+    "This is an operator token: it opens the console and the sandbox admin API, not the"
+    " fulfillment-request endpoints. Use an account, source or channel token here."
+)
+# RFC 9110 §5.5: whitespace around a field value is not part of it.
+_OWS = " \t"
 _MAX_CACHED = 100_000
 
 Handler = Callable[[Request, Principal], Awaitable[Response]]
@@ -73,24 +79,40 @@ class TokenCache:
             self._revoked = revoked
 
 
+def bucket_key(token_hash: bytes) -> str:
+    """A token's rate-limit bucket, keyed by its hash (never the token itself)."""
+    return f"t:{token_hash[:16].hex()}"
+
+
 class Gatekeeper:
     def __init__(self, settings: Settings, tokens: TokenCache, limiter: RateLimitStore):
         self._settings = settings
         self._tokens = tokens
         self._limiter = limiter
 
-    async def admit(self, request: Request) -> Principal:
-        """The caller's principal, or Unauthenticated / RateLimited."""
-        token = request.headers.get("x-api-token")
+    async def identify(self, request: Request) -> tuple[Principal, str]:
+        """The live token's principal (any type) and its bucket key; Unauthenticated (or, for
+        an address that keeps sending bad tokens, RateLimited) otherwise."""
+        token = request.headers.get("x-api-token", "").strip(_OWS)
         token_hash = hash_token(token) if token else None
         principal = await self._tokens.lookup(token_hash) if token_hash else None
         if principal is None or token_hash is None:
             await self._slow_down_guessing(request)
             raise Unauthenticated(UNAUTHENTICATED)
+        return principal, bucket_key(token_hash)
+
+    async def admit(self, request: Request) -> Principal:
+        """An API caller's principal, its bucket charged; Unauthenticated / RateLimited."""
+        principal, bucket = await self.identify(request)
+        if principal.is_operator:
+            raise Unauthenticated(OPERATOR_REFUSED)
+        await self.charge(request, bucket)
+        return principal
+
+    async def charge(self, request: Request, bucket: str) -> None:
+        """Take one request from the token's bucket, or raise RateLimited."""
         settings = self._settings
-        decision = await self._limiter.hit(
-            f"t:{token_hash[:16].hex()}", settings.burst, settings.rate
-        )
+        decision = await self._limiter.hit(bucket, settings.burst, settings.rate)
         request.scope[POOL_SCOPE_KEY] = decision
         if not decision.allowed:
             raise RateLimited(
@@ -98,7 +120,6 @@ class Gatekeeper:
                 f"retry after {decision.retry_after} s.",
                 decision,
             )
-        return principal
 
     async def _slow_down_guessing(self, request: Request) -> None:
         address = request.client.host if request.client else "unknown"

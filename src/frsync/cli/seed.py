@@ -17,13 +17,14 @@ from rich.table import Table
 from frsync import generate
 from frsync.bulk import Loader
 from frsync.cli.progress import progress_bar
-from frsync.cli.server import console, err, new_token, run_with_store, settings_from
+from frsync.cli.server import console, err, run_with_store, settings_from
 from frsync.demo import TOKENS as DEMO_TOKENS
 from frsync.demo import demo_fixture
 from frsync.errors import FrsyncError
-from frsync.fixture import Fixture, FixtureError, fixture_to_rows, hash_token
-from frsync.models import TokenType, now_ms
+from frsync.fixture import Fixture, FixtureError, fixture_to_rows
+from frsync.models import OPERATOR, TokenType, now_ms
 from frsync.store import LoadData, Store
+from frsync.tokens import hash_token, new_token
 
 DEMO_LABEL = "demo"
 LOAD_HELP = """\
@@ -115,8 +116,13 @@ def _print_tokens(issued: list[tuple[TokenType, int, str]], base: str) -> None:
     for column in ("type", "scope", "X-API-TOKEN"):
         table.add_column(column)
     for token_type, scope_id, plaintext in issued:
-        table.add_row(token_type, str(scope_id), plaintext)
+        scope = "every account" if token_type == OPERATOR else str(scope_id)
+        table.add_row(token_type, scope, plaintext)
     console.print(table)
+    operator = next(plaintext for kind, _, plaintext in issued if kind == OPERATOR)
+    print(f"\nConsole: {base}/console (sign in with the operator token above)")
+    print(f"API reference: {base}/docs")
+    print(f"Sandbox admin API (serve --sandbox): X-API-TOKEN: {operator}")
     # Plain print: rich would wrap these lines and break the copy-paste.
     print("\nRecord FR 221 as synced (the reference page's success-1 example):")
     print(

@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import math
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -23,11 +22,11 @@ from rich.table import Table
 
 from frsync.config import Settings
 from frsync.errors import FrsyncError
-from frsync.fixture import hash_token
 from frsync.logs import configure_logging
-from frsync.models import TokenType, format_ms
+from frsync.models import OPERATOR, OPERATOR_SCOPE_ID, SCOPED_TOKEN_TYPES, TokenType, format_ms
 from frsync.server_protocol import PROTOCOL
 from frsync.store import Store, migrate, open_store
+from frsync.tokens import hash_token, new_token
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -51,11 +50,6 @@ def run_with_store(settings: Settings, work: Any) -> Any:
     return asyncio.run(_with_store(settings, work))
 
 
-def new_token() -> str:
-    """256 random bits, URL-safe, with a prefix that secret scanners can recognise."""
-    return "frs_" + secrets.token_urlsafe(32)
-
-
 # serve ---------------------------------------------------------------------------------
 
 
@@ -72,7 +66,7 @@ def app_from_env() -> Any:
 
 def _export_for_workers(settings: Settings) -> None:
     """Workers are separate processes: hand them the resolved settings as FRSYNC_* variables."""
-    for name in ("database_url", "redis_url", "rate", "burst", "metrics_dir"):
+    for name in ("database_url", "redis_url", "rate", "burst", "metrics_dir", "sandbox"):
         value = getattr(settings, name)
         if value is not None:
             os.environ[f"FRSYNC_{name.upper()}"] = str(value)
@@ -95,14 +89,16 @@ def _metrics_dir(settings: Settings) -> tuple[Settings, str | None]:
 def cmd_serve(args: argparse.Namespace) -> int:
     flags = {"redis_url": args.redis_url, "host": args.host, "port": args.port,
              "workers": args.workers, "rate": args.rate, "burst": args.burst,
-             "forwarded_allow_ips": args.forwarded_allow_ips}  # fmt: skip
+             "forwarded_allow_ips": args.forwarded_allow_ips,
+             "sandbox": True if args.sandbox else None}  # fmt: skip
     settings, made_dir = _metrics_dir(settings_from(args, **flags))
     migrate(settings.database_url)
     _export_for_workers(settings)
     configure_logging()
     backend = settings.database_url.split(":", 1)[0]
     where = f"http://{settings.host}:{settings.port}"
-    err.print(f"frsync serving on {where} ({settings.workers} worker(s), {backend} store)")
+    mode = ", sandbox" if settings.sandbox else ""
+    err.print(f"frsync serving on {where} ({settings.workers} worker(s), {backend} store{mode})")
     try:
         uvicorn.run(
             "frsync.cli.server:app_from_env",
@@ -131,16 +127,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     plaintext = new_token()
     token_type: TokenType = args.type
+    if (token_type == OPERATOR) != (args.id is None):
+        need = "takes no --id" if token_type == OPERATOR else "needs --id N"
+        err.print(f"frsync token create: a {token_type} token {need}")
+        return 2
+    scope_id = OPERATOR_SCOPE_ID if args.id is None else args.id
 
     async def work(store: Store) -> int:
-        return await store.create_token(hash_token(plaintext), token_type, args.id, args.label)
+        return await store.create_token(hash_token(plaintext), token_type, scope_id, args.label)
 
     try:
         token_id = run_with_store(settings_from(args), work)
     except FrsyncError as error:
         err.print(f"frsync token create: {error.detail}")
         return 2
-    err.print(f"token {token_id} ({args.type} {args.id}) created; the token is shown only once:")
+    scope = "every account" if token_type == OPERATOR else f"{token_type} {scope_id}"
+    err.print(f"token {token_id} ({token_type}, {scope}) created; the token is shown only once:")
     print(plaintext)
     return 0
 
@@ -161,7 +163,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for t in tokens:
         revoked = format_ms(t.revoked_at) if t.revoked_at else ""
-        table.add_row(str(t.id), t.token_type, str(t.scope_id), t.label or "",
+        scope = "all" if t.token_type == OPERATOR else str(t.scope_id)
+        table.add_row(str(t.id), t.token_type, scope, t.label or "",
                       format_ms(t.created_at), revoked)  # fmt: skip
     console.print(table)
     return 0
@@ -190,6 +193,12 @@ def register(commands: Any) -> None:
         help="proxies trusted to set X-Forwarded-For, comma-separated ($FRSYNC_FORWARDED_ALLOW_IPS;"
         " default 127.0.0.1)",
     )
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve as a test sandbox: the /__admin API for resets, tenants, fault rules and"
+        " the request journal, with an operator token ($FRSYNC_SANDBOX=1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     from frsync.cli import seed  # here: seed uses this module's helpers
@@ -199,8 +208,10 @@ def register(commands: Any) -> None:
     token = commands.add_parser("token", help="create, revoke or list API tokens")
     actions = token.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="issue a token (printed once)")
-    create.add_argument("--type", required=True, choices=["account", "source", "channel"])
-    create.add_argument("--id", required=True, type=int, help="id of the account/source/channel")
+    create.add_argument("--type", required=True, choices=[*SCOPED_TOKEN_TYPES, OPERATOR])
+    create.add_argument(
+        "--id", type=int, help="id of the account/source/channel (not for an operator token)"
+    )
     create.add_argument("--label", help="a note to recognise the token by")
     create.set_defaults(func=cmd_token_create)
     revoke = actions.add_parser("revoke", help="revoke a token by its id")

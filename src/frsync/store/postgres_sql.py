@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from frsync.domain import SCOPE_COLUMNS, AccountingState, Principal
-from frsync.models import FulfillmentRequest, TokenType
+from frsync.models import FulfillmentRequest, ScopedTokenType, TokenType
 from frsync.store import queries
 from frsync.store.base import FrQuery
 from frsync.store.rows import (
@@ -141,18 +141,20 @@ def list_sql(principal: Principal, query: FrQuery) -> tuple[str, list[Any]]:
 
 
 # Inserts nothing (and returns no id) when the token's account/source/channel is missing.
-_SCOPE_TABLES: dict[TokenType, str] = {
+_SCOPE_TABLES: dict[ScopedTokenType, str] = {
     "account": "accounts",
     "source": "sources",
     "channel": "channels",
 }
-ISSUE_SQL = {
-    token_type: "INSERT INTO api_tokens (token_hash, token_type, scope_id, label, created_at)"
+_ISSUE = (
+    "INSERT INTO api_tokens (token_hash, token_type, scope_id, label, created_at)"
     " SELECT $1::bytea, $2::varchar, $3::bigint, $4::text, $5::bigint"
-    f" WHERE EXISTS (SELECT 1 FROM {table} WHERE id = $3)"
-    " RETURNING id"
+)
+ISSUE_SQL: dict[TokenType, str] = {
+    token_type: f"{_ISSUE} WHERE EXISTS (SELECT 1 FROM {table} WHERE id = $3) RETURNING id"
     for token_type, table in _SCOPE_TABLES.items()
 }
+ISSUE_SQL["operator"] = f"{_ISSUE} RETURNING id"  # an operator token has no scope row
 REVOKE_SQL = (
     "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id"
 )

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from frsync.domain import AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
-from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
+from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries
 from frsync.store.base import (
     MISSING_PARENT,
@@ -61,6 +61,7 @@ _PRINCIPAL_SQL = (
     "SELECT id, token_type, scope_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL"
 )
 _SCOPE_TABLES = {"account": "accounts", "source": "sources", "channel": "channels"}
+T = TypeVar("T")
 _LOADED_CHILDREN = ("sources", "channels", "fulfillment_requests", "fulfillment_request_items")
 
 
@@ -111,6 +112,17 @@ class SqliteStore:
                 self._db.execute("ROLLBACK")
                 raise
 
+    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(db)` in one write transaction: committed on return, rolled back on
+        raise. Every write of this store goes through here."""
+        with self._write() as db:
+            return work(db)
+
+    async def _query(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(db)`, which only reads; a locked or unreadable file is StoreBusy."""
+        with _busy_as_503():
+            return work(self._db)
+
     def _begin_immediate(self) -> None:
         """Take the write lock, polling every few tens of microseconds.
 
@@ -135,99 +147,90 @@ class SqliteStore:
             self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
-        with _busy_as_503():
-            row = self._db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone()
+        row = await self._query(lambda db: db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone())
         return None if row is None else Principal(row[0], row[1], row[2])
 
     async def revoked_token_count(self) -> int:
-        with _busy_as_503():
-            (count,) = self._db.execute(REVOKED_COUNT_SQL).fetchone()
+        (count,) = await self._query(lambda db: db.execute(REVOKED_COUNT_SQL).fetchone())
         return int(count)
 
     async def get_fulfillment_request(
         self, fr_id: int, principal: Principal
     ) -> FulfillmentRequest | None:
         sql = f"{_FR_SELECT} WHERE id = ? AND {principal.scope_column} = ?"
-        with _busy_as_503():
-            row = self._db.execute(sql, (fr_id, principal.scope_id)).fetchone()
+
+        def read(db: sqlite3.Connection) -> FulfillmentRequest | None:
+            row = db.execute(sql, (fr_id, principal.scope_id)).fetchone()
             if row is None:
                 return None
-            items = self._db.execute(
+            items = db.execute(
                 f"{_ITEM_SELECT} WHERE fulfillment_request_id = ? ORDER BY id", (fr_id,)
             ).fetchall()
-        return fr_from_row(row, items)
+            return fr_from_row(row, items)
+
+        return await self._query(read)
 
     async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
-        with self._write() as db:
-            rows = db.execute(_STATE_SQL, (fr_id,)).fetchall()
-            change = plan(_state_from_rows(rows) if rows else None)
-            if change.fr_columns:
-                assignments = ", ".join(f"{column} = ?" for column in change.fr_columns)
-                db.execute(
-                    f"UPDATE fulfillment_requests SET {assignments} WHERE id = ?",
-                    (*change.fr_columns.values(), fr_id),
-                )
-            if change.item_external_ids:
-                db.executemany(
-                    "UPDATE fulfillment_request_items SET external_accounting_item_id = ?"
-                    " WHERE id = ?",
-                    [(ext, item_id) for item_id, ext in change.item_external_ids.items()],
-                )
-            entry = (fr_id, audit.at, audit.token_id, audit.token_type, audit.request_id)
-            db.execute(_HISTORY_INSERT, (*entry, msgspec.json.encode(change.diff).decode()))
+        await self._transaction(lambda db: _apply_sync(db, fr_id, plan, audit))
 
     async def accounting_history(
         self, fr_id: int, principal: Principal
     ) -> list[HistoryEntry] | None:
-        with _busy_as_503():
-            owner = self._db.execute(
-                f"SELECT 1 FROM fulfillment_requests WHERE id = ? AND {principal.scope_column} = ?",
-                (fr_id, principal.scope_id),
-            ).fetchone()
-            if owner is None:
+        owner_sql = (
+            f"SELECT 1 FROM fulfillment_requests WHERE id = ? AND {principal.scope_column} = ?"
+        )
+
+        def read(db: sqlite3.Connection) -> list[HistoryEntry] | None:
+            if db.execute(owner_sql, (fr_id, principal.scope_id)).fetchone() is None:
                 return None
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT {', '.join(HISTORY_COLUMNS)} FROM accounting_history"
                 " WHERE fulfillment_request_id = ? ORDER BY id DESC",
                 (fr_id,),
             ).fetchall()
-        return [history_from_row(row) for row in rows]
+            return [history_from_row(row) for row in rows]
+
+        return await self._query(read)
 
     async def list_fulfillment_requests(
         self, principal: Principal, query: FrQuery
     ) -> list[FulfillmentRequest]:
         sql, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=_qmark, hints=True)
-        with _busy_as_503():
-            rows = self._db.execute(sql, params).fetchall()
+
+        def read(db: sqlite3.Connection) -> list[FulfillmentRequest]:
+            rows = db.execute(sql, params).fetchall()
             if not rows:
                 return []
             ids = [row[0] for row in rows]
             marks = ", ".join("?" * len(ids))
-            items = self._db.execute(
+            items = db.execute(
                 f"{_ITEM_SELECT} WHERE fulfillment_request_id IN ({marks})", ids
             ).fetchall()
-        return group_items(rows, items)
+            return group_items(rows, items)
+
+        return await self._query(read)
 
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
         sql, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
-        with _busy_as_503():
-            (count,) = self._db.execute(sql, params).fetchone()
+        (count,) = await self._query(lambda db: db.execute(sql, params).fetchone())
         return int(count)
 
     async def load(self, batches: Iterable[LoadData]) -> None:
         # Foreign keys are checked once before the commit rather than row by row: an upsert
-        # checked row by row costs three times as much. Nothing awaits in here, so no other
-        # request uses the connection while the checks are off.
+        # checked row by row costs three times as much. The connection runs one transaction
+        # at a time, so nothing else uses it while the checks are off.
+        def upsert(db: sqlite3.Connection) -> None:
+            for batch in batches:
+                for sql, rows in queries.load_statements(batch, placeholder=_qmark):
+                    if rows:
+                        db.executemany(sql, rows)
+            for table in _LOADED_CHILDREN:
+                if db.execute(f"PRAGMA foreign_key_check({table})").fetchone():
+                    raise InvalidRequest(MISSING_PARENT)
+
         self._db.execute("PRAGMA foreign_keys=OFF")
         try:
-            with self._write() as db:
-                for batch in batches:
-                    for sql, rows in queries.load_statements(batch, placeholder=_qmark):
-                        if rows:
-                            db.executemany(sql, rows)
-                for table in _LOADED_CHILDREN:
-                    if db.execute(f"PRAGMA foreign_key_check({table})").fetchone():
-                        raise InvalidRequest(MISSING_PARENT)
+            await self._transaction(upsert)
         except sqlite3.IntegrityError as error:
             # SQLite cannot say which row; the words are the PostgreSQL store's.
             if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
@@ -239,36 +242,44 @@ class SqliteStore:
     async def create_token(
         self, token_hash: bytes, token_type: TokenType, scope_id: int, label: str | None
     ) -> int:
-        with self._write() as db:
-            table = _SCOPE_TABLES[token_type]
-            if db.execute(f"SELECT 1 FROM {table} WHERE id = ?", (scope_id,)).fetchone() is None:
+        def issue(db: sqlite3.Connection) -> int:
+            table = _SCOPE_TABLES.get(token_type)  # an operator token has no scope row
+            if (
+                table
+                and db.execute(f"SELECT 1 FROM {table} WHERE id = ?", (scope_id,)).fetchone()
+                is None
+            ):
                 raise NotFound(f"There is no {token_type} with id {scope_id}.")
             cursor = db.execute(
                 "INSERT INTO api_tokens (token_hash, token_type, scope_id, label, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (token_hash, token_type, scope_id, label, int(time.time() * 1000)),
+                (token_hash, token_type, scope_id, label, now_ms()),
             )
             return int(cursor.lastrowid or 0)
 
+        return await self._transaction(issue)
+
     async def revoke_token(self, token_id: int) -> bool:
-        with self._write() as db:
+        def revoke(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
                 "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (int(time.time() * 1000), token_id),
+                (now_ms(), token_id),
             )
             return cursor.rowcount == 1
 
+        return await self._transaction(revoke)
+
     async def list_tokens(self) -> list[TokenInfo]:
-        with _busy_as_503():
-            rows = self._db.execute(
+        rows = await self._query(
+            lambda db: db.execute(
                 "SELECT id, token_type, scope_id, label, created_at, revoked_at"
                 " FROM api_tokens ORDER BY id"
             ).fetchall()
+        )
         return [TokenInfo(*row) for row in rows]
 
     async def ping(self) -> None:
-        with _busy_as_503():
-            self._db.execute("SELECT 1").fetchone()
+        await self._query(lambda db: db.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
         self._checkpointer.stop()
@@ -277,6 +288,24 @@ class SqliteStore:
 
 def _qmark(_: int) -> str:
     return "?"
+
+
+def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+    rows = db.execute(_STATE_SQL, (fr_id,)).fetchall()
+    change = plan(_state_from_rows(rows) if rows else None)
+    if change.fr_columns:
+        assignments = ", ".join(f"{column} = ?" for column in change.fr_columns)
+        db.execute(
+            f"UPDATE fulfillment_requests SET {assignments} WHERE id = ?",
+            (*change.fr_columns.values(), fr_id),
+        )
+    if change.item_external_ids:
+        db.executemany(
+            "UPDATE fulfillment_request_items SET external_accounting_item_id = ? WHERE id = ?",
+            [(ext, item_id) for item_id, ext in change.item_external_ids.items()],
+        )
+    entry = (fr_id, audit.at, audit.token_id, audit.token_type, audit.request_id)
+    db.execute(_HISTORY_INSERT, (*entry, msgspec.json.encode(change.diff).decode()))
 
 
 def _state_from_rows(rows: list[Any]) -> AccountingState:
