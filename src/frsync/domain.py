@@ -12,16 +12,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from frsync.contract import INT64_MAX as INT64_MAX  # importable here too (older imports)
+from frsync.contract import MAX_ACCOUNTING_ERROR, MAX_EXTERNAL_ID, MAX_ITEMS
 from frsync.errors import FieldError, InvalidItems, NotFound
 from frsync.models import OPERATOR, TokenType
 
-INT64_MAX = 2**63 - 1
-MAX_EXTERNAL_ID = 255
-MAX_ERROR_TEXT = 4000
-MAX_ITEMS = 1000
-
 ExternalId = Annotated[str, msgspec.Meta(max_length=MAX_EXTERNAL_ID)]
-ErrorText = Annotated[str, msgspec.Meta(max_length=MAX_ERROR_TEXT)]
+ErrorText = Annotated[str, msgspec.Meta(max_length=MAX_ACCOUNTING_ERROR)]
 ItemId = Annotated[int, msgspec.Meta(ge=-(2**63), le=INT64_MAX)]
 
 

@@ -11,17 +11,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from frsync.domain import INT64_MAX, ErrorText, ExternalId
+from frsync.contract import INT64_MAX
+from frsync.domain import ErrorText, ExternalId
+from frsync.errors import FixtureError as FixtureError  # its home; importable here too
 from frsync.models import OPERATOR, OPERATOR_SCOPE_ID, STATUS_NAMES, TokenType, parse_timestamp
 from frsync.store.base import LoadData
 from frsync.tokens import MIN_TOKEN_LENGTH, hash_token
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-
-
-class FixtureError(ValueError):
-    """The fixture is malformed; the message names the bad entry."""
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

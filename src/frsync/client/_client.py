@@ -26,11 +26,11 @@ from frsync.client._models import (
 )
 from frsync.client._retry import RetryPolicy
 from frsync.client._sender import ClientStats, Sender
+from frsync.contract import MAX_PAGE_SIZE
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
 DEFAULT_BASE_URL = "https://api.flxpoint.com"
-MAX_PAGE_SIZE = 500
 
 T = TypeVar("T")
 ItemsArgument = Sequence[AccountingSyncItem] | Mapping[int, str | None] | UnsetType | None

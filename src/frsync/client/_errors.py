@@ -1,16 +1,22 @@
-"""Everything the client raises, under one base class, and the one function that maps answers.
+"""Everything the integrator side raises (the client, `frsync push`, `frsync pending`), under
+one base class, and the one function that maps answers.
 
 ```
 FrsyncError                    status, problem, request_id, body (None/"" when not an answer)
  ├── APIConnectionError        no answer: refused, reset, timed out (after the retries)
  ├── UnexpectedResponseError   a success answer whose body is not what the contract says
- └── APIStatusError            the API answered with an error status
-      ├── BadRequestError      400 (.field_errors), also 413 and 415: the request is wrong
-      ├── UnauthorizedError    401: token missing, unknown or revoked
-      ├── NotFoundError        404: no such fulfillment request, or not in the token's scope
-      ├── RateLimitedError     429 (.retry_after), left over once the retries are spent
-      └── ServerError          5xx (.retry_after when a 503 sent one)
+ ├── APIStatusError            the API answered with an error status
+ │    ├── BadRequestError      400 (.field_errors), also 413 and 415: the request is wrong
+ │    ├── UnauthorizedError    401: token missing, unknown or revoked
+ │    ├── NotFoundError        404: no such fulfillment request, or not in the token's scope
+ │    ├── RateLimitedError     429 (.retry_after), left over once the retries are spent
+ │    └── ServerError          5xx (.retry_after when a 503 sent one)
+ ├── InputError                a push file cannot be pushed as it is (.problems, with lines)
+ └── JournalError              the push journal cannot be read or written
 ```
+
+The server side has its own tree under `frsync.errors.FrsyncError`; this one installs
+without the server, so the two share no base.
 
 `error_from_response` is the only place that reads an error answer. It copes with servers that
 send no problem+json and no `X-Request-Id` (the real Flxpoint API may not): the body text is
@@ -22,6 +28,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -32,6 +39,9 @@ __all__ = [
     "BadRequestError",
     "FieldError",
     "FrsyncError",
+    "InputError",
+    "JournalError",
+    "LineProblem",
     "NotFoundError",
     "Problem",
     "RateLimitedError",
@@ -130,6 +140,28 @@ class ServerError(APIStatusError):
     """The API failed (5xx); a 503 carries `retry_after`."""
 
     retry_after: float | None = None
+
+
+LineProblem = tuple[int | None, str]  # (line number, message); None when not about one line
+
+
+class InputError(FrsyncError):
+    """A push file cannot be pushed as it is; nothing has been sent."""
+
+    def __init__(self, path: Path, problems: list[LineProblem]) -> None:
+        super().__init__(f"{path}: {len(problems)} problem(s)")
+        self.path = path
+        self.problems = problems
+
+    def messages(self) -> list[str]:
+        return [
+            f"{self.path}, line {line}: {text}" if line is not None else f"{self.path}: {text}"
+            for line, text in self.problems
+        ]
+
+
+class JournalError(FrsyncError):
+    """The push journal cannot be read or written; the message says what to do."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from frsync.client import FulfillmentRequest
+from frsync.contract import REQUEST_SIBLING_NAMES, unknown_name_advice
 from frsync.push.rows import LineProblem, PushRow
 from frsync.push.validate import positive_id_problem, request_from_fields
 
@@ -61,7 +62,11 @@ def parse(text: str) -> tuple[list[PushRow], list[LineProblem]]:
 
 def _header_problems(header: list[str]) -> list[str]:
     names = [name.strip() for name in header]
-    problems = [f"unknown column {name!r}" for name in names if name not in COLUMNS]
+    problems = [
+        f"unknown column {name!r}; {unknown_name_advice(name, COLUMNS, REQUEST_SIBLING_NAMES)}"
+        for name in names
+        if name not in COLUMNS
+    ]
     problems += [f"column {name!r} appears twice" for name in set(names) if names.count(name) > 1]
     if "fulfillmentRequestId" not in names:
         problems.append("the column 'fulfillmentRequestId' is required")

@@ -29,13 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from frsync.client._errors import JournalError  # its home is the client's tree
 from frsync.push.rows import PushRow
 
 __all__ = ["Journal", "JournalError", "JournalState", "journal_path", "load_state"]
-
-
-class JournalError(Exception):
-    """The journal cannot be read or written; the message says what to do."""
 
 
 def journal_path(input_path: Path) -> Path:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import msgspec
 
 from frsync.client import AccountingSyncRequest
+from frsync.client._errors import InputError, LineProblem  # their home is the client's tree
 
 __all__ = ["InputError", "LineProblem", "PushRow", "row_keys"]
-
-LineProblem = tuple[int | None, str]  # (line number, message); None when not about one line
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,21 +27,6 @@ class PushRow:
     @property
     def body(self) -> bytes:
         return msgspec.json.encode(self.request)
-
-
-class InputError(Exception):
-    """The file cannot be pushed as it is; nothing has been sent."""
-
-    def __init__(self, path: Path, problems: list[LineProblem]) -> None:
-        super().__init__(f"{path}: {len(problems)} problem(s)")
-        self.path = path
-        self.problems = problems
-
-    def messages(self) -> list[str]:
-        return [
-            f"{self.path}, line {line}: {text}" if line is not None else f"{self.path}: {text}"
-            for line, text in self.problems
-        ]
 
 
 def row_keys(rows: list[PushRow]) -> list[PushRow]:

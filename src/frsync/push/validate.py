@@ -13,19 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from frsync.client import UNSET, AccountingSyncItem, AccountingSyncRequest, UnsetType
+from frsync.contract import INT64_MAX as MAX_ID
+from frsync.contract import (
+    ITEM_FIELDS,
+    ITEM_SIBLING_NAMES,
+    MAX_ACCOUNTING_ERROR,
+    MAX_EXTERNAL_ID,
+    MAX_ITEMS,
+    REQUEST_FIELDS,
+    REQUEST_SIBLING_NAMES,
+    unknown_name_advice,
+)
 
 __all__ = ["MAX_ID", "Problems", "positive_id_problem", "request_from_fields"]
-
-MAX_ID = 2**63 - 1
-MAX_EXTERNAL_ID = 255
-MAX_ACCOUNTING_ERROR = 4000
-MAX_ITEMS = 1000
-
-# Names that belong to the sibling order endpoint, and what this endpoint calls them.
-_TOP_LEVEL_HINTS = {"accountingSyncError": "accountingError"}
-_ITEM_HINTS = {"externalAccountingId": "externalAccountingItemId"}
-_TOP_LEVEL_FIELDS = ("accountingSynced", "externalAccountingId", "accountingError", "items")
-_ITEM_FIELDS = ("id", "externalAccountingItemId")
 
 Problems = list[tuple[str, str]]  # (field, message)
 
@@ -35,7 +35,7 @@ def request_from_fields(
 ) -> AccountingSyncRequest | None:
     """The request body for `fields`, or None after appending what is wrong to `problems`."""
     before = len(problems)
-    _check_names(fields, "", _TOP_LEVEL_FIELDS, _TOP_LEVEL_HINTS, problems)
+    _check_names(fields, "", REQUEST_FIELDS, REQUEST_SIBLING_NAMES, problems)
     synced = fields.get("accountingSynced", UNSET)
     if not isinstance(synced, bool | UnsetType) and synced is not None:
         problems.append(("accountingSynced", f"must be true, false or null, not {_show(synced)}"))
@@ -77,7 +77,7 @@ def _item(entry: object, path: str, problems: Problems) -> AccountingSyncItem | 
     if not isinstance(entry, dict):
         problems.append((path, f"must be an object, not {_show(entry)}"))
         return None
-    _check_names(entry, f"{path}.", _ITEM_FIELDS, _ITEM_HINTS, problems)
+    _check_names(entry, f"{path}.", ITEM_FIELDS, ITEM_SIBLING_NAMES, problems)
     if "id" not in entry:
         problems.append((f"{path}.id", "is required"))
         return None
@@ -130,8 +130,8 @@ def _check_names(
     for name in fields:
         if name in allowed:
             continue
-        hint = f"; this endpoint calls it {hints[name]!r}" if name in hints else ""
-        problems.append((prefix + name, f"is not a field of this request{hint}"))
+        advice = unknown_name_advice(name, allowed, hints)
+        problems.append((prefix + name, f"is not a field of this request; {advice}"))
 
 
 def _show(value: object) -> str:
