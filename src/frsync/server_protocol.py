@@ -24,19 +24,11 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from frsync.api.problems import head_timeout_answer
 from frsync.config import Settings
 
 PROTOCOL = "frsync.server_protocol:GuardedHttpToolsProtocol"
 _BODY_SLACK = 1.0
-_TIMEOUT_ANSWER = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
-    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
-)
-_TIMEOUT_BODY = (
-    b'{"type":"urn:frsync:problem:request-timeout","title":"Request Timeout","status":408,'
-    b'"detail":"The request did not arrive in time.","message":"The request did not arrive '
-    b'in time.","errors":null}'
-)
 log = logging.getLogger("frsync.server")
 _DEFAULTS = Settings()
 
@@ -99,7 +91,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # While the head is incomplete no answer has started, so a 408 cannot interleave
         # with one; once the app has the request, it owns the answer and we only hang up.
         if head and (self.cycle is None or self.cycle.response_complete):
-            self.transport.write(_TIMEOUT_ANSWER % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
+            self.transport.write(head_timeout_answer())
         self.transport.close()
 
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from frsync.api.auth import Gatekeeper, TokenCache
 from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
-from frsync.api.problems import error_response, http_problem
+from frsync.api.problems import HTTP_PROBLEMS, error_response, http_problem
 from frsync.api.routes import DOCS_ROUTE, ROUTES
 from frsync.config import Settings
 from frsync.errors import FrsyncError
@@ -37,9 +37,8 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    detail = {404: "No such resource.", 405: "Method not allowed here."}.get(
-        exc.status_code, str(exc.detail)
-    )
+    # The router's answers (unknown path, wrong method) take their text from problems.py.
+    detail = None if exc.status_code in HTTP_PROBLEMS else str(exc.detail)
     return http_problem(exc.status_code, detail, _request_id(request), **(exc.headers or {}))
 
 

@@ -1,4 +1,4 @@
-"""Turning an untrusted request into typed values: the path id, the JSON body, the patch.
+"""Turning an untrusted request body into a typed patch: media type, size, time, schema.
 
 Every failure here is a clean 4xx: a body that is not JSON, too large, too slow, malformed,
 of the wrong shape or with a key twice never reaches the domain code.
@@ -14,7 +14,9 @@ from typing import Any
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 
-from frsync.domain import INT64_MAX, AccountingPatch
+from frsync.api.params import parse_int as parse_id  # importable here too, for older callers
+from frsync.api.violations import body_violations, limited
+from frsync.domain import AccountingPatch
 from frsync.errors import (
     FieldError,
     InvalidRequest,
@@ -23,22 +25,10 @@ from frsync.errors import (
     UnsupportedMediaType,
 )
 
-_DIGITS = re.compile(r"[1-9][0-9]{0,18}")
+__all__ = ["check_json_content_type", "decode_patch", "parse_id", "read_body"]
+
 _CHARSET = re.compile(r"charset\s*=\s*\"?([\w-]+)", re.IGNORECASE)
-# Names from the sibling order endpoint that integrators send here by mistake.
-_SIBLING_HINTS = {
-    "accountingSyncError": "this endpoint calls it `accountingError`",
-    "externalAccountingId": "an item's id in the books is `externalAccountingItemId`",
-}
 _patch_decoder = msgspec.json.Decoder(AccountingPatch)
-
-
-def parse_id(raw: str, name: str) -> int:
-    """A positive int64 in canonical decimal form (no sign, no leading zeros, no spaces)."""
-    if _DIGITS.fullmatch(raw) and int(raw) <= INT64_MAX:
-        return int(raw)
-    message = f"{name} must be an integer from 1 to {INT64_MAX}."
-    raise InvalidRequest(message, [FieldError(name, message)])
 
 
 def check_json_content_type(request: Request) -> None:
@@ -76,63 +66,64 @@ async def read_body(request: Request, limit: int, read_timeout: float) -> bytes:
 
 
 def decode_patch(body: bytes) -> AccountingPatch:
+    """The body as a patch, or InvalidRequest listing every violation (SPEC §5)."""
     try:
         patch = _patch_decoder.decode(body)
     except msgspec.ValidationError as error:
-        raise _schema_error(str(error)) from None
+        raise _invalid(body, str(error)) from None
     except (msgspec.DecodeError, ValueError, RecursionError):
         # ValueError covers invalid UTF-8 and integers too long to convert.
         raise InvalidRequest("The body is not valid JSON.") from None
-    _reject_duplicate_keys(body)
-    _reject_nul(patch)
+    if _has_duplicate_keys(body) or _has_nul(patch):
+        raise _invalid(body, None)
     return patch
 
 
-def _schema_error(message: str) -> InvalidRequest:
+def _invalid(body: bytes, first: str | None) -> InvalidRequest:
+    """The 400 for a refused body: every violation the walk finds, else the decoder's first."""
+    found = body_violations(body)
+    if not found:
+        found = [_decoder_error(first or "The body breaks the schema")]
+    if len(found) == 1:
+        return InvalidRequest(_sentence(found[0]), found)
+    listed = "; ".join(_sentence(error).rstrip(".") for error in found[:3])
+    more = f"; and {len(found) - 3:,} more" if len(found) > 3 else ""
+    return InvalidRequest(f"{len(found):,} problems: {listed}{more}.", limited(found))
+
+
+def _sentence(error: FieldError) -> str:
+    return f"{error.field}: {error.message}" if error.field else error.message
+
+
+def _decoder_error(message: str) -> FieldError:
     # msgspec: "Object contains unknown field `x` - at `$.items[0]`", "Expected `int`, got …".
     text, _, at = message.partition(" - at `")
     path = at.rstrip("`").removeprefix("$").removeprefix(".")
-    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", text)
-    if unknown:
-        name = unknown.group(1)
-        field = f"{path}.{name}" if path else name
-        text = f"Unknown field `{name}`."
-        hint = _SIBLING_HINTS.get(name)
-        if hint and (name != "externalAccountingId" or path.startswith("items")):
-            text = f"Unknown field `{name}`: {hint}."
-        return InvalidRequest(text, [FieldError(field, text)])
-    detail = f"{text} at `{path}`." if path else f"{text}."
-    return InvalidRequest(detail, [FieldError(path, f"{text}.")])
+    return FieldError(path, f"{text}.")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        twice = next(key for key in keys if keys.count(key) > 1)
-        raise InvalidRequest(
-            f"The key `{twice}` appears twice in one object.",
-            [FieldError(twice, "Duplicate key.")],
-        )
-    return dict(pairs)
+class _DuplicateKey(Exception):
+    pass
 
 
-def _reject_duplicate_keys(body: bytes) -> None:
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
+def _has_duplicate_keys(body: bytes) -> bool:
     # msgspec keeps the last of two equal keys; the contract says such a body is ambiguous.
     # The body has already passed the schema, so this second parse is small and safe.
-    json.loads(body, object_pairs_hook=_no_duplicates)
+    try:
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey:
+        return True
+    return False
 
 
-def _reject_nul(patch: AccountingPatch) -> None:
-    fields = [
-        ("externalAccountingId", patch.external_accounting_id),
-        ("accountingError", patch.accounting_error),
-    ]
-    for index, item in enumerate(patch.items or ()):
-        fields.append(
-            (f"items[{index}].externalAccountingItemId", item.external_accounting_item_id)
-        )
-    for name, value in fields:
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidRequest(
-                f"`{name}` may not contain U+0000.", [FieldError(name, "Contains U+0000.")]
-            )
+def _has_nul(patch: AccountingPatch) -> bool:
+    values = [patch.external_accounting_id, patch.accounting_error]
+    values += [item.external_accounting_item_id for item in patch.items or ()]
+    return any(isinstance(value, str) and "\x00" in value for value in values)

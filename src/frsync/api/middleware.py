@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frsync.api.auth import POOL_SCOPE_KEY
 from frsync.api.metrics import UNMATCHED, Metrics
-from frsync.api.problems import http_problem, problem_response
+from frsync.api.problems import http_problem
 from frsync.ratelimit import Decision
 
 access_log = logging.getLogger("frsync.access")
@@ -39,9 +39,7 @@ def pool_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
 
 
 def _shutting_down(request_id: str) -> Response:
-    return problem_response(503, "Service Unavailable", "shutting-down",
-                            "The server is shutting down; retry the request.",
-                            request_id=request_id, headers={"Retry-After": "1"})  # fmt: skip
+    return http_problem(503, None, request_id, **{"Retry-After": "1"})
 
 
 class RequestContext:
@@ -85,7 +83,7 @@ class RequestContext:
         except Exception:
             error_log.exception("unhandled error", extra={"request_id": request_id})
             if not response["started"]:
-                answer = http_problem(500, "Unexpected error; quote the request id.", request_id)
+                answer = http_problem(500, None, request_id)
                 await answer(scope, receive, send_with_headers)
         finally:
             if self.metrics is not None:

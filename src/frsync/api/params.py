@@ -1,81 +1,146 @@
-"""Query parameters of the list and count endpoints, parsed strictly into an `FrQuery`."""
+"""Path ids and query parameters, parsed strictly: one rule for every integer, every
+violation of a query listed at once.
+
+An integer in a path or a query is written in canonical decimal form: digits only, no sign,
+no leading zero, no space, no fraction or exponent (`221`, never `0221`, `+221`, `221.0` or
+`2.21e2`). An empty query value means "no filter"; an unknown or repeated parameter is
+refused, not ignored, so a typo never widens a query silently.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from frsync.domain import INT64_MAX
+from frsync.contract import (
+    DEFAULT_HISTORY_LIMIT,
+    FR_QUERY_PARAMETERS,
+    HISTORY_QUERY_PARAMETERS,
+    INT64_MAX,
+    MAX_FR_NUMBERS,
+    MAX_HISTORY_LIMIT,
+    MAX_PAGE_NUMBER,
+    MAX_PAGE_SIZE,
+    shown,
+    unknown_name_advice,
+)
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import STATUS_NAMES
 from frsync.store.base import FrQuery
 
-MAX_PAGE_SIZE = 500
-MAX_FR_NUMBERS = 50
-_INT = re.compile(r"[0-9]{1,19}")
+__all__ = ["HistoryQuery", "parse_fr_query", "parse_history_query", "parse_int"]
+
+_CANONICAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
-def _bad(name: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"{name}: {message}", [FieldError(name, message)])
+class QueryParams(Protocol):
+    """What the parsers need of Starlette's QueryParams: every (name, value), repeats kept."""
+
+    def multi_items(self) -> list[tuple[str, str]]: ...
 
 
-def _int(name: str, raw: str, low: int = 1, high: int = INT64_MAX) -> int:
-    if not _INT.fullmatch(raw) or not low <= int(raw) <= high:
-        raise _bad(name, f"must be an integer from {low} to {high}.")
-    return int(raw)
+class _Bad(ValueError):
+    """One parameter's violation; the parsers collect them into one InvalidRequest."""
 
 
-def _bool(name: str, raw: str) -> bool:
+def parse_int(raw: str, name: str, low: int = 1, high: int = INT64_MAX) -> int:
+    """`raw` as an integer from `low` to `high` in canonical decimal form (the one rule for
+    path ids and query values), or InvalidRequest naming `name`."""
+    try:
+        return _int(raw, low, high)
+    except _Bad as error:
+        raise InvalidRequest(f"{name}: {error}", [FieldError(name, str(error))]) from None
+
+
+def _int(raw: str, low: int = 1, high: int = INT64_MAX) -> int:
+    if _CANONICAL.fullmatch(raw) and low <= int(raw) <= high:
+        return int(raw)
+    raise _Bad(f"Must be an integer from {low} to {high}, written in plain digits.")
+
+
+def _bool(raw: str) -> bool:
     if raw not in ("true", "false"):
-        raise _bad(name, "must be `true` or `false`.")
+        raise _Bad("Must be true or false.")
     return raw == "true"
 
 
-def _list(name: str, raw: str, most: int) -> tuple[str, ...]:
-    values = tuple(v.strip() for v in raw.split(",") if v.strip())
-    if len(values) > most:
-        raise _bad(name, f"at most {most} values.")
-    return values
+def _fr_numbers(raw: str) -> tuple[str, ...]:
+    values = raw.split(",")
+    if len(values) > MAX_FR_NUMBERS:
+        raise _Bad(f"At most {MAX_FR_NUMBERS} comma-separated values; this has {len(values)}.")
+    return tuple(value for value in (v.strip() for v in values) if value)
 
 
-def _statuses(name: str, raw: str) -> tuple[str, ...]:
-    values = _list(name, raw, len(STATUS_NAMES))
-    unknown = [v for v in values if v not in STATUS_NAMES]
+def _statuses(raw: str) -> tuple[str, ...]:
+    values = tuple(raw.split(","))
+    unknown = [value for value in values if value not in STATUS_NAMES]
     if unknown:
-        raise _bad(name, f"unknown status {unknown[0]!r}; one of {', '.join(STATUS_NAMES)}.")
+        names = ", ".join(STATUS_NAMES)
+        raise _Bad(f"Unknown status {shown(unknown[0])}; the statuses are {names}.")
     return values
 
 
-# wire name -> (FrQuery field, parser)
-_PARAMS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
-    "filterPageNumber": ("page_number", lambda n, r: _int(n, r, 1, 10_000_000)),
-    "filterPageSize": ("page_size", lambda n, r: _int(n, r, 1, MAX_PAGE_SIZE)),
-    "sinceId": ("since_id", lambda n, r: _int(n, r, 0)),
+Parsers = dict[str, tuple[str, Callable[[str], Any]]]  # wire name -> (field, parser)
+_FR_PARAMS: Parsers = {
+    "filterPageNumber": ("page_number", lambda raw: _int(raw, 1, MAX_PAGE_NUMBER)),
+    "filterPageSize": ("page_size", lambda raw: _int(raw, 1, MAX_PAGE_SIZE)),
+    "sinceId": ("since_id", lambda raw: _int(raw, 0)),
     "findOrderId": ("order_id", _int),
-    "frNumbers": ("fr_numbers", lambda n, r: _list(n, r, MAX_FR_NUMBERS)),
+    "frNumbers": ("fr_numbers", _fr_numbers),
     "filterSourceId": ("source_id", _int),
     "filterStatus": ("statuses", _statuses),
     "filterAccountingSynced": ("accounting_synced", _bool),
     "filterHasAccountingError": ("has_accounting_error", _bool),
 }
+assert tuple(_FR_PARAMS) == FR_QUERY_PARAMETERS
+_HISTORY_PARAMS: Parsers = {
+    "limit": ("limit", lambda raw: _int(raw, 1, MAX_HISTORY_LIMIT)),
+    "beforeId": ("before_id", _int),
+}
+assert tuple(_HISTORY_PARAMS) == HISTORY_QUERY_PARAMETERS
 
 
-def parse_fr_query(params: Mapping[str, str], keys: list[str]) -> FrQuery:
-    """Empty values mean no filter; unknown or repeated parameters are refused, not ignored,
-    so a typo never widens a query silently."""
-    # Starlette's QueryParams.keys() lists a repeated name once; its multi_items() do not.
-    multi_items = getattr(params, "multi_items", None)
-    if multi_items is not None:
-        keys = [name for name, _ in multi_items()]
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Paging of the accounting history: newest first, `limit` entries older than `before_id`."""
+
+    limit: int = DEFAULT_HISTORY_LIMIT
+    before_id: int | None = None
+
+
+def parse_fr_query(params: QueryParams) -> FrQuery:
+    """The filters of the list and count endpoints (SPEC §6)."""
+    return FrQuery(**_parse(params, _FR_PARAMS))
+
+
+def parse_history_query(params: QueryParams) -> HistoryQuery:
+    """The paging of the history endpoint (SPEC §6)."""
+    return HistoryQuery(**_parse(params, _HISTORY_PARAMS))
+
+
+def _parse(params: QueryParams, parsers: Parsers) -> dict[str, Any]:
+    # multi_items(), not keys(): Starlette's keys() lists a repeated name once.
+    items = params.multi_items()
+    names = [name for name, _ in items]
     values: dict[str, Any] = {}
-    for name in keys:
-        if name not in _PARAMS:
-            raise _bad(name, "unknown query parameter.")
-        if keys.count(name) > 1:
-            raise _bad(name, "given more than once.")
-        raw = params[name].strip()
-        if raw:
-            field, parse = _PARAMS[name]
-            values[field] = parse(name, raw)
-    return FrQuery(**values)
+    found: list[FieldError] = []
+    for name, raw in items:
+        try:
+            if name not in parsers:
+                advice = unknown_name_advice(name, parsers)
+                raise _Bad(f"Unknown query parameter. {advice[0].upper()}{advice[1:]}")
+            if names.count(name) > 1:
+                raise _Bad("Given more than once.")
+            if raw:
+                field, parse = parsers[name]
+                values[field] = parse(raw)
+        except _Bad as error:
+            if not any(seen.field == name for seen in found):
+                found.append(FieldError(name, str(error)))
+    if found:
+        detail = "; ".join(f"{shown(e.field)}: {e.message}" for e in found[:3])
+        more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
+        raise InvalidRequest(f"Bad query: {detail}{more}", found[:100])
+    return values

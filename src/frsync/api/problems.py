@@ -1,7 +1,12 @@
-"""The one table from errors to answers, and the one answer shape (RFC 9457 problem+json)."""
+"""The one table from errors to answers, and the one answer shape (RFC 9457 problem+json).
+
+Every error answer's body comes from `encode_problem`, whoever writes it: the app's
+exception handlers, the middleware's last resort, and the protocol layer's 408.
+"""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import msgspec
@@ -24,8 +29,21 @@ ERROR_TABLE: dict[type[FrsyncError], tuple[int, str, str]] = {
     errors.RateLimited: (429, "Too Many Requests", "rate-limited"),
     errors.StoreBusy: (503, "Service Unavailable", "unavailable"),
 }
-# Plain HTTP answers the router gives (unknown path, wrong method), in the same shape.
-HTTP_TITLES = {404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+# Answers no domain error stands behind, in the same shape: the router's (unknown path,
+# wrong method), the last resort for an unexpected failure, the 503 of a server shutting down,
+# and the 408 the protocol layer writes when a request head never completes.
+# status -> (title, type slug, detail)
+HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    404: ("Not Found", "not-found", "No such resource."),
+    405: ("Method Not Allowed", "method-not-allowed", "Method not allowed here."),
+    408: ("Request Timeout", "request-timeout", "The request did not arrive in time."),
+    500: ("Internal Server Error", "internal", "Unexpected error; quote the request id."),
+    503: (
+        "Service Unavailable",
+        "shutting-down",
+        "The server is shutting down; retry the request.",
+    ),
+}
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -41,6 +59,35 @@ class Problem(msgspec.Struct, omit_defaults=True):
 _encoder = msgspec.json.Encoder()
 
 
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def encode_problem(
+    status: int,
+    title: str,
+    slug: str,
+    detail: str,
+    *,
+    field_errors: list[FieldError] | None = None,
+    request_id: str | None = None,
+) -> bytes:
+    """The one problem+json body (RFC 9457) every error answer carries; `errors` on a 400."""
+    errors = None
+    if status == 400:
+        errors = [{"field": e.field, "message": e.message} for e in field_errors or ()]
+    problem = Problem(
+        type=f"urn:frsync:problem:{slug}",
+        title=title,
+        status=status,
+        detail=detail,
+        message=detail,
+        errors=errors,
+        requestId=request_id,
+    )
+    return _encoder.encode(problem)
+
+
 def problem_response(
     status: int,
     title: str,
@@ -51,18 +98,10 @@ def problem_response(
     request_id: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body = Problem(
-        type=f"urn:frsync:problem:{slug}",
-        title=title,
-        status=status,
-        detail=detail,
-        message=detail,
-        errors=[{"field": e.field, "message": e.message} for e in field_errors or ()]
-        if status == 400
-        else None,
-        requestId=request_id,
+    body = encode_problem(
+        status, title, slug, detail, field_errors=field_errors, request_id=request_id
     )
-    return Response(_encoder.encode(body), status, headers, media_type=PROBLEM_TYPE)
+    return Response(body, status, headers, media_type=PROBLEM_TYPE)
 
 
 def error_response(error: FrsyncError, request_id: str | None) -> Response:
@@ -92,7 +131,25 @@ def _lookup(kind: type[FrsyncError]) -> tuple[int, str, str]:
     return 500, "Internal Server Error", "internal"
 
 
-def http_problem(status: int, detail: str, request_id: str | None, **headers: Any) -> Response:
-    title = HTTP_TITLES.get(status, "Error")
-    slug = title.lower().replace(" ", "-")
-    return problem_response(status, title, slug, detail, request_id=request_id, headers=headers)
+def http_problem(
+    status: int, detail: str | None, request_id: str | None, **headers: Any
+) -> Response:
+    """A problem of HTTP_PROBLEMS (its own detail unless `detail` is given)."""
+    title, slug, known = HTTP_PROBLEMS.get(status, ("Error", "error", "Error."))
+    return problem_response(
+        status, title, slug, detail or known, request_id=request_id, headers=headers
+    )
+
+
+def head_timeout_answer() -> bytes:
+    """The whole HTTP/1.1 408 the protocol layer writes when a request head is late: no app
+    runs, so no Response object either; the body is the same problem as everywhere."""
+    title, slug, detail = HTTP_PROBLEMS[408]
+    request_id = new_request_id()
+    body = encode_problem(408, title, slug, detail, request_id=request_id)
+    head = (
+        f"HTTP/1.1 408 {title}\r\ncontent-type: {PROBLEM_TYPE}\r\nconnection: close\r\n"
+        f"cache-control: no-store\r\nx-content-type-options: nosniff\r\n"
+        f"x-request-id: {request_id}\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body

@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from frsync.api import metrics as metrics_text
 from frsync.api.auth import authenticated
-from frsync.api.body import check_json_content_type, decode_patch, parse_id, read_body
-from frsync.api.params import parse_fr_query
+from frsync.api.body import check_json_content_type, decode_patch, read_body
+from frsync.api.params import parse_fr_query, parse_history_query, parse_int
 from frsync.domain import Principal, plan_accounting_sync
 from frsync.errors import NotFound, StoreBusy
 from frsync.models import now_ms
@@ -37,7 +37,7 @@ def _json(value: object, status: int = 200) -> Response:
 @authenticated
 async def sync_accounting(request: Request, principal: Principal) -> Response:
     """Record the result of pushing a fulfillment request into the books."""
-    fr_id = parse_id(request.path_params[FR_ID], FR_ID)
+    fr_id = parse_int(request.path_params[FR_ID], FR_ID)
     check_json_content_type(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes, settings.request_read_timeout)
@@ -52,7 +52,7 @@ async def sync_accounting(request: Request, principal: Principal) -> Response:
 
 @authenticated
 async def get_fulfillment_request(request: Request, principal: Principal) -> Response:
-    fr_id = parse_id(request.path_params[FR_ID], FR_ID)
+    fr_id = parse_int(request.path_params[FR_ID], FR_ID)
     fr = await _store(request).get_fulfillment_request(fr_id, principal)
     if fr is None:
         raise NotFound("Fulfillment request not found.")
@@ -61,7 +61,8 @@ async def get_fulfillment_request(request: Request, principal: Principal) -> Res
 
 @authenticated
 async def accounting_history(request: Request, principal: Principal) -> Response:
-    fr_id = parse_id(request.path_params[FR_ID], FR_ID)
+    fr_id = parse_int(request.path_params[FR_ID], FR_ID)
+    parse_history_query(request.query_params)  # paging itself: the history-paging branch
     entries = await _store(request).accounting_history(fr_id, principal)
     if entries is None:
         raise NotFound("Fulfillment request not found.")
@@ -70,13 +71,13 @@ async def accounting_history(request: Request, principal: Principal) -> Response
 
 @authenticated
 async def list_fulfillment_requests(request: Request, principal: Principal) -> Response:
-    query = parse_fr_query(request.query_params, list(request.query_params.keys()))
+    query = parse_fr_query(request.query_params)
     return _json(await _store(request).list_fulfillment_requests(principal, query))
 
 
 @authenticated
 async def count_fulfillment_requests(request: Request, principal: Principal) -> Response:
-    query = parse_fr_query(request.query_params, list(request.query_params.keys()))
+    query = parse_fr_query(request.query_params)
     return _json({"count": await _store(request).count_fulfillment_requests(principal, query)})
 
 
