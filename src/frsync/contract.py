@@ -15,6 +15,7 @@ MAX_EXTERNAL_ID = 255  # externalAccountingId, externalAccountingItemId (charact
 MAX_ACCOUNTING_ERROR = 4000  # accountingError (characters)
 MAX_ITEMS = 1000  # entries of items[]
 MAX_BODY_BYTES = 1024 * 1024  # the default; a setting may lower or raise it
+MAX_HEAD_BYTES = 64 * 1024  # request line plus headers (431 above)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500  # filterPageSize

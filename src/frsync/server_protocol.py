@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from frsync.api.problems import head_timeout_answer
+from frsync.api.problems import protocol_answer
 from frsync.config import Settings
 
 PROTOCOL = "frsync.server_protocol:GuardedHttpToolsProtocol"
@@ -91,7 +91,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # While the head is incomplete no answer has started, so a 408 cannot interleave
         # with one; once the app has the request, it owns the answer and we only hang up.
         if head and (self.cycle is None or self.cycle.response_complete):
-            self.transport.write(head_timeout_answer())
+            self.transport.write(protocol_answer(408))
         self.transport.close()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from frsync.contract import (
@@ -30,7 +29,7 @@ from frsync.errors import FieldError, InvalidRequest
 from frsync.models import STATUS_NAMES
 from frsync.store.base import FrQuery
 
-__all__ = ["HistoryQuery", "parse_fr_query", "parse_history_query", "parse_int"]
+__all__ = ["parse_fr_query", "parse_history_query", "parse_int"]
 
 _CANONICAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
@@ -102,22 +101,15 @@ _HISTORY_PARAMS: Parsers = {
 assert tuple(_HISTORY_PARAMS) == HISTORY_QUERY_PARAMETERS
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryQuery:
-    """Paging of the accounting history: newest first, `limit` entries older than `before_id`."""
-
-    limit: int = DEFAULT_HISTORY_LIMIT
-    before_id: int | None = None
-
-
 def parse_fr_query(params: QueryParams) -> FrQuery:
     """The filters of the list and count endpoints (SPEC §6)."""
     return FrQuery(**_parse(params, _FR_PARAMS))
 
 
-def parse_history_query(params: QueryParams) -> HistoryQuery:
-    """The paging of the history endpoint (SPEC §6)."""
-    return HistoryQuery(**_parse(params, _HISTORY_PARAMS))
+def parse_history_query(params: QueryParams) -> dict[str, int]:
+    """The paging of the history endpoint (SPEC §6) as the store's keyword arguments:
+    `limit` (always) and `before_id` (when given): newest first, older than `before_id`."""
+    return {"limit": DEFAULT_HISTORY_LIMIT, **_parse(params, _HISTORY_PARAMS)}
 
 
 def _parse(params: QueryParams, parsers: Parsers) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import msgspec
 from starlette.responses import Response
 
 from frsync import errors
+from frsync.contract import MAX_HEAD_BYTES
 from frsync.errors import FieldError, FrsyncError
 
 PROBLEM_TYPE = "application/problem+json"
@@ -31,12 +32,18 @@ ERROR_TABLE: dict[type[FrsyncError], tuple[int, str, str]] = {
 }
 # Answers no domain error stands behind, in the same shape: the router's (unknown path,
 # wrong method), the last resort for an unexpected failure, the 503 of a server shutting down,
-# and the 408 the protocol layer writes when a request head never completes.
+# and what the protocol layer writes itself: a 408 for a request head that never completes,
+# a 431 for one that is too large.
 # status -> (title, type slug, detail)
 HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
     404: ("Not Found", "not-found", "No such resource."),
     405: ("Method Not Allowed", "method-not-allowed", "Method not allowed here."),
     408: ("Request Timeout", "request-timeout", "The request did not arrive in time."),
+    431: (
+        "Request Header Fields Too Large",
+        "headers-too-large",
+        f"The request line and headers exceed {MAX_HEAD_BYTES} bytes.",
+    ),
     500: ("Internal Server Error", "internal", "Unexpected error; quote the request id."),
     503: (
         "Service Unavailable",
@@ -141,14 +148,15 @@ def http_problem(
     )
 
 
-def head_timeout_answer() -> bytes:
-    """The whole HTTP/1.1 408 the protocol layer writes when a request head is late: no app
-    runs, so no Response object either; the body is the same problem as everywhere."""
-    title, slug, detail = HTTP_PROBLEMS[408]
+def protocol_answer(status: int) -> bytes:
+    """A whole HTTP/1.1 answer of HTTP_PROBLEMS (408, 431) for the protocol layer to write
+    before any app runs, so with no Response object: the body is the same problem as
+    everywhere, with a request id of its own."""
+    title, slug, detail = HTTP_PROBLEMS[status]
     request_id = new_request_id()
-    body = encode_problem(408, title, slug, detail, request_id=request_id)
+    body = encode_problem(status, title, slug, detail, request_id=request_id)
     head = (
-        f"HTTP/1.1 408 {title}\r\ncontent-type: {PROBLEM_TYPE}\r\nconnection: close\r\n"
+        f"HTTP/1.1 {status} {title}\r\ncontent-type: {PROBLEM_TYPE}\r\nconnection: close\r\n"
         f"cache-control: no-store\r\nx-content-type-options: nosniff\r\n"
         f"x-request-id: {request_id}\r\ncontent-length: {len(body)}\r\n\r\n"
     )
