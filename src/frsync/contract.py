@@ -16,6 +16,7 @@ MAX_ACCOUNTING_ERROR = 4000  # accountingError (characters)
 MAX_ITEMS = 1000  # entries of items[]
 MAX_BODY_BYTES = 1024 * 1024  # the default; a setting may lower or raise it
 MAX_HEAD_BYTES = 64 * 1024  # request line plus headers (431 above)
+MAX_LISTED_ERRORS = 100  # entries of a 400's `errors`: a 1 MiB body of bad keys stays small
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500  # filterPageSize

@@ -15,7 +15,7 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 
 from frsync.api.params import parse_int as parse_id  # importable here too, for older callers
-from frsync.api.violations import body_violations, limited
+from frsync.api.violations import body_violations
 from frsync.domain import AccountingPatch
 from frsync.errors import (
     FieldError,
@@ -88,7 +88,7 @@ def _invalid(body: bytes, first: str | None) -> InvalidRequest:
         return InvalidRequest(_sentence(found[0]), found)
     listed = "; ".join(_sentence(error).rstrip(".") for error in found[:3])
     more = f"; and {len(found) - 3:,} more" if len(found) > 3 else ""
-    return InvalidRequest(f"{len(found):,} problems: {listed}{more}.", limited(found))
+    return InvalidRequest(f"{len(found):,} problems: {listed}{more}.", found)
 
 
 def _sentence(error: FieldError) -> str:

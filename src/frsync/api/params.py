@@ -134,5 +134,5 @@ def _parse(params: QueryParams, parsers: Parsers) -> dict[str, Any]:
     if found:
         detail = "; ".join(f"{shown(e.field)}: {e.message}" for e in found[:3])
         more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
-        raise InvalidRequest(f"Bad query: {detail}{more}", found[:100])
+        raise InvalidRequest(f"Bad query: {detail}{more}", found)
     return values

@@ -13,7 +13,7 @@ import msgspec
 from starlette.responses import Response
 
 from frsync import errors
-from frsync.contract import MAX_HEAD_BYTES
+from frsync.contract import MAX_HEAD_BYTES, MAX_LISTED_ERRORS
 from frsync.errors import FieldError, FrsyncError
 
 PROBLEM_TYPE = "application/problem+json"
@@ -82,7 +82,7 @@ def encode_problem(
     """The one problem+json body (RFC 9457) every error answer carries; `errors` on a 400."""
     errors = None
     if status == 400:
-        errors = [{"field": e.field, "message": e.message} for e in field_errors or ()]
+        errors = [{"field": e.field, "message": e.message} for e in _listed(field_errors or [])]
     problem = Problem(
         type=f"urn:frsync:problem:{slug}",
         title=title,
@@ -93,6 +93,14 @@ def encode_problem(
         requestId=request_id,
     )
     return _encoder.encode(problem)
+
+
+def _listed(found: list[FieldError]) -> list[FieldError]:
+    """At most MAX_LISTED_ERRORS entries, the last saying how many more there are."""
+    if len(found) <= MAX_LISTED_ERRORS:
+        return found
+    rest = len(found) - MAX_LISTED_ERRORS + 1
+    return [*found[: MAX_LISTED_ERRORS - 1], FieldError("", f"… and {rest:,} more violations.")]
 
 
 def problem_response(

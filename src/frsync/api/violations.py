@@ -26,7 +26,6 @@ from frsync.contract import (
 from frsync.errors import FieldError
 
 INT64_MIN = -(2**63)
-MAX_LISTED = 100  # entries of one 400's `errors`: a 1 MiB body of bad keys stays a small answer
 _STRING_LIMITS = {
     "externalAccountingId": MAX_EXTERNAL_ID,
     "accountingError": MAX_ACCOUNTING_ERROR,
@@ -73,14 +72,6 @@ def body_violations(body: bytes) -> list[FieldError] | None:
     else:
         found.append(FieldError("", f"The body must be a JSON object, not {_kind(value)}."))
     return found
-
-
-def limited(found: list[FieldError]) -> list[FieldError]:
-    """At most MAX_LISTED entries, the last saying how many more there are."""
-    if len(found) <= MAX_LISTED:
-        return found
-    rest = len(found) - MAX_LISTED + 1
-    return [*found[: MAX_LISTED - 1], FieldError("", f"… and {rest:,} more violations.")]
 
 
 def _check_object(
