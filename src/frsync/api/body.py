@@ -15,7 +15,13 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 
 from frsync.api.params import parse_int as parse_id  # importable here too, for older callers
-from frsync.api.violations import body_violations
+from frsync.api.violations import body_violations, unknown_field
+from frsync.contract import (
+    ITEM_FIELDS,
+    ITEM_SIBLING_NAMES,
+    REQUEST_FIELDS,
+    REQUEST_SIBLING_NAMES,
+)
 from frsync.domain import AccountingPatch
 from frsync.errors import (
     FieldError,
@@ -72,16 +78,19 @@ def decode_patch(body: bytes) -> AccountingPatch:
     except msgspec.ValidationError as error:
         raise _invalid(body, str(error)) from None
     except (msgspec.DecodeError, ValueError, RecursionError):
-        # ValueError covers invalid UTF-8 and integers too long to convert.
-        raise InvalidRequest("The body is not valid JSON.") from None
+        # ValueError covers invalid UTF-8 and integers too long to convert. A lone surrogate
+        # escape (`"\\ud800"`) is JSON's grammar but no Unicode: the walk names its field.
+        raise _invalid(body, None, "The body is not valid JSON.") from None
     if _has_duplicate_keys(body) or _has_nul(patch):
         raise _invalid(body, None)
     return patch
 
 
-def _invalid(body: bytes, first: str | None) -> InvalidRequest:
+def _invalid(body: bytes, first: str | None, fallback: str | None = None) -> InvalidRequest:
     """The 400 for a refused body: every violation the walk finds, else the decoder's first."""
     found = body_violations(body)
+    if not found and fallback is not None:
+        return InvalidRequest(fallback)
     if not found:
         found = [_decoder_error(first or "The body breaks the schema")]
     if len(found) == 1:
@@ -96,10 +105,19 @@ def _sentence(error: FieldError) -> str:
 
 
 def _decoder_error(message: str) -> FieldError:
-    # msgspec: "Object contains unknown field `x` - at `$.items[0]`", "Expected `int`, got …".
+    """msgspec's own message, for a body the walk cannot parse (nested too deep, say):
+    "Object contains unknown field `x` - at `$.items[0]`", "Expected `int`, got …"."""
     text, _, at = message.partition(" - at `")
     path = at.rstrip("`").removeprefix("$").removeprefix(".")
-    return FieldError(path, f"{text}.")
+    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", text)
+    if unknown is None:
+        return FieldError(path, f"{text}.")
+    name = unknown.group(1)
+    allowed, siblings = (
+        (ITEM_FIELDS, ITEM_SIBLING_NAMES) if path else (REQUEST_FIELDS, REQUEST_SIBLING_NAMES)
+    )
+    field = f"{path}.{name}" if path else name
+    return FieldError(field, unknown_field(name, allowed, siblings))
 
 
 class _DuplicateKey(Exception):

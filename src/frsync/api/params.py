@@ -66,6 +66,8 @@ def _bool(raw: str) -> bool:
 
 
 def _fr_numbers(raw: str) -> tuple[str, ...]:
+    if "\x00" in raw:  # no store could hold it: refused alike on every backend
+        raise _Bad("Must not contain U+0000.")
     values = raw.split(",")
     if len(values) > MAX_FR_NUMBERS:
         raise _Bad(f"At most {MAX_FR_NUMBERS} comma-separated values; this has {len(values)}.")

@@ -74,6 +74,11 @@ def body_violations(body: bytes) -> list[FieldError] | None:
     return found
 
 
+def unknown_field(name: str, allowed: tuple[str, ...], siblings: dict[str, str]) -> str:
+    advice = unknown_name_advice(name, allowed, siblings)
+    return f"Unknown field {shown(name)}. {advice[0].upper()}{advice[1:]}"
+
+
 def _check_object(
     value: dict[str, Any],
     prefix: str,
@@ -85,9 +90,7 @@ def _check_object(
         found.append(FieldError(prefix + key, f"The key {shown(key)} appears twice in one object."))
     for key in value:
         if key not in allowed:
-            advice = unknown_name_advice(key, allowed, siblings)
-            message = f"Unknown field {shown(key)}. {advice[0].upper()}{advice[1:]}"
-            found.append(FieldError(prefix + key, message))
+            found.append(FieldError(prefix + key, unknown_field(key, allowed, siblings)))
 
 
 def _check_fields(
