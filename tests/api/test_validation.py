@@ -206,3 +206,175 @@ async def test_an_item_listed_twice_is_rejected(api: httpx.AsyncClient) -> None:
     body = b'{"items": [{"id": 12312, "externalAccountingItemId": "a"}, {"id": 12312, "externalAccountingItemId": "b"}]}'
     problem = await _rejected(api, 400, body, field="items[1].id")
     assert "12312" in problem["detail"]
+
+
+# Errors that teach (SPEC §5): every violation at once, with what to send instead.
+
+
+async def test_three_violations_of_a_body_are_three_entries(api: httpx.AsyncClient) -> None:
+    body = b'{"accountingSynced": "true", "externalAccountingId": 221, "items": [{"externalAccountingItemId": "A"}]}'
+    problem = await _rejected(api, 400, body)
+    assert [(e["field"], e["message"]) for e in problem["errors"]] == [
+        ("accountingSynced", "Must be true, false or null, not a string."),
+        ("externalAccountingId", "Must be a string or null, not a number."),
+        ("items[0].id", "Is required."),
+    ]
+    assert problem["detail"].startswith("3 problems: accountingSynced")
+
+
+async def test_every_kind_of_violation_is_listed_together(api: httpx.AsyncClient) -> None:
+    body = (b'{"accountingError": "a\\u0000b", "accountingEror": "x", "accountingSynced": true,'
+            b' "accountingSynced": false, "items": [{"id": 12312.0, "sku": 1}, 7]}')  # fmt: skip
+    problem = await _rejected(api, 400, body)
+    assert [e["field"] for e in problem["errors"]] == [
+        "accountingSynced", "accountingEror", "accountingError", "items[0].sku", "items[0].id",
+        "items[1]",
+    ]  # fmt: skip
+
+
+async def test_a_body_of_many_bad_keys_lists_one_hundred_and_counts_the_rest(
+    api: httpx.AsyncClient,
+) -> None:
+    body = b"{" + b",".join(b'"k%d": 1' % i for i in range(5000)) + b"}"
+    problem = await _rejected(api, 400, body)
+    assert len(problem["errors"]) == 100
+    assert problem["errors"][-1] == {"field": "", "message": "… and 4,901 more violations."}
+    assert problem["detail"].startswith("5,000 problems:")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "advice"),
+    [
+        (b'{"accountingEror": "x"}', "accountingEror", "did you mean 'accountingError'?"),
+        (b'{"accounting_synced": true}', "accounting_synced", "did you mean 'accountingSynced'?"),
+        (b'{"AccountingSynced": true}', "AccountingSynced", "did you mean 'accountingSynced'?"),
+        (b'{"accountingSyncError": "x"}', "accountingSyncError", "this endpoint calls it 'accountingError'"),
+        (b'{"items": [{"id": 12312, "externalAccountingId": "x"}]}', "items[0].externalAccountingId",
+         "this endpoint calls it 'externalAccountingItemId'"),
+        (b'{"items": [{"id": 12312, "externalAccountingItemID": "x"}]}', "items[0].externalAccountingItemID",
+         "did you mean 'externalAccountingItemId'?"),
+    ],
+)  # fmt: skip
+async def test_an_unknown_field_suggests_the_closest_and_lists_the_allowed(
+    api: httpx.AsyncClient, body: bytes, field: str, advice: str
+) -> None:
+    problem = await _rejected(api, 400, body, field=field)
+    message = next(e["message"] for e in problem["errors"] if e["field"] == field)
+    assert advice.lower() in message.lower()
+    allowed = (
+        "id, externalAccountingItemId"
+        if field.startswith("items")
+        else "accountingSynced, externalAccountingId, accountingError, items"
+    )
+    assert f"Allowed: {allowed}." in message
+
+
+async def test_an_unknown_field_far_from_every_name_only_lists_the_allowed(
+    api: httpx.AsyncClient,
+) -> None:
+    problem = await _rejected(api, 400, b'{"zzz": 1}', field="zzz")
+    assert problem["errors"][0]["message"] == (
+        "Unknown field 'zzz'. Allowed: accountingSynced, externalAccountingId, accountingError, items."
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "advice"),
+    [
+        ("pageSize=5", "pageSize", "Did you mean 'filterPageSize'?"),
+        ("filterpagesize=5", "filterpagesize", "Did you mean 'filterPageSize'?"),
+        ("status=Processed", "status", "Did you mean 'filterStatus'?"),
+        ("sinceID=3", "sinceID", "Did you mean 'sinceId'?"),
+    ],
+)
+async def test_an_unknown_query_parameter_suggests_the_closest(
+    api: httpx.AsyncClient, query: str, field: str, advice: str
+) -> None:
+    for path in ("/fulfillment-requests", "/fulfillment-requests/count"):
+        problem = assert_problem(await api.get(f"{path}?{query}"), 400, field)
+        message = problem["errors"][0]["message"]
+        assert advice in message and "Allowed: filterPageNumber, filterPageSize," in message
+
+
+async def test_an_unknown_history_parameter_suggests_the_closest(api: httpx.AsyncClient) -> None:
+    answer = await api.get("/fulfillment-requests/221/accounting-sync/history?limt=5")
+    problem = assert_problem(answer, 400, "limt")
+    assert problem["errors"][0]["message"] == (
+        "Unknown query parameter. Did you mean 'limit'? Allowed: limit, beforeId."
+    )
+
+
+async def test_every_bad_query_parameter_is_listed(api: httpx.AsyncClient) -> None:
+    query = (
+        "filterPageSize=0&sinceId=01&pageSize=5&filterStatus=Done&filterSourceId=1&filterSourceId=2"
+    )
+    problem = assert_problem(await api.get(f"/fulfillment-requests?{query}"), 400)
+    assert [e["field"] for e in problem["errors"]] == [
+        "filterPageSize", "sinceId", "pageSize", "filterStatus", "filterSourceId",
+    ]  # fmt: skip
+
+
+async def test_push_dry_run_gives_the_same_advice_as_the_server(api: httpx.AsyncClient) -> None:
+    from frsync.push.validate import request_from_fields
+
+    problems: list[tuple[str, str]] = []
+    assert request_from_fields({"accountingEror": "x"}, problems) is None
+    server = await _rejected(api, 400, b'{"accountingEror": "x"}', field="accountingEror")
+    advice = server["errors"][0]["message"].removeprefix("Unknown field 'accountingEror'. Did")
+    assert problems == [("accountingEror", f"is not a field of this request; did{advice}")]
+
+
+# One rule for integer-valued numbers (SPEC §2): a JSON integer, never 1.0 or 1e3.
+
+
+@pytest.mark.parametrize("number", ["12312.0", "1.2312e4", "12312e0", "1e3", "1E3", "1.0"])
+async def test_an_id_with_a_fraction_or_exponent_is_refused(
+    api: httpx.AsyncClient, number: str
+) -> None:
+    body = b'{"items": [{"id": %s, "externalAccountingItemId": "x"}]}' % number.encode()
+    problem = await _rejected(api, 400, body, field="items[0].id")
+    assert "without a fraction or exponent" in problem["errors"][0]["message"]
+
+
+async def test_the_same_id_written_as_an_integer_is_accepted(api: httpx.AsyncClient) -> None:
+    answer = await api.patch(SYNC.format(221), json={"items": [{"id": 12312, "externalAccountingItemId": "x"}]})  # fmt: skip
+    assert answer.status_code == 204
+
+
+# One rule for ids in paths and queries: canonical decimal digits.
+
+NOT_CANONICAL = ["01", "+5", " 5", "5 ", "5.0", "1e3", "0x10", "٥", "-1"]
+
+
+@pytest.mark.parametrize("raw", NOT_CANONICAL)
+async def test_an_id_not_in_plain_digits_is_refused_alike_in_path_and_query(
+    api: httpx.AsyncClient, raw: str
+) -> None:
+    quoted = raw.replace(" ", "%20").replace("+", "%2B")
+    for path in (
+        f"/fulfillment-requests/{quoted}",
+        f"/fulfillment-requests/{quoted}/accounting-sync/history",
+    ):
+        assert_problem(await api.get(path), 400, "fulfillmentRequestId")
+    for name in ("sinceId", "findOrderId", "filterSourceId"):
+        assert_problem(await api.get(f"/fulfillment-requests?{name}={quoted}"), 400, name)
+    answer = await api.get(f"/fulfillment-requests/221/accounting-sync/history?beforeId={quoted}")
+    assert_problem(answer, 400, "beforeId")
+
+
+async def test_an_id_in_plain_digits_is_accepted_in_path_and_query(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/fulfillment-requests/221")).status_code == 200
+    assert [
+        fr["id"]
+        for fr in (await api.get("/fulfillment-requests?sinceId=221&filterPageSize=1")).json()
+    ] == [222]
+    assert (await api.get("/fulfillment-requests?sinceId=0")).status_code == 200
+    assert (
+        await api.get("/fulfillment-requests/221/accounting-sync/history?beforeId=5")
+    ).status_code == 200
+
+
+async def test_an_empty_integer_filter_means_no_filter(api: httpx.AsyncClient) -> None:
+    everything = (await api.get("/fulfillment-requests")).json()
+    blank = "sinceId=&findOrderId=&filterSourceId=&filterPageSize=&filterPageNumber=&frNumbers=&filterStatus="
+    assert (await api.get(f"/fulfillment-requests?{blank}")).json() == everything
