@@ -131,6 +131,8 @@ HOSTILE = {
     "utf-8 encoded surrogate": b'{"accountingError": "\xed\xa0\x80"}',
     "lone surrogate escape": b'{"accountingError": "\\ud800"}',
     "lone low surrogate": b'{"externalAccountingId": "\\udc00x"}',
+    "lone surrogate as a key": b'{"\\ud800": true}',
+    "lone surrogate as an item key": b'{"items": [{"id": 12312, "\\udc00x": 1}]}',
     "NUL escape": b'{"externalAccountingId": "a\\u0000b"}',
     "NUL in item": b'{"items": [{"id": 12312, "externalAccountingItemId": "\\u0000"}]}',
     "raw control char": b'{"accountingError": "a\x01b"}',

@@ -76,23 +76,20 @@ def decode_patch(body: bytes) -> AccountingPatch:
     try:
         patch = _patch_decoder.decode(body)
     except msgspec.ValidationError as error:
-        raise _invalid(body, str(error)) from None
+        raise _invalid(body, _decoder_error(str(error))) from None
     except (msgspec.DecodeError, ValueError, RecursionError):
         # ValueError covers invalid UTF-8 and integers too long to convert. A lone surrogate
         # escape (`"\\ud800"`) is JSON's grammar but no Unicode: the walk names its field.
-        raise _invalid(body, None, "The body is not valid JSON.") from None
+        raise _invalid(body, FieldError("", "The body is not valid JSON.")) from None
     if _has_duplicate_keys(body) or _has_nul(patch):
-        raise _invalid(body, None)
+        raise _invalid(body, FieldError("", "The body breaks the contract."))
     return patch
 
 
-def _invalid(body: bytes, first: str | None, fallback: str | None = None) -> InvalidRequest:
-    """The 400 for a refused body: every violation the walk finds, else the decoder's first."""
-    found = body_violations(body)
-    if not found and fallback is not None:
-        return InvalidRequest(fallback)
-    if not found:
-        found = [_decoder_error(first or "The body breaks the schema")]
+def _invalid(body: bytes, first: FieldError) -> InvalidRequest:
+    """The 400 for a refused body: every violation the walk finds, else the decoder's first
+    (when the walk cannot parse the body: nested too deep, say)."""
+    found = body_violations(body) or [first]
     if len(found) == 1:
         return InvalidRequest(_sentence(found[0]), found)
     listed = "; ".join(_sentence(error).rstrip(".") for error in found[:3])
@@ -105,8 +102,8 @@ def _sentence(error: FieldError) -> str:
 
 
 def _decoder_error(message: str) -> FieldError:
-    """msgspec's own message, for a body the walk cannot parse (nested too deep, say):
-    "Object contains unknown field `x` - at `$.items[0]`", "Expected `int`, got …"."""
+    """msgspec's first error as a field error: "Object contains unknown field `x` - at
+    `$.items[0]`", "Expected `int`, got `float` - at `$.items[0].id`"."""
     text, _, at = message.partition(" - at `")
     path = at.rstrip("`").removeprefix("$").removeprefix(".")
     unknown = re.fullmatch(r"Object contains unknown field `(.*)`", text)

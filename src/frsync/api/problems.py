@@ -92,7 +92,22 @@ def encode_problem(
         errors=errors,
         requestId=request_id,
     )
-    return _encoder.encode(problem)
+    try:
+        return _encoder.encode(problem)
+    except UnicodeEncodeError:
+        # A lone surrogate the caller sent (in a key, say) and a message repeats: spelled
+        # out as text, so the answer stays valid UTF-8 and valid JSON for every client.
+        return _encoder.encode(_spelled_out(msgspec.to_builtins(problem)))
+
+
+def _spelled_out(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_spelled_out(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _spelled_out(item) for key, item in value.items()}
+    return value
 
 
 def _listed(found: list[FieldError]) -> list[FieldError]:
