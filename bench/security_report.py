@@ -37,6 +37,7 @@ MODULES = {
     "test_mass_assignment": "4 mass assignment",
     "test_hostile_input": "5 hostile input",
     "test_generated_openapi": "6 generated: schemathesis",
+    "test_schemathesis_run": "6 generated: schemathesis",
     "test_generated_properties": "6 generated",
     "test_misconfiguration": "7 misconfiguration",
 }
