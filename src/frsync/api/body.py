@@ -89,12 +89,14 @@ def decode_patch(body: bytes) -> AccountingPatch:
 def _invalid(body: bytes, first: FieldError) -> InvalidRequest:
     """The 400 for a refused body: every violation the walk finds, else the decoder's first
     (when the walk cannot parse the body: nested too deep, say)."""
-    found = body_violations(body) or [first]
-    if len(found) == 1:
+    found, total = body_violations(body) or ([], 0)
+    if not found:
+        found, total = [first], 1
+    if total == 1:
         return InvalidRequest(_sentence(found[0]), found)
     listed = "; ".join(_sentence(error).rstrip(".") for error in found[:3])
-    more = f"; and {len(found) - 3:,} more" if len(found) > 3 else ""
-    return InvalidRequest(f"{len(found):,} problems: {listed}{more}.", found)
+    more = f"; and {total - 3:,} more" if total > 3 else ""
+    return InvalidRequest(f"{total:,} problems: {listed}{more}.", found)
 
 
 def _sentence(error: FieldError) -> str:

@@ -10,6 +10,7 @@ refused, not ignored, so a typo never widens a query silently.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ from frsync.contract import (
     INT64_MAX,
     MAX_FR_NUMBERS,
     MAX_HISTORY_LIMIT,
+    MAX_LISTED_ERRORS,
     MAX_PAGE_NUMBER,
     MAX_PAGE_SIZE,
     shown,
@@ -117,24 +119,28 @@ def parse_history_query(params: QueryParams) -> dict[str, int]:
 def _parse(params: QueryParams, parsers: Parsers) -> dict[str, Any]:
     # multi_items(), not keys(): Starlette's keys() lists a repeated name once.
     items = params.multi_items()
-    names = [name for name, _ in items]
+    times = Counter(name for name, _ in items)
     values: dict[str, Any] = {}
-    found: list[FieldError] = []
+    found: dict[str, FieldError] = {}  # one entry per parameter name, in query order
     for name, raw in items:
+        if name in found:
+            continue
         try:
+            if name not in parsers and len(found) >= MAX_LISTED_ERRORS:
+                raise _Bad("Unknown query parameter.")  # past what is listed: no fuzzy match
             if name not in parsers:
                 advice = unknown_name_advice(name, parsers)
                 raise _Bad(f"Unknown query parameter. {advice[0].upper()}{advice[1:]}")
-            if names.count(name) > 1:
+            if times[name] > 1:
                 raise _Bad("Given more than once.")
             if raw:
                 field, parse = parsers[name]
                 values[field] = parse(raw)
         except _Bad as error:
-            if not any(seen.field == name for seen in found):
-                found.append(FieldError(name, str(error)))
+            found[name] = FieldError(name, str(error))
     if found:
-        detail = "; ".join(f"{shown(e.field)}: {e.message}" for e in found[:3])
-        more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
-        raise InvalidRequest(f"Bad query: {detail}{more}", found)
+        errors = list(found.values())
+        detail = "; ".join(f"{shown(e.field)}: {e.message}" for e in errors[:3])
+        more = f"; and {len(errors) - 3:,} more" if len(errors) > 3 else ""
+        raise InvalidRequest(f"Bad query: {detail}{more}", errors)
     return values

@@ -9,6 +9,9 @@ number for `externalAccountingId` and an item without `id` are three entries, no
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from frsync.contract import (
@@ -18,6 +21,7 @@ from frsync.contract import (
     MAX_ACCOUNTING_ERROR,
     MAX_EXTERNAL_ID,
     MAX_ITEMS,
+    MAX_LISTED_ERRORS,
     REQUEST_FIELDS,
     REQUEST_SIBLING_NAMES,
     shown,
@@ -26,6 +30,7 @@ from frsync.contract import (
 from frsync.errors import FieldError
 
 INT64_MIN = -(2**63)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING_LIMITS = {
     "externalAccountingId": MAX_EXTERNAL_ID,
     "accountingError": MAX_ACCOUNTING_ERROR,
@@ -51,27 +56,53 @@ def _object(pairs: list[tuple[str, Any]]) -> _Object:
     return result
 
 
+class _Found:
+    """The violations of one body: the first ones in full, the rest only counted, so a 1 MiB
+    body of bad keys costs a parse and a count, not a message (and a fuzzy match) each."""
+
+    def __init__(self) -> None:
+        self.listed: list[FieldError] = []
+        self.total = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.listed) >= MAX_LISTED_ERRORS - 1  # one entry left for "… and N more"
+
+    def add(self, field: str, message: str | Callable[[], str]) -> None:
+        self.total += 1
+        if not self.full:
+            self.listed.append(
+                FieldError(field, message if isinstance(message, str) else message())
+            )
+
+    def errors(self) -> list[FieldError]:
+        unlisted = self.total - len(self.listed)
+        tail = [FieldError("", f"… and {unlisted:,} more violations.")] if unlisted else []
+        return self.listed + tail
+
+
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def body_violations(body: bytes) -> list[FieldError] | None:
-    """Every violation in `body`, or None when it cannot be parsed generically (nested too
-    deep, a number too long): the caller then reports the decoder's first error alone."""
+def body_violations(body: bytes) -> tuple[list[FieldError], int] | None:
+    """Every violation in `body` (the first ones listed, then "… and N more") and how many
+    there are; None when it cannot be parsed generically (nested too deep, a number too
+    long): the caller then reports the decoder's first error alone."""
     try:
         value = json.loads(
             body.decode("utf-8"), object_pairs_hook=_object, parse_constant=_no_constants
         )
     except (ValueError, RecursionError):
         return None
-    found: list[FieldError] = []
+    found = _Found()
     if isinstance(value, dict):
         _check_object(value, "", REQUEST_FIELDS, REQUEST_SIBLING_NAMES, found)
         _check_fields(value, "", REQUEST_FIELDS, found)
         _check_items(value.get("items"), found)
     else:
-        found.append(FieldError("", f"The body must be a JSON object, not {_kind(value)}."))
-    return found
+        found.add("", f"The body must be a JSON object, not {_kind(value)}.")
+    return found.errors(), found.total
 
 
 def unknown_field(name: str, allowed: tuple[str, ...], siblings: dict[str, str]) -> str:
@@ -84,28 +115,28 @@ def _check_object(
     prefix: str,
     allowed: tuple[str, ...],
     siblings: dict[str, str],
-    found: list[FieldError],
+    found: _Found,
 ) -> None:
     for key in getattr(value, "twice", ()):
-        found.append(FieldError(prefix + key, f"The key {shown(key)} appears twice in one object."))
+        found.add(prefix + key, f"The key {shown(key)} appears twice in one object.")
     for key in value:
         if key not in allowed:
-            found.append(FieldError(prefix + key, unknown_field(key, allowed, siblings)))
+            found.add(prefix + key, partial(unknown_field, key, allowed, siblings))
 
 
 def _check_fields(
-    value: dict[str, Any], prefix: str, names: tuple[str, ...], found: list[FieldError]
+    value: dict[str, Any], prefix: str, names: tuple[str, ...], found: _Found
 ) -> None:
     if "accountingSynced" in names and "accountingSynced" in value:
         synced = value["accountingSynced"]
         if synced is not None and not isinstance(synced, bool):
             message = f"Must be true, false or null, not {_kind(synced)}."
-            found.append(FieldError(prefix + "accountingSynced", message))
+            found.add(prefix + "accountingSynced", message)
     for name, most in _STRING_LIMITS.items():
         if name in names and value.get(name) is not None:
             problem = _string_problem(value[name], most)
             if problem:
-                found.append(FieldError(prefix + name, problem))
+                found.add(prefix + name, problem)
 
 
 def _string_problem(value: object, most: int) -> str | None:
@@ -115,42 +146,43 @@ def _string_problem(value: object, most: int) -> str | None:
         return f"Is {len(value):,} characters long; at most {most:,} are allowed."
     if "\x00" in value:
         return "Must not contain U+0000."
-    if any("\ud800" <= char <= "\udfff" for char in value):
+    if _SURROGATE.search(value):
         return "Must not contain a lone surrogate (invalid Unicode)."
     return None
 
 
-def _check_items(items: object, found: list[FieldError]) -> None:
+def _check_items(items: object, found: _Found) -> None:
     if items is None:
         return
     if not isinstance(items, list):
-        found.append(FieldError("items", f"Must be an array or null, not {_kind(items)}."))
+        found.add("items", f"Must be an array or null, not {_kind(items)}.")
         return
     if len(items) > MAX_ITEMS:
         message = f"Has {len(items):,} entries; at most {MAX_ITEMS:,} are allowed."
-        found.append(FieldError("items", message))
-    for index, item in enumerate(items):
+        found.add("items", message)
+    # Entries past the limit are already a violation, counted once above.
+    for index, item in enumerate(items[:MAX_ITEMS]):
         where = f"items[{index}]"
         if not isinstance(item, dict):
-            found.append(FieldError(where, f"Must be an object, not {_kind(item)}."))
+            found.add(where, f"Must be an object, not {_kind(item)}.")
             continue
         _check_object(item, where + ".", ITEM_FIELDS, ITEM_SIBLING_NAMES, found)
         _check_item_id(item, where + ".id", found)
         _check_fields(item, where + ".", ITEM_FIELDS, found)
 
 
-def _check_item_id(item: dict[str, Any], where: str, found: list[FieldError]) -> None:
+def _check_item_id(item: dict[str, Any], where: str, found: _Found) -> None:
     if "id" not in item:
-        found.append(FieldError(where, "Is required."))
+        found.add(where, "Is required.")
         return
     value = item["id"]
     if isinstance(value, float) and value.is_integer():
         message = f"Must be an integer written without a fraction or exponent, not {value!r}."
-        found.append(FieldError(where, message))
+        found.add(where, message)
     elif not isinstance(value, int) or isinstance(value, bool):
-        found.append(FieldError(where, f"Must be an integer, not {_kind(value)}."))
+        found.add(where, f"Must be an integer, not {_kind(value)}.")
     elif not INT64_MIN <= value <= INT64_MAX:
-        found.append(FieldError(where, f"Must be an integer from {INT64_MIN} to {INT64_MAX}."))
+        found.add(where, f"Must be an integer from {INT64_MIN} to {INT64_MAX}.")
 
 
 def _kind(value: object) -> str:
