@@ -18,38 +18,47 @@ from frsync.errors import FieldError, FrsyncError
 
 PROBLEM_TYPE = "application/problem+json"
 
+# Every status frsync answers with a problem, and its title (RFC 9110's reason phrase).
+HTTP_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 # error class -> (status, title, type slug). Subclasses find their nearest listed base.
 ERROR_TABLE: dict[type[FrsyncError], tuple[int, str, str]] = {
-    errors.InvalidRequest: (400, "Bad Request", "invalid-request"),
-    errors.InvalidItems: (400, "Bad Request", "invalid-items"),
-    errors.Unauthenticated: (401, "Unauthorized", "unauthorized"),
-    errors.NotFound: (404, "Not Found", "not-found"),
-    errors.RequestTimeout: (408, "Request Timeout", "request-timeout"),
-    errors.PayloadTooLarge: (413, "Content Too Large", "payload-too-large"),
-    errors.UnsupportedMediaType: (415, "Unsupported Media Type", "unsupported-media-type"),
-    errors.RateLimited: (429, "Too Many Requests", "rate-limited"),
-    errors.StoreBusy: (503, "Service Unavailable", "unavailable"),
+    errors.InvalidRequest: (400, HTTP_TITLES[400], "invalid-request"),
+    errors.InvalidItems: (400, HTTP_TITLES[400], "invalid-items"),
+    errors.Unauthenticated: (401, HTTP_TITLES[401], "unauthorized"),
+    errors.NotFound: (404, HTTP_TITLES[404], "not-found"),
+    errors.RequestTimeout: (408, HTTP_TITLES[408], "request-timeout"),
+    errors.PayloadTooLarge: (413, HTTP_TITLES[413], "payload-too-large"),
+    errors.UnsupportedMediaType: (415, HTTP_TITLES[415], "unsupported-media-type"),
+    errors.RateLimited: (429, HTTP_TITLES[429], "rate-limited"),
+    errors.StoreBusy: (503, HTTP_TITLES[503], "unavailable"),
 }
 # Answers no domain error stands behind, in the same shape: the router's (unknown path,
 # wrong method), the last resort for an unexpected failure, the 503 of a server shutting down,
 # and what the protocol layer writes itself: a 408 for a request head that never completes,
 # a 431 for one that is too large.
-# status -> (title, type slug, detail)
-HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
-    404: ("Not Found", "not-found", "No such resource."),
-    405: ("Method Not Allowed", "method-not-allowed", "Method not allowed here."),
-    408: ("Request Timeout", "request-timeout", "The request did not arrive in time."),
-    431: (
-        "Request Header Fields Too Large",
-        "headers-too-large",
-        f"The request line and headers exceed {MAX_HEAD_BYTES} bytes.",
-    ),
-    500: ("Internal Server Error", "internal", "Unexpected error; quote the request id."),
-    503: (
-        "Service Unavailable",
-        "shutting-down",
-        "The server is shutting down; retry the request.",
-    ),
+# status -> (type slug, detail)
+HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
+    404: ("not-found", "No such resource."),
+    405: ("method-not-allowed", "Method not allowed here."),
+    408: ("request-timeout", "The request did not arrive in time."),
+    431: ("headers-too-large", f"The request line and headers exceed {MAX_HEAD_BYTES} bytes."),
+    500: ("internal", "Unexpected error; quote the request id."),
+    503: ("shutting-down", "The server is shutting down; retry the request."),
 }
 
 
@@ -158,14 +167,15 @@ def _lookup(kind: type[FrsyncError]) -> tuple[int, str, str]:
     for cls in kind.__mro__:
         if cls in ERROR_TABLE:
             return ERROR_TABLE[cls]
-    return 500, "Internal Server Error", "internal"
+    return 500, HTTP_TITLES[500], HTTP_PROBLEMS[500][0]
 
 
 def http_problem(
     status: int, detail: str | None, request_id: str | None, **headers: Any
 ) -> Response:
     """A problem of HTTP_PROBLEMS (its own detail unless `detail` is given)."""
-    title, slug, known = HTTP_PROBLEMS.get(status, ("Error", "error", "Error."))
+    slug, known = HTTP_PROBLEMS.get(status, ("error", "Error."))
+    title = HTTP_TITLES.get(status, "Error")
     return problem_response(
         status, title, slug, detail or known, request_id=request_id, headers=headers
     )
@@ -175,7 +185,8 @@ def protocol_answer(status: int) -> bytes:
     """A whole HTTP/1.1 answer of HTTP_PROBLEMS (408, 431) for the protocol layer to write
     before any app runs, so with no Response object: the body is the same problem as
     everywhere, with a request id of its own."""
-    title, slug, detail = HTTP_PROBLEMS[status]
+    slug, detail = HTTP_PROBLEMS[status]
+    title = HTTP_TITLES[status]
     request_id = new_request_id()
     body = encode_problem(status, title, slug, detail, request_id=request_id)
     head = (
