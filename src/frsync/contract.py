@@ -81,6 +81,15 @@ def unknown_name_advice(
     return f"did you mean {guess!r}? {listed}" if guess else listed
 
 
+def unknown_name_message(
+    kind: str, name: str, allowed: Iterable[str], sibling_names: Mapping[str, str] | None = None
+) -> str:
+    """The server's sentence for an unknown field or query parameter, e.g. "Unknown field
+    'accountingEror'. Did you mean 'accountingError'? Allowed: …"."""
+    advice = unknown_name_advice(name, allowed, sibling_names)
+    return f"Unknown {kind} {shown(name)}. {advice[0].upper()}{advice[1:]}"
+
+
 def shown(name: str) -> str:
     """A caller's name as an error message repeats it: quoted, and cut when very long."""
     return repr(name if len(name) <= _SHOWN else name[:_SHOWN] + "…")

@@ -302,7 +302,7 @@ async def test_an_unknown_history_parameter_suggests_the_closest(api: httpx.Asyn
     answer = await api.get("/fulfillment-requests/221/accounting-sync/history?limt=5")
     problem = assert_problem(answer, 400, "limt")
     assert problem["errors"][0]["message"] == (
-        "Unknown query parameter. Did you mean 'limit'? Allowed: limit, beforeId."
+        "Unknown query parameter 'limt'. Did you mean 'limit'? Allowed: limit, beforeId."
     )
 
 

@@ -25,7 +25,7 @@ from frsync.contract import (
     MAX_PAGE_NUMBER,
     MAX_PAGE_SIZE,
     shown,
-    unknown_name_advice,
+    unknown_name_message,
 )
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import STATUS_NAMES
@@ -129,8 +129,7 @@ def _parse(params: QueryParams, parsers: Parsers) -> dict[str, Any]:
             if name not in parsers and len(found) >= MAX_LISTED_ERRORS:
                 raise _Bad("Unknown query parameter.")  # past what is listed: no fuzzy match
             if name not in parsers:
-                advice = unknown_name_advice(name, parsers)
-                raise _Bad(f"Unknown query parameter. {advice[0].upper()}{advice[1:]}")
+                raise _Bad(unknown_name_message("query parameter", name, parsers))
             if times[name] > 1:
                 raise _Bad("Given more than once.")
             if raw:

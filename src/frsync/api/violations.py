@@ -25,7 +25,7 @@ from frsync.contract import (
     REQUEST_FIELDS,
     REQUEST_SIBLING_NAMES,
     shown,
-    unknown_name_advice,
+    unknown_name_message,
 )
 from frsync.errors import FieldError
 
@@ -106,8 +106,7 @@ def body_violations(body: bytes) -> tuple[list[FieldError], int] | None:
 
 
 def unknown_field(name: str, allowed: tuple[str, ...], siblings: dict[str, str]) -> str:
-    advice = unknown_name_advice(name, allowed, siblings)
-    return f"Unknown field {shown(name)}. {advice[0].upper()}{advice[1:]}"
+    return unknown_name_message("field", name, allowed, siblings)
 
 
 def _check_object(
