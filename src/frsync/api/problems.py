@@ -13,6 +13,7 @@ import msgspec
 from starlette.responses import Response
 
 from frsync import errors
+from frsync.api.violations import more_violations
 from frsync.contract import MAX_HEAD_BYTES, MAX_LISTED_ERRORS
 from frsync.errors import FieldError, FrsyncError
 
@@ -124,7 +125,7 @@ def _listed(found: list[FieldError]) -> list[FieldError]:
     if len(found) <= MAX_LISTED_ERRORS:
         return found
     rest = len(found) - MAX_LISTED_ERRORS + 1
-    return [*found[: MAX_LISTED_ERRORS - 1], FieldError("", f"… and {rest:,} more violations.")]
+    return [*found[: MAX_LISTED_ERRORS - 1], more_violations(rest)]
 
 
 def problem_response(

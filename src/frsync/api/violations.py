@@ -56,6 +56,11 @@ def _object(pairs: list[tuple[str, Any]]) -> _Object:
     return result
 
 
+def more_violations(count: int) -> FieldError:
+    """The last entry of a 400's `errors` when more violations than are listed were found."""
+    return FieldError("", f"… and {count:,} more violations.")
+
+
 class _Found:
     """The violations of one body: the first ones in full, the rest only counted, so a 1 MiB
     body of bad keys costs a parse and a count, not a message (and a fuzzy match) each."""
@@ -77,8 +82,7 @@ class _Found:
 
     def errors(self) -> list[FieldError]:
         unlisted = self.total - len(self.listed)
-        tail = [FieldError("", f"… and {unlisted:,} more violations.")] if unlisted else []
-        return self.listed + tail
+        return self.listed + ([more_violations(unlisted)] if unlisted else [])
 
 
 def _no_constants(name: str) -> None:
