@@ -20,6 +20,7 @@ from pathlib import Path
 
 from frsync.config import Settings
 from tests.security.schemathesis_hooks import BEYOND_SCHEMA
+from tests.security.tally import Recorder
 from tests.support import TOKENS, serve_over_tcp
 
 EXAMPLES = os.environ.get("FRSYNC_SCHEMATHESIS_EXAMPLES", "40")
@@ -46,7 +47,7 @@ def _schemathesis(base_url: str, workdir: Path, excused: Path) -> subprocess.Com
 
 
 def test_schemathesis_with_every_check_and_phase_finds_nothing(
-    settings: Settings, tmp_path: Path
+    settings: Settings, store_name: str, tmp_path: Path
 ) -> None:
     # `ignored_auth` and `missing_required_header` send requests without a token, all from
     # one address: the invalid-token limit would answer them 429 (as it should elsewhere).
@@ -59,7 +60,10 @@ def test_schemathesis_with_every_check_and_phase_finds_nothing(
     reasons = Counter(excused.read_text().splitlines()) if excused.exists() else Counter()
     assert set(reasons) <= set(BEYOND_SCHEMA.values())
     summary = re.search(r"(\d+) generated, (\d+) passed", report)
-    print(f"schemathesis: {summary.group(0) if summary else '?'}; excused: {dict(reasons)}")
+    note = f"full run, every check and phase: {summary.group(0) if summary else '?'}"
+    Recorder("6 generated: schemathesis", store_name).counts.notes.append(
+        f"{note}, excused {dict(reasons) or 'none'}"
+    )
     # Every phase ran, the stateful one included, and none was skipped for lack of input.
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert re.search(rf"✅  {phase} \(in", report), f"{phase} did not pass:\n{report[-4000:]}"
