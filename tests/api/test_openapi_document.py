@@ -4,8 +4,10 @@ its descriptions are plain text."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,10 +18,12 @@ from jsonschema import Draft202012Validator
 
 from frsync.api.params import parse_fr_query, parse_int
 from frsync.api.problems import protocol_answer
+from frsync.config import Settings
 from frsync.contract import INT64_MAX
 from frsync.errors import InvalidRequest
 from frsync.models import STATUS_NAMES
 from tests.openapi_check import DOCUMENT, _resolve
+from tests.support import serve_over_tcp
 
 PARAMETERS = DOCUMENT["components"]["parameters"]
 SYNC_PATH = "/fulfillment-requests/{fulfillmentRequestId}/accounting-sync"
@@ -170,3 +174,32 @@ def test_the_protocol_layer_408_is_the_one_problem_shape() -> None:
     assert problem["requestId"] == headers["x-request-id"]
     assert problem["type"] == "urn:frsync:problem:request-timeout"
     assert re.fullmatch(r"[0-9a-f]{16}", problem["requestId"])
+
+
+def _raw_answer(host: str, port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send `request` (nothing at all: a silent client) and read until the server closes."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    return status, dict(line.lower().split(": ", 1) for line in lines), body
+
+
+def test_a_protocol_408_and_an_app_404_have_one_shape(settings: Settings) -> None:
+    settings = dataclasses.replace(settings, header_timeout=0.5)
+    with serve_over_tcp(settings) as base_url:
+        host, port = base_url.removeprefix("http://").split(":")
+        status, headers, body = _raw_answer(host, int(port), b"")  # silent: the head is late
+        app_status, _, app_body = _raw_answer(
+            host, int(port), b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+    assert status.startswith("HTTP/1.1 408") and app_status.startswith("HTTP/1.1 404")
+    late, missing = json.loads(body), json.loads(app_body)
+    assert (
+        set(late) == set(missing) == {"type", "title", "status", "detail", "message", "requestId"}
+    )
+    assert late["requestId"] == headers["x-request-id"]
+    assert headers["content-type"] == "application/problem+json"
