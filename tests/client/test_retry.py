@@ -273,3 +273,25 @@ def test_malformed_success_body_is_an_unexpected_response(
 def test_token_never_shows_in_repr(scripted: Scripted) -> None:
     client, _ = scripted()
     assert "tok-test" not in repr(client)
+
+
+def test_on_retry_is_told_the_error_and_the_wait_before_each_retry(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    told: list[tuple[type[FrsyncError], float]] = []
+    answers = (httpx.ConnectError("[Errno 111] Connection refused"), problem(503), NO_CONTENT)
+    client, _ = scripted(*answers, pace=False, on_retry=lambda e, s: told.append((type(e), s)))
+    client.sync_accounting(221)
+    assert told == [(APIConnectionError, 0.25), (ServerError, 0.5)]
+    assert fake_time.sleeps == [0.25, 0.5]  # told before the wait, with the wait itself
+
+
+def test_client_and_commands_default_to_frsync_base_url_else_a_local_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FRSYNC_BASE_URL", raising=False)
+    with Client("tok-test-token-0000000000") as client:
+        assert repr(client) == "<Client base_url='http://127.0.0.1:8000'>"
+    monkeypatch.setenv("FRSYNC_BASE_URL", "https://api.flxpoint.com")
+    with Client("tok-test-token-0000000000") as client:
+        assert repr(client) == "<Client base_url='https://api.flxpoint.com'>"

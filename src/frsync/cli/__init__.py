@@ -56,7 +56,6 @@ def _register_server_commands(commands: Any) -> None:
 def _register_missing(commands: Any, name: str, summary: str, missing: str) -> None:
     """A stand-in that says how to get the command, instead of argparse's "invalid choice"."""
     stub = commands.add_parser(name, help=f"{summary} (needs {INSTALL_SERVER})", add_help=False)
-    stub.add_argument("rest", nargs=argparse.REMAINDER)
 
     def explain(args: argparse.Namespace) -> int:
         err.print(
@@ -66,11 +65,14 @@ def _register_missing(commands: Any, name: str, summary: str, missing: str) -> N
         )
         return USAGE
 
-    stub.set_defaults(func=explain)
+    stub.set_defaults(func=explain, takes_any_arguments=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         code = args.func(args)
     except SettingsError as error:
