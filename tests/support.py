@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import uvicorn
 from starlette.applications import Starlette
@@ -186,3 +187,15 @@ def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def wait_ready(base: str, timeout: float = 30) -> None:
+    """Wait until the server at `base` answers `/readyz` with 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"frsync serve at {base} did not become ready")

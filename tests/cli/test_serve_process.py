@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.support import BASIC_FIXTURE, TOKENS, free_port
+from tests.support import BASIC_FIXTURE, TOKENS, free_port, wait_ready
 
 FRSYNC = [sys.executable, "-m", "frsync"]
 
@@ -41,15 +40,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("frsync serve did not become ready")
+        wait_ready(base)
         yield base
     finally:
         process.terminate()

@@ -5,27 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from frsync.client import Client
 from tests.client.helpers import TOKEN, run_cli
 
 NOT_SYNCED = [221, 222, 223, 224, 226, 227, 228]  # account 1; 225 is synced
-
-
-@pytest.fixture
-def base_url(tcp_server: Callable[..., str]) -> str:
-    return tcp_server()
-
-
-@pytest.fixture
-def api(base_url: str) -> Iterator[Client]:
-    with Client(TOKEN, base_url=base_url) as client:
-        yield client
 
 
 def pending(base_url: str, capsys: Any, *options: str) -> str:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from frsync.client import Client
 from tests.client.helpers import TOKEN, run_cli, write_csv
@@ -16,17 +13,6 @@ from tests.client.helpers import TOKEN, run_cli, write_csv
 def read_report(path: Path) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return report
-
-
-@pytest.fixture
-def base_url(tcp_server: Callable[..., str]) -> str:
-    return tcp_server()
-
-
-@pytest.fixture
-def api(base_url: str) -> Iterator[Client]:
-    with Client(TOKEN, base_url=base_url) as client:
-        yield client
 
 
 def history_lengths(api: Client, *fr_ids: int) -> list[int]:

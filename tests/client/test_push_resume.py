@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,12 +28,6 @@ FRS = [221, 222, 223, 224, 225, 226, 227, 228]
 @pytest.fixture
 def rows_file(tmp_path: Path) -> Path:
     return write_csv(tmp_path, *(f"{fr_id},true,QB-{fr_id},null," for fr_id in FRS))
-
-
-@pytest.fixture
-def api(tcp_server: Callable[..., str]) -> Iterator[Client]:
-    with Client(TOKEN, base_url=tcp_server()) as client:
-        yield client
 
 
 def history_lengths(api: Client) -> list[int]:
