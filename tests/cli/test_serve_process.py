@@ -34,10 +34,22 @@ def server(tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "serve.log"  # a file, not a pipe: a full pipe would stall the server
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*FRSYNC, "serve", "--port", str(port), "--workers", "2", "--burst", "1000",
-             "--rate", "100"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                *FRSYNC,
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--burst",
+                "1000",
+                "--rate",
+                "100",
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base)
@@ -54,8 +66,12 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 def test_served_over_tcp_patch_then_get(server: str) -> None:
     headers = {"X-API-TOKEN": TOKENS["account1"]}
-    body = {"accountingSynced": True, "externalAccountingId": "TEST-221", "accountingError": None,
-            "items": [{"id": 12312, "externalAccountingItemId": "TEST-221-A"}]}  # fmt: skip
+    body = {
+        "accountingSynced": True,
+        "externalAccountingId": "TEST-221",
+        "accountingError": None,
+        "items": [{"id": 12312, "externalAccountingItemId": "TEST-221-A"}],
+    }
     answer = httpx.patch(
         f"{server}/fulfillment-requests/221/accounting-sync", json=body, headers=headers
     )
@@ -69,9 +85,14 @@ def test_twenty_concurrent_writers_on_two_workers(server: str) -> None:
     url = f"{server}/fulfillment-requests/221/accounting-sync"
 
     def send(n: int) -> int:
-        body = {"externalAccountingId": f"ext-{n}", "accountingError": f"err-{n}",
-                "items": [{"id": 12312, "externalAccountingItemId": f"a-{n}"},
-                          {"id": 12313, "externalAccountingItemId": f"b-{n}"}]}  # fmt: skip
+        body = {
+            "externalAccountingId": f"ext-{n}",
+            "accountingError": f"err-{n}",
+            "items": [
+                {"id": 12312, "externalAccountingItemId": f"a-{n}"},
+                {"id": 12313, "externalAccountingItemId": f"b-{n}"},
+            ],
+        }
         with httpx.Client(timeout=30) as client:
             return client.patch(url, json=body, headers=headers).status_code
 

@@ -97,8 +97,13 @@ def test_a_bad_variable_stops_every_server_command(
 
 def test_serve_with_rate_zero_exits_2_without_a_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "FRSYNC_RATE": "0", "FRSYNC_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
-    result = subprocess.run([sys.executable, "-m", "frsync", "serve", "--port", "0"], env=env,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "frsync", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "FRSYNC_RATE=0" in result.stderr
     assert "Traceback" not in result.stderr

@@ -114,8 +114,9 @@ def make_client(
                 else:
                     started["base_url"] = tcp_server(**(server or {}))
             token = TOKENS.get(token_name, token_name)
-            client = Client(token, base_url=started["base_url"],
-                            transport=started.get("transport"), **options)  # fmt: skip
+            client = Client(
+                token, base_url=started["base_url"], transport=started.get("transport"), **options
+            )
             return stack.enter_context(client)
 
         yield make

@@ -12,8 +12,18 @@ import pytest
 
 import frsync
 
-SERVER_SIDE = ("starlette", "sqlalchemy", "uvicorn", "alembic", "asyncpg", "redis",
-               "frsync.api", "frsync.store", "frsync.ratelimit", "frsync.domain")  # fmt: skip
+SERVER_SIDE = (
+    "starlette",
+    "sqlalchemy",
+    "uvicorn",
+    "alembic",
+    "asyncpg",
+    "redis",
+    "frsync.api",
+    "frsync.store",
+    "frsync.ratelimit",
+    "frsync.domain",
+)
 ENV = {**os.environ, "PYTHONPATH": str(Path(frsync.__file__).parents[1])}
 
 # `pip install frsync` without the extra, played by refusing to import its dependencies.
@@ -58,8 +68,13 @@ def test_client_push_and_connector_cli_import_nothing_from_the_server() -> None:
     ],
 )
 def test_server_commands_without_the_extra_say_how_to_install_it(argv: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-c", WITHOUT_SERVER_EXTRA, *argv], env=ENV,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SERVER_EXTRA, *argv],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert f"frsync {argv[0]} needs the server extra" in result.stderr
     assert "pip install 'frsync[server]'" in result.stderr
@@ -68,7 +83,12 @@ def test_server_commands_without_the_extra_say_how_to_install_it(argv: list[str]
 
 
 def test_client_commands_work_without_the_extra() -> None:
-    result = subprocess.run([sys.executable, "-c", WITHOUT_SERVER_EXTRA, "push", "--help"],
-                            env=ENV, capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SERVER_EXTRA, "push", "--help"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "FRSYNC_BASE_URL" in result.stdout

@@ -41,8 +41,17 @@ def test_retry_notice_names_the_wait_and_the_cause() -> None:
 def test_push_says_it_is_retrying_while_the_api_is_unreachable(tmp_path: Path) -> None:
     rows = write_csv(tmp_path, "221,true,QB-221,null,")
     log = tmp_path / "push.log"
-    command = [sys.executable, "-m", "frsync", "push", str(rows), "--token", TOKEN,
-               "--base-url", f"http://127.0.0.1:{free_port()}"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "frsync",
+        "push",
+        str(rows),
+        "--token",
+        TOKEN,
+        "--base-url",
+        f"http://127.0.0.1:{free_port()}",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(frsync.__file__).parents[1]), "COLUMNS": "200"}
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
