@@ -99,7 +99,7 @@ def test_csv_reports_every_problem_with_its_line(tmp_path: Path) -> None:
     )
     found = problems(write(tmp_path, "r.csv", text))
     lines = [message.split(": ", 1)[0].rsplit(" ", 1)[1] for message in found]
-    assert lines == "2 3 4 5 6 6 7 8".split()
+    assert lines == ["2", "3", "4", "5", "6", "6", "7", "8"]
     assert "'oops' is not itemId=externalItemId" in found[4]
     assert "items[1].id: repeats item 12 (items[0])" in found[5]
     assert "256 characters" in found[-1]
