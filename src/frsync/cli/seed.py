@@ -28,7 +28,7 @@ from frsync.tokens import hash_token, new_token
 
 DEMO_LABEL = "demo"
 LOAD_HELP = """\
-Load fixture files (FILE.json, the format of SPEC §8) and JSON Lines files (FILE.jsonl or
+Load fixture files (FILE.json, the format in docs/contract.md) and JSON Lines files (FILE.jsonl or
 .ndjson: one fulfillment request per line, in the fixture's fulfillmentRequests shape).
 Fixture files are loaded first, so a large load is usually one small file of accounts,
 sources, channels and tokens, and one large file of lines:
