@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import frsync
-from frsync.client import APIConnectionError, Problem, ServerError
-from frsync.push.display import paced_eta, retry_notice
+from frsync.client import APIConnectionError, Client, Problem, ServerError
+from frsync.push.display import _estimate, paced_eta, retry_notice
 from tests.client.helpers import TOKEN, write_csv
 from tests.support import free_port
 
@@ -28,6 +28,18 @@ def test_eta_counts_the_rows_the_bucket_still_has_to_let_through() -> None:
 def test_eta_is_the_round_trips_when_the_bucket_has_room() -> None:
     assert paced_eta(10, level=40.0, rate=2.0, seconds_per_row=0.05) == pytest.approx(0.5)
     assert paced_eta(0, level=0.0, rate=2.0, seconds_per_row=1.0) == 0.0
+
+
+def test_the_bar_reads_the_pace_from_the_clients_bucket() -> None:
+    now = [1000.0]
+    with Client("tok-test-token-0000000000", clock=lambda: now[0]) as client:
+        bucket = client.bucket
+        assert bucket is not None
+        for _ in range(40):  # the burst is spent
+            bucket.spend()
+        assert _estimate(client, 13, seconds_per_row=0.01) == pytest.approx(6.5)
+        now[0] += 5.0  # ten requests' worth refilled
+        assert _estimate(client, 13, seconds_per_row=0.01) == pytest.approx(1.5)
 
 
 def test_retry_notice_names_the_wait_and_the_cause() -> None:
