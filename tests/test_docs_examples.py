@@ -109,6 +109,7 @@ def demo_server(tmp_path: Path) -> Iterator[dict[str, str]]:
     shims.mkdir()
     curl = shims / "curl"
     curl.write_text(f'#!/bin/sh\nexec {_real("curl")} --fail-with-body "$@"\n')
+    _real("jq")  # docs/loading.md pages with it
     curl.chmod(0o755)
     try:
         wait_ready(base)

@@ -23,7 +23,7 @@ from msgspec import Meta
 
 ENV_PREFIX = "FRSYNC_"
 
-Url = Annotated[str, Meta(min_length=1)]
+NonEmpty = Annotated[str, Meta(min_length=1)]  # URLs, host names
 Rate = Annotated[float, Meta(gt=0, le=1e9)]  # tokens per second
 Capacity = Annotated[int, Meta(ge=1, le=10**9)]
 Seconds = Annotated[float, Meta(gt=0, le=86_400)]
@@ -45,15 +45,39 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the server is configured by. Built once, handed to `create_app`."""
 
-    database_url: Url = "sqlite:///frsync.db"
+    def __post_init__(self) -> None:
+        for name, kind in _field_types().items():
+            _check(name, name, getattr(self, name), kind, strict=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `FRSYNC_*` variables, then explicit overrides (flags) win.
+
+        Raises `SettingsError` naming the first bad setting (the variable, or the field)."""
+        environ = os.environ if environ is None else environ
+        values = {name: value for name, value in overrides.items() if value is not None}
+        for name, kind in _field_types().items():
+            variable = ENV_PREFIX + name.upper()
+            raw = environ.get(variable)
+            if name not in values and raw is not None and raw != "":
+                values[name] = _check(name, variable, _bool_word(raw, kind), kind, strict=False)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied, checked like the original."""
+        return dataclasses.replace(self, **changes)
+
+    # The fields. New ones go at the end, each with a type that carries its bounds.
+
+    database_url: NonEmpty = "sqlite:///frsync.db"
     # None: per-process memory buckets. `redis://…`: buckets shared by every process.
-    redis_url: Url | None = None
+    redis_url: NonEmpty | None = None
     rate: Rate = 2.0  # tokens per second refilled into each API token's bucket
     burst: Capacity = 40  # bucket capacity
     # Requests with a missing or unknown token are limited per client address.
     invalid_token_rate: Rate = 5.0
     invalid_token_burst: Capacity = 20
-    host: Url = "127.0.0.1"
+    host: NonEmpty = "127.0.0.1"
     port: Port = 8000
     workers: Workers = 1
     docs_enabled: bool = True
@@ -88,28 +112,6 @@ class Settings:
     # sets it up for --workers > 1. None: this process's numbers only.
     metrics_dir: str | None = None
     log_requests: bool = True
-
-    def __post_init__(self) -> None:
-        for name, kind in _field_types().items():
-            _check(name, name, getattr(self, name), kind, strict=True)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then `FRSYNC_*` variables, then explicit overrides (flags) win.
-
-        Raises `SettingsError` naming the first bad setting (the variable, or the field)."""
-        environ = os.environ if environ is None else environ
-        values = {name: value for name, value in overrides.items() if value is not None}
-        for name, kind in _field_types().items():
-            variable = ENV_PREFIX + name.upper()
-            raw = environ.get(variable)
-            if name not in values and raw is not None and raw != "":
-                values[name] = _check(name, variable, _bool_word(raw, kind), kind, strict=False)
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with `changes` applied, checked like the original."""
-        return dataclasses.replace(self, **changes)
 
 
 @functools.cache
