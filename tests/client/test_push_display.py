@@ -45,6 +45,8 @@ def test_the_bar_reads_the_pace_from_the_clients_bucket() -> None:
 def test_retry_notice_names_the_wait_and_the_cause() -> None:
     refused = APIConnectionError("ConnectError: [Errno 111] Connection refused")
     assert retry_notice(refused, 4.2) == "retrying in 4 s: connection refused"
+    slow = APIConnectionError("ReadTimeout")
+    assert retry_notice(slow, 8.0) == "retrying in 8 s: no answer in time"
     busy = ServerError("busy", status=503, problem=Problem(title="Service Unavailable"))
     assert retry_notice(busy, 0.25) == "retrying in 0.2 s: 503 Service Unavailable"
 

@@ -112,14 +112,15 @@ def _estimate(client: Client, rows_left: int, seconds_per_row: float) -> float:
     """`paced_eta` from the client's bucket; read here, on the thread that sends, not in the
     display's refresh thread (reading the bucket refills it)."""
     bucket = client.bucket
-    unpaced = max(0.0, seconds_per_row - client.stats.seconds_paced / max(1, client.stats.requests))
     if bucket is None:
         return rows_left * seconds_per_row
+    stats = client.stats
+    unpaced = max(0.0, seconds_per_row - stats.seconds_paced / max(1, stats.requests))
     return paced_eta(rows_left, level=bucket.level, rate=bucket.rate, seconds_per_row=unpaced)
 
 
 def retry_notice(error: FrsyncError, seconds: float) -> str:
-    """ "retrying in 4 s: connection refused": what a push waits for while it seems idle."""
+    """What a push waits for while it looks idle: "retrying in 4 s: connection refused"."""
     wait = f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
     return f"retrying in {wait}: {_why(error)}"
 
@@ -129,10 +130,21 @@ def _why(error: FrsyncError) -> str:
         title = error.problem.title if error.problem is not None else None
         return f"{error.status} {title or error.message}".strip()
     if isinstance(error, APIConnectionError):
-        # "ConnectError: [Errno 111] Connection refused" -> "connection refused"
-        text = re.sub(r"^\w+: |\[Errno -?\d+\] ", "", error.message) or error.message
+        kind, _, text = error.message.partition(": ")
+        if not text:  # httpx says nothing more for its timeouts
+            return _QUIET_FAILURES.get(kind, kind)
+        text = re.sub(r"\[Errno -?\d+\] ", "", text)  # "[Errno 111] Connection refused"
         return text[:1].lower() + text[1:]
     return error.message
+
+
+_QUIET_FAILURES = {
+    "ConnectTimeout": "no connection in time",
+    "ReadTimeout": "no answer in time",
+    "WriteTimeout": "could not send in time",
+    "PoolTimeout": "no connection in time",
+    "RemoteProtocolError": "the connection closed without an answer",
+}
 
 
 def summary_table(plan: PushPlan, result: PushResult, stats: ClientStats) -> Table:
