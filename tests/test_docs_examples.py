@@ -195,3 +195,22 @@ def _run(block: Block, text: str, work: Path, env: dict[str, str]) -> None:
         f"{block} exited {result.returncode}, not {expected}\n--- example\n{text}"
         f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
     )
+
+
+def test_the_readme_synopsis_names_only_flags_the_commands_have() -> None:
+    synopsis = next(
+        block.text for block in blocks("README.md") if block.text.startswith("frsync serve")
+    )
+    command, flags = "", {}
+    for line in synopsis.splitlines():
+        if line.startswith("frsync "):
+            command = line.split()[1]
+        flags.setdefault(command, set()).update(re.findall(r"--[a-z][a-z-]+", line))
+    assert {"serve", "load", "demo", "token", "push", "pending"} <= flags.keys()
+    for command, named in flags.items():
+        argv = ["token", "create"] if command == "token" else [command]
+        result = subprocess.run(
+            [*FRSYNC, *argv, "--help"], capture_output=True, text=True, timeout=60, check=True
+        )
+        missing = {flag for flag in named if flag not in result.stdout}
+        assert not missing, f"README names {sorted(missing)} for frsync {command}"
