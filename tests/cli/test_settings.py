@@ -13,6 +13,7 @@ import pytest
 
 from frsync.cli import main
 from frsync.config import Settings, SettingsError
+from tests.support import free_port
 
 
 def frsync(*args: str) -> int:
@@ -107,3 +108,16 @@ def test_serve_with_rate_zero_exits_2_without_a_traceback(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "FRSYNC_RATE=0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_that_cannot_be_opened_is_a_bad_setting_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing_folder = f"sqlite:///{tmp_path}/no/such/folder/x.db"
+    refused = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/x"
+    for url in (missing_folder, refused):
+        assert frsync("token", "list", "--database-url", url) == 2
+        error = capsys.readouterr().err
+        assert "bad setting --database-url" in error
+        assert "cannot open the database" in error
+        assert "hunter2" not in error

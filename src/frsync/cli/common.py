@@ -75,11 +75,24 @@ def describe_setting_error(error: SettingsError, args: argparse.Namespace) -> st
     return f"bad setting {where}: {error.reason}"
 
 
-def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Migrate, then run `work(store)` to completion."""
+def migrate_store(settings: Settings) -> None:
+    """Create or upgrade the schema. A database that cannot be opened (a missing folder, a
+    refused connection, a wrong password) is a bad `database_url`, said in one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from frsync.store import migrate
 
-    migrate(settings.database_url)
+    try:
+        migrate(settings.database_url)
+    except (SQLAlchemyError, OSError) as error:
+        cause = getattr(error, "orig", None) or error
+        reason = f"cannot open the database: {str(cause).splitlines()[0]}"
+        raise SettingsError("database_url", "database_url", settings.database_url, reason) from None
+
+
+def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Migrate, then run `work(store)` to completion."""
+    migrate_store(settings)
     return asyncio.run(_with_store(settings, work))
 
 

@@ -14,11 +14,10 @@ from typing import Any
 
 import uvicorn
 
-from frsync.cli.common import database_flag, err, settings_from
+from frsync.cli.common import database_flag, err, migrate_store, settings_from
 from frsync.config import Settings
 from frsync.logs import configure_logging
 from frsync.server_protocol import PROTOCOL
-from frsync.store import migrate
 
 # serve ---------------------------------------------------------------------------------
 
@@ -62,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
              "forwarded_allow_ips": args.forwarded_allow_ips,
              "sandbox": True if args.sandbox else None}  # fmt: skip
     settings, made_dir = _metrics_dir(settings_from(args, **flags))
-    migrate(settings.database_url)
+    migrate_store(settings)
     _export_for_workers(settings)
     configure_logging()
     backend = settings.database_url.split(":", 1)[0]
