@@ -63,16 +63,13 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# Marked, so that `-m "not postgres"` leaves the PostgreSQL cases out at collection.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     if request.param == "sqlite":
         path = tmp_path / "frsync.db"
         shutil.copyfile(sqlite_template, path)
         return f"sqlite:///{path}"
-    try:
-        import frsync.store.postgres  # noqa: F401
-    except ImportError:
-        pytest.skip("PostgreSQL backend not built yet")
     url: str = request.getfixturevalue("postgres_url")
     asyncio.run(run_sql(url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     return url
@@ -117,6 +114,14 @@ async def api(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 async def anon(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as client:
         yield client
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for the PostgreSQL database is a `postgres` test, marked or not."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import uvicorn
 from starlette.applications import Starlette
@@ -36,20 +37,31 @@ TOKENS = {
 OPERATOR_TOKEN = "tok-operator-000-ggggggggggg"
 
 
-def _fr(fr_id: int, account: int, source: int, channel: int | None, items: list[int],
-        **extra: Any) -> dict[str, Any]:  # fmt: skip
+def _fr(
+    fr_id: int, account: int, source: int, channel: int | None, items: list[int], **extra: Any
+) -> dict[str, Any]:
     return {
-        "id": fr_id, "accountId": account, "sourceId": source, "channelId": channel,
-        "orderId": 5000 + fr_id, "fulfillmentRequestNumber": f"FR-{fr_id}",
+        "id": fr_id,
+        "accountId": account,
+        "sourceId": source,
+        "channelId": channel,
+        "orderId": 5000 + fr_id,
+        "fulfillmentRequestNumber": f"FR-{fr_id}",
         "status": extra.pop("status", "Processed"),
         "generatedAt": "2026-11-20T10:00:00.000Z",
         "items": [
-            {"id": i, "sku": f"SKU-{i}", "title": f"Item {i}", "quantity": 1 + i % 3,
-             "cost": 10.5, "orderItemId": 90000 + i}
+            {
+                "id": i,
+                "sku": f"SKU-{i}",
+                "title": f"Item {i}",
+                "quantity": 1 + i % 3,
+                "cost": 10.5,
+                "orderItemId": 90000 + i,
+            }
             for i in items
         ],
         **extra,
-    }  # fmt: skip
+    }
 
 
 BASIC_FIXTURE: dict[str, Any] = {
@@ -170,9 +182,15 @@ def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
     event loop); yields the loopback port. The store must already be migrated."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False,
-        lifespan="on", http=protocol_for(settings), **config_options,
-    )  # fmt: skip
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        http=protocol_for(settings),
+        **config_options,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -186,3 +204,15 @@ def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def wait_ready(base: str, timeout: float = 30) -> None:
+    """Wait until the server at `base` answers `/readyz` with 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"frsync serve at {base} did not become ready")

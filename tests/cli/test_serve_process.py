@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.support import BASIC_FIXTURE, TOKENS, free_port
+from tests.support import BASIC_FIXTURE, TOKENS, free_port, wait_ready
 
 FRSYNC = [sys.executable, "-m", "frsync"]
 
@@ -35,21 +34,25 @@ def server(tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "serve.log"  # a file, not a pipe: a full pipe would stall the server
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*FRSYNC, "serve", "--port", str(port), "--workers", "2", "--burst", "1000",
-             "--rate", "100"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                *FRSYNC,
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--burst",
+                "1000",
+                "--rate",
+                "100",
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("frsync serve did not become ready")
+        wait_ready(base)
         yield base
     finally:
         process.terminate()
@@ -63,8 +66,12 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 def test_served_over_tcp_patch_then_get(server: str) -> None:
     headers = {"X-API-TOKEN": TOKENS["account1"]}
-    body = {"accountingSynced": True, "externalAccountingId": "TEST-221", "accountingError": None,
-            "items": [{"id": 12312, "externalAccountingItemId": "TEST-221-A"}]}  # fmt: skip
+    body = {
+        "accountingSynced": True,
+        "externalAccountingId": "TEST-221",
+        "accountingError": None,
+        "items": [{"id": 12312, "externalAccountingItemId": "TEST-221-A"}],
+    }
     answer = httpx.patch(
         f"{server}/fulfillment-requests/221/accounting-sync", json=body, headers=headers
     )
@@ -78,9 +85,14 @@ def test_twenty_concurrent_writers_on_two_workers(server: str) -> None:
     url = f"{server}/fulfillment-requests/221/accounting-sync"
 
     def send(n: int) -> int:
-        body = {"externalAccountingId": f"ext-{n}", "accountingError": f"err-{n}",
-                "items": [{"id": 12312, "externalAccountingItemId": f"a-{n}"},
-                          {"id": 12313, "externalAccountingItemId": f"b-{n}"}]}  # fmt: skip
+        body = {
+            "externalAccountingId": f"ext-{n}",
+            "accountingError": f"err-{n}",
+            "items": [
+                {"id": 12312, "externalAccountingItemId": f"a-{n}"},
+                {"id": 12313, "externalAccountingItemId": f"b-{n}"},
+            ],
+        }
         with httpx.Client(timeout=30) as client:
             return client.patch(url, json=body, headers=headers).status_code
 

@@ -81,6 +81,19 @@ def asgi_transport(
         yield start
 
 
+@pytest.fixture
+def base_url(tcp_server: Callable[..., str]) -> str:
+    """A real server over TCP with the fixture loaded (for the command-line tests)."""
+    return tcp_server()
+
+
+@pytest.fixture
+def api(base_url: str) -> Iterator[Client]:
+    """A client on `base_url` with the account-1 token, to check what a command did."""
+    with Client(TOKENS["account1"], base_url=base_url) as client:
+        yield client
+
+
 @pytest.fixture(params=["asgi", "tcp"])
 def make_client(
     request: pytest.FixtureRequest,
@@ -101,8 +114,9 @@ def make_client(
                 else:
                     started["base_url"] = tcp_server(**(server or {}))
             token = TOKENS.get(token_name, token_name)
-            client = Client(token, base_url=started["base_url"],
-                            transport=started.get("transport"), **options)  # fmt: skip
+            client = Client(
+                token, base_url=started["base_url"], transport=started.get("transport"), **options
+            )
             return stack.enter_context(client)
 
         yield make

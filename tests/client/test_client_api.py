@@ -30,9 +30,12 @@ def test_get_fulfillment_request_decodes_typed_fields(make_client: MakeClient) -
 def test_sync_accounting_applies_the_reference_example(make_client: MakeClient) -> None:
     client = make_client()
     request_id = client.sync_accounting(
-        221, accounting_synced=True, external_accounting_id="TEST-221", accounting_error=None,
+        221,
+        accounting_synced=True,
+        external_accounting_id="TEST-221",
+        accounting_error=None,
         items=[AccountingSyncItem(id=12312, external_accounting_item_id="TEST-221-A")],
-    )  # fmt: skip
+    )
     fr = client.get_fulfillment_request(221)
     assert (fr.accounting_synced, fr.external_accounting_id) == (True, "TEST-221")
     assert fr.accounting_synced_at is not None

@@ -5,27 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from frsync.client import Client
 from tests.client.helpers import TOKEN, run_cli
 
 NOT_SYNCED = [221, 222, 223, 224, 226, 227, 228]  # account 1; 225 is synced
-
-
-@pytest.fixture
-def base_url(tcp_server: Callable[..., str]) -> str:
-    return tcp_server()
-
-
-@pytest.fixture
-def api(base_url: str) -> Iterator[Client]:
-    with Client(TOKEN, base_url=base_url) as client:
-        yield client
 
 
 def pending(base_url: str, capsys: Any, *options: str) -> str:
@@ -43,9 +29,13 @@ def test_table_lists_what_is_not_yet_synced(base_url: str, capsys: Any) -> None:
 def test_errors_lists_only_requests_with_an_accounting_error(base_url: str, capsys: Any) -> None:
     lines = pending(base_url, capsys, "--errors", "--format", "jsonl").splitlines()
     assert [json.loads(line) for line in lines] == [
-        {"fulfillmentRequestId": 226, "accountingSynced": False,
-         "accountingError": "Vendor not mapped", "items": [{"id": 12360}]}
-    ]  # fmt: skip
+        {
+            "fulfillmentRequestId": 226,
+            "accountingSynced": False,
+            "accountingError": "Vendor not mapped",
+            "items": [{"id": 12360}],
+        }
+    ]
 
 
 def test_csv_pushed_back_untouched_changes_nothing(
@@ -65,8 +55,11 @@ def test_csv_filled_in_by_a_connector_empties_the_list(
 ) -> None:
     rows = list(csv.DictReader(io.StringIO(pending(base_url, capsys, "--format", "csv"))))
     for row in rows:  # what a connector does once the bills are in the ledger
-        row.update(accountingSynced="true", accountingError="null",
-                   externalAccountingId=f"BILL-{row['fulfillmentRequestId']}")  # fmt: skip
+        row.update(
+            accountingSynced="true",
+            accountingError="null",
+            externalAccountingId=f"BILL-{row['fulfillmentRequestId']}",
+        )
         row["items"] = row["items"].replace("=", "=LINE-")  # "12312=" -> "12312=LINE-"
     path = tmp_path / "filled.csv"
     with path.open("w", newline="") as out:

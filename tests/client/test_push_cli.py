@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from frsync.client import Client
 from tests.client.helpers import TOKEN, run_cli, write_csv
@@ -16,17 +13,6 @@ from tests.client.helpers import TOKEN, run_cli, write_csv
 def read_report(path: Path) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return report
-
-
-@pytest.fixture
-def base_url(tcp_server: Callable[..., str]) -> str:
-    return tcp_server()
-
-
-@pytest.fixture
-def api(base_url: str) -> Iterator[Client]:
-    with Client(TOKEN, base_url=base_url) as client:
-        yield client
 
 
 def history_lengths(api: Client, *fr_ids: int) -> list[int]:
@@ -46,9 +32,11 @@ def test_all_rows_succeed_exit_0(tmp_path: Path, base_url: str, api: Client) -> 
 
 def test_jsonl_file_is_pushed_as_written(tmp_path: Path, base_url: str, api: Client) -> None:
     path = tmp_path / "results.jsonl"
-    path.write_text('{"fulfillmentRequestId": 226, "accountingSynced": true, '
-                    '"accountingError": null, "items": [{"id": 12360, '
-                    '"externalAccountingItemId": "QB-A"}]}\n')  # fmt: skip
+    path.write_text(
+        '{"fulfillmentRequestId": 226, "accountingSynced": true, '
+        '"accountingError": null, "items": [{"id": 12360, '
+        '"externalAccountingItemId": "QB-A"}]}\n'
+    )
     assert run_cli("push", path, "--token", TOKEN, "--base-url", base_url) == 0
     fr = api.get_fulfillment_request(226)
     assert (fr.accounting_synced, fr.accounting_error) == (True, None)
@@ -89,8 +77,9 @@ def test_dry_run_validates_only_exit_0(tmp_path: Path, base_url: str, api: Clien
 def test_refused_token_stops_at_once_exit_2(tmp_path: Path, base_url: str) -> None:
     path = write_csv(tmp_path, "221,true,,,", "222,true,,,", "223,true,,,")
     report = tmp_path / "report.json"
-    code = run_cli("push", path, "--token", "revoked-or-wrong-xxxx", "--base-url", base_url,
-                  "--report", report)  # fmt: skip
+    code = run_cli(
+        "push", path, "--token", "revoked-or-wrong-xxxx", "--base-url", base_url, "--report", report
+    )
     assert code == 2
     content = read_report(report)
     assert content["stoppedBy"] == "unauthorized"

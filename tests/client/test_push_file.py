@@ -36,15 +36,25 @@ def problems(path: Path) -> list[str]:
 
 
 def test_csv_empty_cell_omits_and_null_clears(tmp_path: Path) -> None:
-    path = write(tmp_path, "r.csv", HEADER + "221,true,QB-221,null,12312=QB-A;12313=null\n"
-                                              "222,,,,\n")  # fmt: skip
+    path = write(
+        tmp_path, "r.csv", HEADER + "221,true,QB-221,null,12312=QB-A;12313=null\n222,,,,\n"
+    )
     assert bodies(path) == [
-        (2, 221, {"accountingSynced": True, "externalAccountingId": "QB-221",
-                  "accountingError": None,
-                  "items": [{"id": 12312, "externalAccountingItemId": "QB-A"},
-                            {"id": 12313, "externalAccountingItemId": None}]}),
+        (
+            2,
+            221,
+            {
+                "accountingSynced": True,
+                "externalAccountingId": "QB-221",
+                "accountingError": None,
+                "items": [
+                    {"id": 12312, "externalAccountingItemId": "QB-A"},
+                    {"id": 12313, "externalAccountingItemId": None},
+                ],
+            },
+        ),
         (3, 222, {}),
-    ]  # fmt: skip
+    ]
 
 
 def test_csv_items_syntax_is_forgiving_about_spaces_and_blanks(tmp_path: Path) -> None:
@@ -72,8 +82,9 @@ def test_csv_tolerates_bom_crlf_and_blank_lines(tmp_path: Path) -> None:
 def test_csv_quoted_newlines_keep_line_numbers_right(tmp_path: Path) -> None:
     text = HEADER + '221,false,,"line one\nline two",\n222,maybe,,,\n'
     path = write(tmp_path, "r.csv", text)
-    assert problems(path) == [f"{path}, line 4: accountingSynced: must be true, false, null "
-                              "or empty, not 'maybe'"]  # fmt: skip
+    assert problems(path) == [
+        f"{path}, line 4: accountingSynced: must be true, false, null or empty, not 'maybe'"
+    ]
 
 
 def test_csv_reports_every_problem_with_its_line(tmp_path: Path) -> None:
@@ -87,8 +98,8 @@ def test_csv_reports_every_problem_with_its_line(tmp_path: Path) -> None:
         f"225,true,{'x' * 256},,\n"
     )
     found = problems(write(tmp_path, "r.csv", text))
-    assert [message.split(": ", 1)[0].rsplit(" ", 1)[1] for message in found] == [
-        "2", "3", "4", "5", "6", "6", "7", "8"]  # fmt: skip
+    lines = [message.split(": ", 1)[0].rsplit(" ", 1)[1] for message in found]
+    assert lines == ["2", "3", "4", "5", "6", "6", "7", "8"]
     assert "'oops' is not itemId=externalItemId" in found[4]
     assert "items[1].id: repeats item 12 (items[0])" in found[5]
     assert "256 characters" in found[-1]
@@ -105,8 +116,12 @@ def test_csv_without_header_is_refused(tmp_path: Path) -> None:
 
 
 def test_jsonl_body_is_sent_exactly(tmp_path: Path) -> None:
-    line = {"fulfillmentRequestId": 221, "accountingSynced": True, "accountingError": None,
-            "items": [{"id": 12312, "externalAccountingItemId": None}, {"id": 12313}]}  # fmt: skip
+    line = {
+        "fulfillmentRequestId": 221,
+        "accountingSynced": True,
+        "accountingError": None,
+        "items": [{"id": 12312, "externalAccountingItemId": None}, {"id": 12313}],
+    }
     path = write(tmp_path, "r.jsonl", "\n" + json.dumps(line) + "\n\n")
     line.pop("fulfillmentRequestId")
     assert bodies(path) == [(2, 221, line)]
@@ -123,21 +138,27 @@ def test_jsonl_body_is_sent_exactly(tmp_path: Path) -> None:
         ('{"accountingSynced": true}', "fulfillmentRequestId: is required"),
         ('{"fulfillmentRequestId": 1, "externalAccountingId": 5}', "must be a string or null"),
         ('{"fulfillmentRequestId": 1, "accountingSyncError": "x"}', "calls it 'accountingError'"),
-        ('{"fulfillmentRequestId": 1, "items": [{"id": 2, "externalAccountingId": "x"}]}',
-         "calls it 'externalAccountingItemId'"),
-        ('{"fulfillmentRequestId": 1, "items": [{"externalAccountingItemId": "x"}]}',
-         "items[0].id: is required"),
+        (
+            '{"fulfillmentRequestId": 1, "items": [{"id": 2, "externalAccountingId": "x"}]}',
+            "calls it 'externalAccountingItemId'",
+        ),
+        (
+            '{"fulfillmentRequestId": 1, "items": [{"externalAccountingItemId": "x"}]}',
+            "items[0].id: is required",
+        ),
         ('{"fulfillmentRequestId": 1, "items": [{"id": 2}, {"id": 2}]}', "repeats item 2"),
         ('{"fulfillmentRequestId": 1, "items": {"id": 2}}', "must be an array or null"),
         ('{"fulfillmentRequestId": 1, "accountingError": "a\\u0000b"}', "U+0000"),
         ('{"fulfillmentRequestId": 1, "accountingError": "\\ud800"}', "lone surrogate"),
-        ('{"fulfillmentRequestId": 1, "accountingSynced": true, "accountingSynced": false}',
-         "appears twice"),
+        (
+            '{"fulfillmentRequestId": 1, "accountingSynced": true, "accountingSynced": false}',
+            "appears twice",
+        ),
         ('{"fulfillmentRequestId": 1, "accountingSynced": NaN}', "not valid JSON"),
         ('{"fulfillmentRequestId": 1,', "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
     ],
-)  # fmt: skip
+)
 def test_jsonl_problems_are_the_endpoint_rules(tmp_path: Path, line: str, expected: str) -> None:
     path = write(tmp_path, "r.jsonl", '{"fulfillmentRequestId": 5}\n' + line + "\n")
     found = problems(path)
@@ -146,10 +167,17 @@ def test_jsonl_problems_are_the_endpoint_rules(tmp_path: Path, line: str, expect
 
 
 def test_limits_match_the_endpoint(tmp_path: Path) -> None:
-    ok = {"fulfillmentRequestId": 1, "externalAccountingId": "x" * 255,
-          "accountingError": "e" * 4000, "items": [{"id": i} for i in range(1, 1001)]}  # fmt: skip
-    too_much = {"fulfillmentRequestId": 2, "accountingError": "e" * 4001,
-                "items": [{"id": i} for i in range(1, 1002)]}  # fmt: skip
+    ok = {
+        "fulfillmentRequestId": 1,
+        "externalAccountingId": "x" * 255,
+        "accountingError": "e" * 4000,
+        "items": [{"id": i} for i in range(1, 1001)],
+    }
+    too_much = {
+        "fulfillmentRequestId": 2,
+        "accountingError": "e" * 4001,
+        "items": [{"id": i} for i in range(1, 1002)],
+    }
     path = write(tmp_path, "r.jsonl", json.dumps(ok) + "\n" + json.dumps(too_much) + "\n")
     found = problems(path)
     assert len(found) == 2

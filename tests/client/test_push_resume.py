@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,12 +28,6 @@ FRS = [221, 222, 223, 224, 225, 226, 227, 228]
 @pytest.fixture
 def rows_file(tmp_path: Path) -> Path:
     return write_csv(tmp_path, *(f"{fr_id},true,QB-{fr_id},null," for fr_id in FRS))
-
-
-@pytest.fixture
-def api(tcp_server: Callable[..., str]) -> Iterator[Client]:
-    with Client(TOKEN, base_url=tcp_server()) as client:
-        yield client
 
 
 def history_lengths(api: Client) -> list[int]:
@@ -81,8 +75,19 @@ def test_ctrl_c_finishes_the_request_in_flight(
     base_url = tcp_server(burst=1, rate=4.0)  # one row every quarter second
     report = tmp_path / "report.json"
     journal = tmp_path / "results.csv.journal"
-    command = [sys.executable, "-c", "from frsync.cli import main; main()", "push", str(rows_file),
-               "--token", TOKEN, "--base-url", base_url, "--report", str(report)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from frsync.cli import main; main()",
+        "push",
+        str(rows_file),
+        "--token",
+        TOKEN,
+        "--base-url",
+        base_url,
+        "--report",
+        str(report),
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(frsync.__file__).parents[1])}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
@@ -108,8 +113,12 @@ def test_two_pushers_sharing_a_token_both_finish(
     tcp_server: Callable[..., str], tmp_path: Path
 ) -> None:
     base_url = tcp_server(burst=4, rate=20.0)
-    files = [write_csv(tmp_path, *(f"{fr_id},true,P{n}-{fr_id},," for fr_id in FRS * 2),
-                       name=f"p{n}.csv") for n in (1, 2)]  # fmt: skip
+    files = [
+        write_csv(
+            tmp_path, *(f"{fr_id},true,P{n}-{fr_id},," for fr_id in FRS * 2), name=f"p{n}.csv"
+        )
+        for n in (1, 2)
+    ]
     results: list[PushResult] = []
     clients = [Client(TOKEN, base_url=base_url) for _ in files]
 

@@ -142,8 +142,9 @@ def test_503_honours_its_retry_after(scripted: Scripted, fake_time: FakeTime) ->
 
 
 def test_connection_errors_are_retried(scripted: Scripted, fake_time: FakeTime) -> None:
-    client, script = scripted(httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
-                              NO_CONTENT, pace=False)  # fmt: skip
+    client, script = scripted(
+        httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), NO_CONTENT, pace=False
+    )
     client.sync_accounting(221, accounting_synced=True)
     assert len(script.requests) == 3
     assert script.requests[0].content == script.requests[2].content  # same body each time
@@ -161,9 +162,15 @@ def test_retries_run_out_with_the_last_error(scripted: Scripted, fake_time: Fake
 
 @pytest.mark.parametrize(
     ("status", "error_type"),
-    [(400, BadRequestError), (401, UnauthorizedError), (404, NotFoundError),
-     (413, BadRequestError), (415, BadRequestError), (409, APIStatusError)],
-)  # fmt: skip
+    [
+        (400, BadRequestError),
+        (401, UnauthorizedError),
+        (404, NotFoundError),
+        (413, BadRequestError),
+        (415, BadRequestError),
+        (409, APIStatusError),
+    ],
+)
 def test_client_errors_are_never_retried(
     scripted: Scripted, fake_time: FakeTime, status: int, error_type: type[APIStatusError]
 ) -> None:
@@ -241,15 +248,22 @@ def test_wire_format_matches_the_real_api(scripted: Scripted, fake_time: FakeTim
 def test_filters_use_the_api_parameter_names(scripted: Scripted, fake_time: FakeTime) -> None:
     client, script = scripted(httpx.Response(200, json={"count": 3}), pace=False)
     count = client.count_fulfillment_requests(
-        accounting_synced=False, has_accounting_error=True, status=["Processed", "Voided"],
-        source_id=10, order_id="5001", fr_numbers=["FR-1", "FR-2"],
-    )  # fmt: skip
+        accounting_synced=False,
+        has_accounting_error=True,
+        status=["Processed", "Voided"],
+        source_id=10,
+        order_id="5001",
+        fr_numbers=["FR-1", "FR-2"],
+    )
     assert count == 3
     assert dict(script.requests[0].url.params) == {
-        "filterAccountingSynced": "false", "filterHasAccountingError": "true",
-        "filterStatus": "Processed,Voided", "filterSourceId": "10", "findOrderId": "5001",
+        "filterAccountingSynced": "false",
+        "filterHasAccountingError": "true",
+        "filterStatus": "Processed,Voided",
+        "filterSourceId": "10",
+        "findOrderId": "5001",
         "frNumbers": "FR-1,FR-2",
-    }  # fmt: skip
+    }
 
 
 def test_unknown_response_fields_are_ignored(scripted: Scripted, fake_time: FakeTime) -> None:
@@ -273,3 +287,25 @@ def test_malformed_success_body_is_an_unexpected_response(
 def test_token_never_shows_in_repr(scripted: Scripted) -> None:
     client, _ = scripted()
     assert "tok-test" not in repr(client)
+
+
+def test_on_retry_is_told_the_error_and_the_wait_before_each_retry(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    told: list[tuple[type[FrsyncError], float]] = []
+    answers = (httpx.ConnectError("[Errno 111] Connection refused"), problem(503), NO_CONTENT)
+    client, _ = scripted(*answers, pace=False, on_retry=lambda e, s: told.append((type(e), s)))
+    client.sync_accounting(221)
+    assert told == [(APIConnectionError, 0.25), (ServerError, 0.5)]
+    assert fake_time.sleeps == [0.25, 0.5]  # told before the wait, with the wait itself
+
+
+def test_client_and_commands_default_to_frsync_base_url_else_a_local_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FRSYNC_BASE_URL", raising=False)
+    with Client("tok-test-token-0000000000") as client:
+        assert repr(client) == "<Client base_url='http://127.0.0.1:8000'>"
+    monkeypatch.setenv("FRSYNC_BASE_URL", "https://api.flxpoint.com")
+    with Client("tok-test-token-0000000000") as client:
+        assert repr(client) == "<Client base_url='https://api.flxpoint.com'>"

@@ -16,14 +16,20 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import redis
 
 from frsync.config import Settings
 from frsync.store import migrate
-from tests.support import BASIC_FIXTURE, TOKENS, free_port, load_fixture, uvicorn_thread
+from tests.support import (
+    BASIC_FIXTURE,
+    TOKENS,
+    free_port,
+    load_fixture,
+    uvicorn_thread,
+    wait_ready,
+)
 
 FRSYNC = [sys.executable, "-m", "frsync"]
 
@@ -34,17 +40,6 @@ def load_with_cli(env: dict[str, str], tmp_path: Path, fixture: dict[str, Any]) 
     loaded = subprocess.run([*FRSYNC, "load", str(path)], env=env, capture_output=True,
                             text=True, timeout=60)  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
-
-
-def wait_ready(base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"frsync serve at {base} did not become ready")
 
 
 class ServeProcess:

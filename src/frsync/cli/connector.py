@@ -16,8 +16,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from frsync.client import Client, ClientStats, FrsyncError, UnauthorizedError
-from frsync.push.display import failure_lines, progress_bar, summary_table
+from frsync.cli.common import OK, SOME_FAILED, USAGE
+from frsync.client import (
+    BASE_URL_VARIABLE,
+    DEFAULT_BASE_URL,
+    Client,
+    ClientStats,
+    FrsyncError,
+    UnauthorizedError,
+    base_url_from_env,
+)
+from frsync.push.display import failure_lines, progress_bar, retry_notice, summary_table
 from frsync.push.journal import JournalError
 from frsync.push.pending import FORMATS, write_pending
 from frsync.push.report import input_error_report, push_report, write_report
@@ -28,8 +37,6 @@ from frsync.push.stopper import Stopper
 
 __all__ = ["register"]
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-OK, SOME_FAILED, USAGE = 0, 1, 2
 _MAX_INPUT_MESSAGES = 50
 
 
@@ -63,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="API token (default: $FRSYNC_TOKEN)")
     parser.add_argument(
-        "--base-url", help=f"API base URL (default: $FRSYNC_BASE_URL or {DEFAULT_BASE_URL})"
+        "--base-url",
+        help=f"API base URL (default: ${BASE_URL_VARIABLE}, else a local frsync serve at"
+        f" {DEFAULT_BASE_URL}; the real API is https://api.flxpoint.com)",
     )
 
 
@@ -84,7 +93,7 @@ def _token(args: argparse.Namespace, err: Console) -> str | None:
 
 
 def _base_url(args: argparse.Namespace) -> str:
-    base_url: str = args.base_url or os.environ.get("FRSYNC_BASE_URL") or DEFAULT_BASE_URL
+    base_url: str = args.base_url or base_url_from_env()
     return base_url
 
 
@@ -105,8 +114,8 @@ def run_push(args: argparse.Namespace) -> int:
         err.print(line, markup=False)
     out.print(summary_table(plan, result, stats))
     if args.report is not None:
-        report = push_report(plan, result, base_url=_base_url(args), started_at=started_at,
-                             stats=stats)  # fmt: skip
+        base_url = _base_url(args)
+        report = push_report(plan, result, base_url=base_url, started_at=started_at, stats=stats)
         write_report(args.report, report)
     return _push_exit_code(result)
 
@@ -153,11 +162,15 @@ def _plan(args: argparse.Namespace, err: Console) -> PushPlan | None:
 def _announce(plan: PushPlan, err: Console) -> None:
     done, total = len(plan.already_done), len(plan.file.rows)
     if plan.previously_completed:
-        message = (f"every row of {plan.file.path} was pushed at {plan.state.completed_at}; "
-                   "nothing to send (--force sends it again)")  # fmt: skip
+        message = (
+            f"every row of {plan.file.path} was pushed at {plan.state.completed_at};"
+            " nothing to send (--force sends it again)"
+        )
     elif done:
-        message = (f"resuming: {done} of {total} rows are already done per "
-                   f"{plan.journal_path} (--force resends them)")  # fmt: skip
+        message = (
+            f"resuming: {done} of {total} rows are already done per {plan.journal_path}"
+            " (--force resends them)"
+        )
     else:
         return
     err.print(message, markup=False)
@@ -171,10 +184,13 @@ def _send(
     def notice() -> None:
         err.print("[yellow]stopping after the request in flight… (Ctrl-C again to quit now)")
 
+    def retrying(error: FrsyncError, seconds: float) -> None:
+        err.print(f"[yellow]{escape(retry_notice(error, seconds))}")
+
     with (
-        Client(token, base_url=base_url, sleep=stopper.sleep) as client,
+        Client(token, base_url=base_url, sleep=stopper.sleep, on_retry=retrying) as client,
         stopper.stop_on_sigint(notice),
-        progress_bar(err, len(plan.to_send), client.stats) as advance,
+        progress_bar(err, len(plan.to_send), client) as advance,
     ):
         result = execute(plan, client, stopper=stopper, on_result=advance)
     return result, client.stats
@@ -198,8 +214,9 @@ def run_pending(args: argparse.Namespace) -> int:
         return USAGE
     try:
         with Client(token, base_url=_base_url(args)) as client:
-            count = write_pending(client, errors=args.errors, output_format=args.format,
-                                  out=sys.stdout, console=out)  # fmt: skip
+            count = write_pending(
+                client, errors=args.errors, output_format=args.format, out=sys.stdout, console=out
+            )
     except UnauthorizedError as error:
         _error(err, error)
         return USAGE

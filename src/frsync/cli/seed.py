@@ -16,8 +16,8 @@ from rich.table import Table
 
 from frsync import generate
 from frsync.bulk import Loader
+from frsync.cli.common import USAGE, console, database_flag, err, run_with_store, settings_from
 from frsync.cli.progress import progress_bar
-from frsync.cli.server import console, err, run_with_store, settings_from
 from frsync.demo import TOKENS as DEMO_TOKENS
 from frsync.demo import demo_fixture
 from frsync.errors import FrsyncError
@@ -28,7 +28,7 @@ from frsync.tokens import hash_token, new_token
 
 DEMO_LABEL = "demo"
 LOAD_HELP = """\
-Load fixture files (FILE.json, the format of SPEC §8) and JSON Lines files (FILE.jsonl or
+Load fixture files (FILE.json, the format in docs/contract.md) and JSON Lines files (FILE.jsonl or
 .ndjson: one fulfillment request per line, in the fixture's fulfillmentRequests shape).
 Fixture files are loaded first, so a large load is usually one small file of accounts,
 sources, channels and tokens, and one large file of lines:
@@ -49,17 +49,19 @@ def cmd_load(args: argparse.Namespace) -> int:
             run_with_store(settings_from(args), lambda store: store.load(loader.batches()))
     except OSError as error:
         err.print(f"frsync load: cannot read {error.filename}: {error.strerror}", soft_wrap=True)
-        return 2
+        return USAGE
     except FixtureError as error:
         err.print(f"frsync load: {error}; nothing was loaded", soft_wrap=True)
-        return 2
+        return USAGE
     except FrsyncError as error:
         err.print(f"frsync load: {error.detail}", soft_wrap=True)
-        return 2
+        return USAGE
     totals = loader.totals
-    console.print(f"loaded {', '.join(args.files)}: {totals.fulfillment_requests:,} fulfillment"
-                  f" requests, {totals.items:,} items, {totals.tokens} tokens"
-                  f" in {time.monotonic() - started:.1f} s", soft_wrap=True)  # fmt: skip
+    console.print(
+        f"loaded {', '.join(args.files)}: {totals.fulfillment_requests:,} fulfillment requests,"
+        f" {totals.items:,} items, {totals.tokens} tokens in {time.monotonic() - started:.1f} s",
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -85,7 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.jsonl:
         if not args.size:
             err.print("frsync demo: --jsonl writes the generated FRs: give --size N too")
-            return 2
+            return USAGE
         return _write_demo_jsonl(Path(args.jsonl), args.size)
     settings = settings_from(args)
     with progress_bar(err, "generating", args.size or 0) as advance:
@@ -96,8 +98,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         issued = run_with_store(settings, seed)
     extra = f" and {args.size:,} generated ones" if args.size else ""
-    console.print(f"Demo data is in {settings.database_url}: 24 fulfillment requests{extra}, "
-                  "FR 221 with item 12312 among them.\n", soft_wrap=True)  # fmt: skip
+    console.print(
+        f"Demo data is in {settings.database_url}: 24 fulfillment requests{extra},"
+        " FR 221 with item 12312 among them.\n",
+        soft_wrap=True,
+    )
     _print_tokens(issued, f"http://{settings.host}:{settings.port}")
     return 0
 
@@ -105,9 +110,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _write_demo_jsonl(path: Path, size: int) -> int:
     with progress_bar(err, "writing", size) as advance:
         scopes = generate.write_jsonl(path, size, progress=lambda frs: advance(frs, frs))
-    console.print(f"wrote {size:,} fulfillment requests to {path} and their accounts, sources"
-                  f" and channels to {scopes}; load them with:\n"
-                  f"  frsync load {scopes} {path}", soft_wrap=True)  # fmt: skip
+    console.print(
+        f"wrote {size:,} fulfillment requests to {path} and their accounts, sources and"
+        f" channels to {scopes}; load them with:\n  frsync load {scopes} {path}",
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -143,26 +150,30 @@ def _size(text: str) -> int:
     return value
 
 
-def register(commands: Any, database_flag: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(commands: Any) -> None:
     load = commands.add_parser(
-        "load", help="load fixture and JSON Lines files (idempotent upsert)",
-        description=LOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+        "load",
+        help="load fixture and JSON Lines files (idempotent upsert)",
+        description=LOAD_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     load.add_argument("files", nargs="+", metavar="FILE", help="FILE.json or FILE.jsonl")
     database_flag(load)
     load.set_defaults(func=cmd_load)
 
     demo = commands.add_parser(
-        "demo", help="seed realistic demo data and print tokens",
+        "demo",
+        help="seed realistic demo data and print tokens",
         description="Seed the small demo data set (24 FRs, the reference page's FR 221 and"
         " item 12312) and print fresh tokens. --size N adds N generated FRs over six"
         " accounts; the same N always gives the same data.",
-    )  # fmt: skip
+    )
     demo.add_argument("--size", type=_size, metavar="N", help="also generate N FRs")
     demo.add_argument(
-        "--jsonl", metavar="FILE.jsonl",
+        "--jsonl",
+        metavar="FILE.jsonl",
         help="write the N generated FRs to FILE.jsonl (and their accounts, sources and channels"
         " to FILE.accounts.json) for `frsync load`, instead of seeding the database",
-    )  # fmt: skip
+    )
     database_flag(demo)
     demo.set_defaults(func=cmd_demo)

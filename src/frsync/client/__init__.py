@@ -3,7 +3,7 @@
 ```python
 from frsync.client import Client
 
-with Client(token, base_url="http://127.0.0.1:8000") as client:
+with Client(token) as client:  # base URL: $FRSYNC_BASE_URL, else a local `frsync serve`
     client.sync_accounting(221, accounting_synced=True, external_accounting_id="QB-221",
                            accounting_error=None, items={12312: "QB-221-A"})
     for fr in client.iter_fulfillment_requests(accounting_synced=False):
@@ -14,7 +14,13 @@ Imports nothing from the server side, so `pip install frsync` (no extras) is eno
 """
 
 from frsync.client._bucket import ClientBucket
-from frsync.client._client import DEFAULT_BASE_URL, Client
+from frsync.client._client import (
+    BASE_URL_VARIABLE,
+    DEFAULT_BASE_URL,
+    FLXPOINT_BASE_URL,
+    Client,
+    base_url_from_env,
+)
 from frsync.client._errors import (
     APIConnectionError,
     APIStatusError,
@@ -44,7 +50,9 @@ from frsync.client._retry import RetryPolicy
 from frsync.client._sender import ClientStats
 
 __all__ = [
+    "BASE_URL_VARIABLE",
     "DEFAULT_BASE_URL",
+    "FLXPOINT_BASE_URL",
     "UNSET",
     "APIConnectionError",
     "APIStatusError",
@@ -69,5 +77,6 @@ __all__ = [
     "UnauthorizedError",
     "UnexpectedResponseError",
     "UnsetType",
+    "base_url_from_env",
     "error_from_response",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,12 +26,23 @@ from frsync.client._models import (
     UnsetType,
 )
 from frsync.client._retry import RetryPolicy
-from frsync.client._sender import ClientStats, Sender
+from frsync.client._sender import ClientStats, RetryHook, Sender
 from frsync.contract import MAX_PAGE_SIZE
 
-__all__ = ["DEFAULT_BASE_URL", "Client"]
+__all__ = [
+    "BASE_URL_VARIABLE",
+    "DEFAULT_BASE_URL",
+    "FLXPOINT_BASE_URL",
+    "Client",
+    "base_url_from_env",
+]
 
-DEFAULT_BASE_URL = "https://api.flxpoint.com"
+# One deliberate default for the library and the commands: $FRSYNC_BASE_URL, else a local
+# `frsync serve`. Talking to the real API is always a choice someone wrote down, so a
+# connector under development never writes to production by accident.
+BASE_URL_VARIABLE = "FRSYNC_BASE_URL"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+FLXPOINT_BASE_URL = "https://api.flxpoint.com"
 
 T = TypeVar("T")
 ItemsArgument = Sequence[AccountingSyncItem] | Mapping[int, str | None] | UnsetType | None
@@ -38,6 +50,9 @@ ItemsArgument = Sequence[AccountingSyncItem] | Mapping[int, str | None] | UnsetT
 
 class Client:
     """Client for the Flxpoint fulfillment-request accounting-sync API (or `frsync serve`).
+
+    `base_url` defaults to $FRSYNC_BASE_URL, else `http://127.0.0.1:8000` (a local
+    `frsync serve`); pass `FLXPOINT_BASE_URL` (or set the variable) for the real API.
 
     Requests are paced by a client-side copy of the token's rate-limit bucket and retried on
     429, 5xx and connection errors (see `RetryPolicy`). Use it as a context manager, or call
@@ -48,7 +63,7 @@ class Client:
         self,
         token: str,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
@@ -56,11 +71,12 @@ class Client:
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
         jitter: random.Random | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         if not token:
             raise ValueError("a token is required")
         self._http = httpx.Client(
-            base_url=base_url,
+            base_url=base_url or base_url_from_env(),
             timeout=timeout,
             transport=transport,
             headers={
@@ -75,6 +91,7 @@ class Client:
             bucket=ClientBucket(clock=clock, sleep=sleep) if pace else None,
             sleep=sleep,
             random=(jitter or random.Random()).random,
+            on_retry=on_retry,
         )
 
     @property
@@ -204,6 +221,11 @@ class Client:
         """The applied accounting-sync requests of one fulfillment request, newest first."""
         path = f"/fulfillment-requests/{fulfillment_request_id}/accounting-sync/history"
         return _decode(self._sender.request("GET", path), list[HistoryEntry])
+
+
+def base_url_from_env() -> str:
+    """$FRSYNC_BASE_URL, else `DEFAULT_BASE_URL` (a local `frsync serve`)."""
+    return os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL
 
 
 def _sync_items(items: ItemsArgument) -> tuple[AccountingSyncItem, ...] | UnsetType | None:

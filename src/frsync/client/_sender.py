@@ -17,7 +17,10 @@ from frsync.client._errors import (
 )
 from frsync.client._retry import Attempts, RetryPolicy
 
-__all__ = ["ClientStats", "Sender"]
+__all__ = ["ClientStats", "RetryHook", "Sender"]
+
+# Told before each wait for a retry: the error met and the seconds about to be waited.
+RetryHook = Callable[[FrsyncError, float], None]
 
 
 @dataclass(slots=True)
@@ -41,8 +44,10 @@ class Sender:
         bucket: ClientBucket | None,
         sleep: Sleep,
         random: Callable[[], float],
+        on_retry: RetryHook | None = None,
     ) -> None:
         self._http = http
+        self._on_retry = on_retry
         self.retry = retry
         self.bucket = bucket
         self._sleep = sleep
@@ -61,6 +66,8 @@ class Sender:
             delay = self.retry.delay(outcome, attempts, self._random)
             if delay is None:
                 raise outcome
+            if self._on_retry is not None:
+                self._on_retry(outcome, delay)
             self._sleep(delay)
             attempts.record(outcome, delay)
             self.stats.retries += 1

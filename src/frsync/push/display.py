@@ -1,7 +1,9 @@
-"""What `frsync push` shows: a progress bar with rate and ETA, then a summary table."""
+"""What `frsync push` shows: a progress bar with rate and ETA, retry notices, then a summary."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,16 +16,15 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
-from frsync.client import ClientStats
+from frsync.client import APIConnectionError, APIStatusError, Client, ClientStats, FrsyncError
 from frsync.push.runner import Outcome, PushResult, RowResult, StopReason
 from frsync.push.session import PushPlan
 
-__all__ = ["failure_lines", "progress_bar", "summary_table"]
+__all__ = ["failure_lines", "paced_eta", "progress_bar", "retry_notice", "summary_table"]
 
 _STOP_NOTES = {
     StopReason.INTERRUPTED: "stopped by Ctrl-C; run the same command again to send the rest",
@@ -53,9 +54,32 @@ class RateLimitedColumn(ProgressColumn):
         return Text(f"{count} × 429" if count else "", style="yellow")
 
 
+class PacedEtaColumn(ProgressColumn):
+    """Time left as `paced_eta` last estimated it, counting down between rows."""
+
+    def render(self, task: Task) -> Text:
+        estimate: tuple[float, float] | None = task.fields.get("eta")
+        if estimate is None:
+            return Text("-:--:--", style="cyan")
+        seconds, at = estimate
+        left = max(0, round(seconds - (time.monotonic() - at)))
+        return Text(f"{left // 3600}:{left % 3600 // 60:02}:{left % 60:02}", style="cyan")
+
+
+def paced_eta(rows_left: int, *, level: float, rate: float, seconds_per_row: float) -> float:
+    """Seconds to send `rows_left` more rows: no sooner than the token's bucket lets them go
+    (`level` requests now, then `rate` a second) nor than rows have gone so far when the
+    bucket did not hold them back. A rate averaged over the first burst would promise 1 s
+    for 13 rows that the 2 req/s limit spreads over 6.5."""
+    if rows_left <= 0:
+        return 0.0
+    paced = max(0.0, rows_left - level) / rate
+    return max(paced, rows_left * seconds_per_row)
+
+
 @contextmanager
 def progress_bar(
-    console: Console, total: int, stats: ClientStats
+    console: Console, total: int, client: Client
 ) -> Iterator[Callable[[RowResult], None]]:
     """A live bar for `total` rows; yields the callback that advances it by one result."""
     columns = (
@@ -64,18 +88,63 @@ def progress_bar(
         MofNCompleteColumn(),
         RateColumn(),
         TextColumn("ETA"),
-        TimeRemainingColumn(),
+        PacedEtaColumn(),
         TimeElapsedColumn(),
-        RateLimitedColumn(stats),
+        RateLimitedColumn(client.stats),
     )
+    started, done = time.monotonic(), 0
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("push", total=total)
 
         def advance(result: RowResult) -> None:
-            if result.outcome in (Outcome.OK, Outcome.FAILED):  # rows not sent do not count
-                progress.advance(task)
+            nonlocal done
+            if result.outcome not in (Outcome.OK, Outcome.FAILED):  # rows not sent do not count
+                return
+            done += 1
+            now = time.monotonic()
+            eta = _estimate(client, total - done, (now - started) / done)
+            progress.update(task, advance=1, eta=(eta, now))
 
         yield advance
+
+
+def _estimate(client: Client, rows_left: int, seconds_per_row: float) -> float:
+    """`paced_eta` from the client's bucket; read here, on the thread that sends, not in the
+    display's refresh thread (reading the bucket refills it)."""
+    bucket = client.bucket
+    if bucket is None:
+        return rows_left * seconds_per_row
+    stats = client.stats
+    unpaced = max(0.0, seconds_per_row - stats.seconds_paced / max(1, stats.requests))
+    return paced_eta(rows_left, level=bucket.level, rate=bucket.rate, seconds_per_row=unpaced)
+
+
+def retry_notice(error: FrsyncError, seconds: float) -> str:
+    """What a push waits for while it looks idle: "retrying in 4 s: connection refused"."""
+    wait = f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+    return f"retrying in {wait}: {_why(error)}"
+
+
+def _why(error: FrsyncError) -> str:
+    if isinstance(error, APIStatusError):
+        title = error.problem.title if error.problem is not None else None
+        return f"{error.status} {title or error.message}".strip()
+    if isinstance(error, APIConnectionError):
+        kind, _, text = error.message.partition(": ")
+        if not text:  # httpx says nothing more for its timeouts
+            return _QUIET_FAILURES.get(kind, kind)
+        text = re.sub(r"\[Errno -?\d+\] ", "", text)  # "[Errno 111] Connection refused"
+        return text[:1].lower() + text[1:]
+    return error.message
+
+
+_QUIET_FAILURES = {
+    "ConnectTimeout": "no connection in time",
+    "ReadTimeout": "no answer in time",
+    "WriteTimeout": "could not send in time",
+    "PoolTimeout": "no connection in time",
+    "RemoteProtocolError": "the connection closed without an answer",
+}
 
 
 def summary_table(plan: PushPlan, result: PushResult, stats: ClientStats) -> Table:

@@ -58,8 +58,14 @@ def write_pending(
 def _table(page: Sequence[FulfillmentRequest], *, show_header: bool) -> Table:
     table = Table(box=None, show_header=show_header, pad_edge=False, expand=True)
     for name, width in _TABLE_COLUMNS:
-        table.add_column(name, width=width, ratio=None if width else 1, min_width=8,
-                         no_wrap=True, overflow="ellipsis")  # fmt: skip
+        table.add_column(
+            name,
+            width=width,
+            ratio=None if width else 1,
+            min_width=8,
+            no_wrap=True,
+            overflow="ellipsis",
+        )
     for fr in page:
         table.add_row(
             str(fr.id),
