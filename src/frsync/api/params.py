@@ -79,3 +79,32 @@ def parse_fr_query(params: Mapping[str, str], keys: list[str]) -> FrQuery:
             field, parse = _PARAMS[name]
             values[field] = parse(name, raw)
     return FrQuery(**values)
+
+
+# The history endpoint's paging (SPEC §6): a page of `limit` entries older than `beforeId`.
+HISTORY_DEFAULT_LIMIT = 20
+HISTORY_MAX_LIMIT = 100
+_HISTORY_PARAMS: dict[str, tuple[str, Callable[[str, str], int]]] = {
+    "limit": ("limit", lambda n, r: _int(n, r, 1, HISTORY_MAX_LIMIT)),
+    "beforeId": ("before_id", _int),
+}
+
+
+def parse_history_query(params: Mapping[str, str], keys: list[str]) -> dict[str, int]:
+    """`limit` and `beforeId` as the store's keyword arguments; the same strictness as
+    `parse_fr_query` (unknown or repeated names refused, empty means unset)."""
+    multi_items = getattr(params, "multi_items", None)
+    if multi_items is not None:
+        keys = [name for name, _ in multi_items()]
+    values = {"limit": HISTORY_DEFAULT_LIMIT}
+    for name in keys:
+        if name not in _HISTORY_PARAMS:
+            allowed = ", ".join(f"`{known}`" for known in _HISTORY_PARAMS)
+            raise _bad(name, f"unknown query parameter; allowed: {allowed}.")
+        if keys.count(name) > 1:
+            raise _bad(name, "given more than once.")
+        raw = params[name].strip()
+        if raw:
+            field, parse = _HISTORY_PARAMS[name]
+            values[field] = parse(name, raw)
+    return values

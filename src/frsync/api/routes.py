@@ -12,7 +12,7 @@ from starlette.routing import Route
 from frsync.api import metrics as metrics_text
 from frsync.api.auth import authenticated
 from frsync.api.body import check_json_content_type, decode_patch, parse_id, read_body
-from frsync.api.params import parse_fr_query
+from frsync.api.params import parse_fr_query, parse_history_query
 from frsync.domain import Principal, plan_accounting_sync
 from frsync.errors import NotFound, StoreBusy
 from frsync.models import now_ms
@@ -62,7 +62,8 @@ async def get_fulfillment_request(request: Request, principal: Principal) -> Res
 @authenticated
 async def accounting_history(request: Request, principal: Principal) -> Response:
     fr_id = parse_id(request.path_params[FR_ID], FR_ID)
-    entries = await _store(request).accounting_history(fr_id, principal)
+    page = parse_history_query(request.query_params, list(request.query_params.keys()))
+    entries = await _store(request).accounting_history(fr_id, principal, **page)
     if entries is None:
         raise NotFound("Fulfillment request not found.")
     return _json(entries)
