@@ -279,3 +279,56 @@ def test_unknown_scheme_is_refused_without_echoing_the_url():
     with pytest.raises(ValueError, match="'mysql'") as error:
         open_rate_limit_store("mysql://user:s3cret@db/0")
     assert "s3cret" not in str(error.value)
+
+
+@pytest.mark.redis
+async def test_a_redis_restart_logs_one_outage_and_one_recovery(
+    redis_proxy, redis_stores, ratelimit_log
+):
+    """A restart leaves every pooled connection stale; concurrent hits then meet stale and
+    fresh connections at once, which flapped the state (and the log) back and forth."""
+    proxy, url = redis_proxy
+    store = redis_stores.open(url, timeout=0.5, backoff=0.05)
+    await asyncio.gather(*(store.hit(f"warm-{n}", CAPACITY, RATE) for n in range(24)))
+    proxy.switch_off()  # the restart: every connection dropped ...
+    proxy.switch_on()  # ... and Redis back at once
+    for _ in range(10):
+        await asyncio.gather(*(store.hit(f"k-{n}", CAPACITY, RATE) for n in range(8)))
+        await asyncio.sleep(0.06)
+    assert await store.status() == "ok"
+    messages = [r.getMessage() for r in ratelimit_log.records]
+    assert len(outage_warnings(ratelimit_log)) == 1, messages
+    assert sum("reachable again" in m for m in messages) == 1, messages
+
+
+@pytest.mark.redis
+async def test_answers_that_began_before_an_outage_do_not_end_it(redis_stores, ratelimit_log):
+    """Stale and fresh connections interleaved, as after a restart under load: calls that
+    began while Redis was up finish alternately failed and successful. Only the first
+    failure changes the state; the recovery is the probe's, one log line each."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    store = redis_stores.open(timeout=1.0, backoff=0.2)
+    real_script = store._script
+    calls = 0
+
+    async def interleaved(*, keys, args):
+        nonlocal calls
+        calls += 1
+        n = calls
+        if n <= 8:  # the in-flight calls: stale ones fail, fresh ones answer, interleaved
+            await asyncio.sleep(0.01 * n)
+            if n % 2:
+                raise RedisConnectionError("Connection closed by server.")
+        return await real_script(keys=keys, args=args)
+
+    store._script = interleaved
+    decisions = await asyncio.gather(*(store.hit(f"k-{n}", CAPACITY, RATE) for n in range(8)))
+    assert all(d.allowed for d in decisions)
+    assert await store.status() == "degraded"  # within the backoff: still down
+    await asyncio.sleep(0.25)
+    assert (await store.hit("after", CAPACITY, RATE)).allowed  # the probe: back on Redis
+    assert await store.status() == "ok"
+    messages = [r.getMessage() for r in ratelimit_log.records]
+    assert len(outage_warnings(ratelimit_log)) == 1, messages
+    assert sum("reachable again" in m for m in messages) == 1, messages

@@ -5,6 +5,17 @@ for every process and host, on Redis's own clock. Redis being unreachable, refus
 silent never holds a request longer than `timeout`: the hit is answered from a local bucket,
 the outage is logged once, `status()` says 'degraded', and Redis is tried again after a short
 backoff — by one request at a time, so a dead Redis is not hammered.
+
+One transition is logged per change of state. After a Redis restart every pooled connection
+is stale and fails once, while calls on fresh connections succeed; without care the state
+flapped (10 "unreachable"/"reachable again" pairs in 0.7 s). So a call's outcome may change
+the state only if the call started in the current state (`_epoch`): a success that began
+before the outage was noticed does not end it, a failure that began before the recovery does
+not restart it. And on a failure the idle pooled connections are dropped, so the probe after
+the backoff opens a fresh one instead of finding the next stale one.
+
+A restarted Redis (without persistence) has lost every bucket: each token starts full again,
+an extra burst once per restart (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -76,6 +87,7 @@ class RedisStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
+        self._pool = pool
         self._redis: Redis = Redis.from_pool(pool)
         self._script = self._redis.register_script(GCRA_SCRIPT)
         self._fallback = MemoryStore(clock=clock)
@@ -87,6 +99,7 @@ class RedisStore:
         self._down = False
         self._retry_at = 0.0  # while down, Redis is left alone until this clock time
         self._probing = False
+        self._epoch = 0  # bumped at each up/down transition
 
     @classmethod
     def from_url(
@@ -134,25 +147,39 @@ class RedisStore:
             self._probing = False
 
     async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        epoch = self._epoch
         try:
             # Socket timeouts alone do not bound every path (pool waits, connect handshakes,
             # a peer that accepts and never answers); this caps the whole call.
             async with asyncio.timeout(self._timeout):
                 result = await call()
         except FAILURES as exc:
-            self._mark_down(exc)
+            self._mark_down(exc, epoch)
+            await self._drop_idle_connections()
             return None
-        self._mark_up()
+        self._mark_up(epoch)
         return result
 
-    def _mark_down(self, exc: BaseException) -> None:
+    async def _drop_idle_connections(self) -> None:
+        """After a failure the other idle connections are likely stale too (a restart)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._pool.disconnect(inuse_connections=False)
+        except FAILURES:
+            pass
+
+    def _mark_down(self, exc: BaseException, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # began before the last transition: says nothing about Redis now
         self._retry_at = self._clock() + self._backoff
         if not self._down:
             self._down = True
+            self._epoch += 1
             reason = str(exc) or type(exc).__name__
             log.warning("Redis rate-limit store unreachable (%s); using in-process buckets", reason)
 
-    def _mark_up(self) -> None:
-        if self._down:
+    def _mark_up(self, epoch: int) -> None:
+        if self._down and epoch == self._epoch:
             self._down = False
+            self._epoch += 1
             log.info("Redis rate-limit store reachable again; buckets are shared again")
