@@ -18,7 +18,8 @@ GRACE = 3
 
 
 async def _try_connect(server: ServeProcess) -> str:
-    """'refused', 'answered' (a worker still took it), or 'hung' (nobody answered in 1 s)."""
+    """'refused'; 'answered' (a worker still took it); 'reset' (queued as the last socket
+    closed, then dropped: the client sees it at once and may retry); 'hung' (nothing in 1 s)."""
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", server.port), 1
@@ -32,7 +33,9 @@ async def _try_connect(server: ServeProcess) -> str:
         answer = await read_answer(reader, b"", 1)
     finally:
         await close_quietly(writer)
-    return "answered" if answer.status is not None else "hung"
+    if answer.status is not None:
+        return "answered"
+    return "reset" if answer.closed else "hung"
 
 
 async def refusal_after_sigterm(server: ServeProcess) -> tuple[float, list[str], bytes]:
