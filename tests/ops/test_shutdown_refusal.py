@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from tests.faults.raw_http import close_quietly, read_answer
 from tests.ops.conftest import ServeProcess, env_for, load_with_cli, serve
@@ -68,12 +69,13 @@ async def refusal_after_sigterm(server: ServeProcess) -> tuple[float, list[str],
     )
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_sigterm_refuses_new_connections_at_once_and_finishes_in_flight(
-    tmp_path: Path,
+    tmp_path: Path, workers: str
 ) -> None:
     await asyncio.to_thread(load_with_cli, env_for(tmp_path), tmp_path, BASIC_FIXTURE)
     timeouts = {"shutdown_grace_seconds": str(GRACE), "request_read_timeout": "60"}
-    with serve(tmp_path, "--workers", "2", **timeouts) as server:
+    with serve(tmp_path, "--workers", workers, **timeouts) as server:
         refused_at, outcomes, answer = await refusal_after_sigterm(server)
     print(f"first refusal {refused_at:.3f} s after SIGTERM; {outcomes}")  # pytest -s
     assert answer == b"204", answer
