@@ -8,11 +8,13 @@ backoff — by one request at a time, so a dead Redis is not hammered.
 
 One transition is logged per change of state. After a Redis restart every pooled connection
 is stale and fails once, while calls on fresh connections succeed; without care the state
-flapped (10 "unreachable"/"reachable again" pairs in 0.7 s). So a call's outcome may change
-the state only if the call started in the current state (`_epoch`): a success that began
-before the outage was noticed does not end it, a failure that began before the recovery does
-not restart it. And on a failure the idle pooled connections are dropped, so the probe after
-the backoff opens a fresh one instead of finding the next stale one.
+flapped (10 "unreachable"/"reachable again" pairs in 0.7 s). So:
+- a call that fails at once on a broken connection (reset, closed: not a timeout) drops the
+  idle pooled connections, likely stale too, and tries once more on a fresh one, within the
+  same `timeout`: a connection reset while Redis is up costs nothing and logs nothing;
+- a call's outcome may change the state only if the call began in the current state
+  (`_epoch`): a success that began before the outage was noticed does not end it, a failure
+  that began before the recovery does not restart it.
 
 A restarted Redis (without persistence) has lost every bucket: each token starts full again,
 an extra burst once per restart (docs/deploy.md).
@@ -29,6 +31,7 @@ from typing import TypeVar
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from frsync.ratelimit.base import Decision
@@ -61,6 +64,9 @@ return {1, string.format('%.17g', tat - now)}
 
 # What a broken, slow or vanished Redis raises (asyncio's TimeoutError is an OSError too).
 FAILURES = (RedisError, OSError, TimeoutError)
+# A connection that is already broken fails at once with one of these (a timeout is not one:
+# a second try could not finish within the same budget).
+BROKEN = (RedisConnectionError, ConnectionError)
 
 
 class RedisStore:
@@ -152,21 +158,18 @@ class RedisStore:
             # Socket timeouts alone do not bound every path (pool waits, connect handshakes,
             # a peer that accepts and never answers); this caps the whole call.
             async with asyncio.timeout(self._timeout):
-                result = await call()
+                try:
+                    result = await call()
+                except BROKEN:
+                    # The pool has dropped the broken connection; drop its idle siblings
+                    # too, so the second try (and every call after) gets a fresh one.
+                    await self._pool.disconnect(inuse_connections=False)
+                    result = await call()
         except FAILURES as exc:
             self._mark_down(exc, epoch)
-            await self._drop_idle_connections()
             return None
         self._mark_up(epoch)
         return result
-
-    async def _drop_idle_connections(self) -> None:
-        """After a failure the other idle connections are likely stale too (a restart)."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._pool.disconnect(inuse_connections=False)
-        except FAILURES:
-            pass
 
     def _mark_down(self, exc: BaseException, epoch: int) -> None:
         if epoch != self._epoch:
