@@ -198,9 +198,10 @@ class SharedMemoryStore:
         current = os.pread(self._fd, _HEADER.size, 0)
         if os.fstat(self._fd).st_size == self._size and current == self._header:
             return
-        os.ftruncate(self._fd, 0)
+        # Zeroed by writing, not by truncating to 0: a process that still maps the old file
+        # would take a SIGBUS touching a page past its end.
         os.ftruncate(self._fd, self._size)
-        os.pwrite(self._fd, self._header, 0)
+        os.pwrite(self._fd, self._header + bytes(self._size - len(self._header)), 0)
 
     # -- locking -------------------------------------------------------------------------
 
