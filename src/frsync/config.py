@@ -106,7 +106,7 @@ class Settings:
     # Open connections per worker process; past it a new connection is closed at once.
     max_connections: Size = 1000
     # Proxies whose X-Forwarded-For is trusted for the client address (comma-separated IPs
-    # or CIDRs, "*" for any). None: uvicorn's default, 127.0.0.1 only.
+    # or CIDRs, "*" for any). None: no proxy is trusted, X-Forwarded-For is ignored.
     forwarded_allow_ips: str | None = None
     # Where worker processes share their metrics so one scrape sees all of them; `serve`
     # sets it up for --workers > 1. None: this process's numbers only.

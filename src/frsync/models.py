@@ -63,6 +63,7 @@ class FulfillmentRequest(msgspec.Struct, rename="camel"):
 
 
 class HistoryEntry(msgspec.Struct, rename="camel"):
+    id: int  # the entry's id: `beforeId` for the next (older) page
     at: str
     token_id: int
     token_type: str

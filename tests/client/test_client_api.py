@@ -161,3 +161,14 @@ def test_paced_client_never_meets_a_429(make_client: MakeClient) -> None:
         client.get_fulfillment_request(221)
     assert client.stats.rate_limited == 0
     assert client.stats.seconds_paced > 0
+
+
+def test_history_pages_and_iterates_every_entry(make_client: MakeClient) -> None:
+    client = make_client()
+    written = [client.sync_accounting(223, external_accounting_id=f"P-{n}") for n in range(25)]
+    page = client.accounting_history(223)
+    assert len(page) == 20  # the server's default page
+    older = client.accounting_history(223, limit=3, before_id=page[-1].id)
+    assert [entry.request_id for entry in older] == written[::-1][20:23]
+    every = list(client.iter_accounting_history(223, page_size=7))
+    assert [entry.request_id for entry in every] == written[::-1]

@@ -350,8 +350,7 @@ def verify(base: str, token: str, dataset: Dataset, frs: list[int],
     with httpx.Client(base_url=base, headers={"X-API-TOKEN": token}, timeout=30) as client:
         for fr in frs:
             state = client.get(f"/fulfillment-requests/{fr}").raise_for_status().json()
-            history = client.get(f"/fulfillment-requests/{fr}/accounting-sync/history")
-            newest_first = history.raise_for_status().json()
+            newest_first = _whole_history(client, fr)
             values = {state["externalAccountingId"], state["accountingError"]}
             values |= {i["externalAccountingItemId"] for i in state["fulfillmentRequestItems"]}
             if len(values) > 1:
@@ -380,3 +379,16 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def _whole_history(client: httpx.Client, fr: int) -> list[dict[str, Any]]:
+    """Every history entry of `fr`, newest first, read a page (of 100) at a time."""
+    entries: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        answer = client.get(f"/fulfillment-requests/{fr}/accounting-sync/history", params=params)
+        page = answer.raise_for_status().json()
+        entries += page
+        if len(page) < params["limit"]:
+            return entries
+        params["beforeId"] = page[-1]["id"]

@@ -10,6 +10,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from frsync.ratelimit import MemoryStore, RedisStore
+from frsync.ratelimit import MemoryStore, RedisStore, SharedMemoryStore
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -106,16 +107,22 @@ async def redis_stores() -> AsyncIterator[RedisStores]:
     await stores.aclose()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", "shm", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(
     request: pytest.FixtureRequest,
     clock: FakeClock,
     redis_stores: RedisStores,
     caplog: pytest.LogCaptureFixture,
-) -> AsyncIterator[MemoryStore | RedisStore]:
+    tmp_path: Path,
+) -> AsyncIterator[MemoryStore | SharedMemoryStore | RedisStore]:
     """Each backend, on the hand-driven clock (Redis is handed it in place of its TIME)."""
     if request.param == "memory":
         yield MemoryStore(clock=clock)
+        return
+    if request.param == "shm":
+        shared = SharedMemoryStore(str(tmp_path / "buckets"), clock=clock)
+        yield shared
+        await shared.close()
         return
     yield redis_stores.open(timeout=2.0, clock=clock, server_time=clock)
     # A Redis test that quietly fell back to local buckets would prove nothing about Redis.

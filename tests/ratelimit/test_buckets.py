@@ -279,3 +279,60 @@ def test_unknown_scheme_is_refused_without_echoing_the_url():
     with pytest.raises(ValueError, match="'mysql'") as error:
         open_rate_limit_store("mysql://user:s3cret@db/0")
     assert "s3cret" not in str(error.value)
+
+
+@pytest.mark.redis
+async def test_connections_dropped_by_a_redis_restart_are_replaced_without_an_outage(
+    redis_proxy, redis_stores, ratelimit_log
+):
+    """An instant restart leaves every pooled connection stale: each call that meets one
+    tries again on a fresh connection, so the buckets stay in Redis and nothing is logged
+    (before, concurrent calls on stale and fresh connections flapped the state and the log)."""
+    proxy, url = redis_proxy
+    store = redis_stores.open(url, timeout=0.5, backoff=0.05)
+    await asyncio.gather(*(store.hit(f"warm-{n}", CAPACITY, 0.01) for n in range(24)))
+    proxy.switch_off()  # the restart: every connection dropped ...
+    proxy.switch_on()  # ... and Redis back at once
+    for _ in range(CAPACITY - 1):
+        decisions = await asyncio.gather(
+            *(store.hit(f"warm-{n}", CAPACITY, 0.01) for n in range(24))
+        )
+        assert all(d.allowed for d in decisions)
+    # Every bucket went on in Redis: the warm-up hit and these fill it, so the next is refused
+    # (a local bucket would start empty and admit it).
+    assert not (await store.hit("warm-0", CAPACITY, 0.01)).allowed
+    assert await store.status() == "ok"
+    assert [r.getMessage() for r in ratelimit_log.records] == []
+
+
+@pytest.mark.redis
+async def test_answers_that_began_before_an_outage_do_not_end_it(redis_stores, ratelimit_log):
+    """Calls in flight when Redis goes: some fail, others that began earlier still answer,
+    interleaved. Only the first failure changes the state; the recovery is the probe's, once
+    Redis is back: one log line each."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    store = redis_stores.open(timeout=1.0, backoff=0.2)
+    real_script = store._script
+    redis_down = True
+
+    async def interleaved(*, keys, args):
+        delay = float(keys[0].rsplit("-", 1)[1]) / 100
+        await asyncio.sleep(delay)
+        if redis_down and "dead" in keys[0]:
+            raise RedisConnectionError("Connection refused.")
+        return await real_script(keys=keys, args=args)
+
+    store._script = interleaved
+    # dead-1 fails at 10 ms, live-2 answers at 20 ms, dead-3 fails at 30 ms, ...
+    keys = [f"{'dead' if n % 2 else 'live'}-{n}" for n in range(1, 9)]
+    decisions = await asyncio.gather(*(store.hit(key, CAPACITY, RATE) for key in keys))
+    assert all(d.allowed for d in decisions)
+    assert await store.status() == "degraded"  # within the backoff: still down
+    redis_down = False
+    await asyncio.sleep(0.25)
+    assert (await store.hit("after-0", CAPACITY, RATE)).allowed  # the probe: back on Redis
+    assert await store.status() == "ok"
+    messages = [r.getMessage() for r in ratelimit_log.records]
+    assert len(outage_warnings(ratelimit_log)) == 1, messages
+    assert sum("reachable again" in m for m in messages) == 1, messages

@@ -93,7 +93,7 @@ async def test_fifty_concurrent_patches_leave_one_writers_version_and_fifty_entr
     assert [a.status_code for a in answers] == [204] * 50
     fr = (await client.get("/fulfillment-requests/221")).json()
     (winner,) = markers_of(fr)
-    history = (await client.get(f"{SYNC.format(221)}/history")).json()
+    history = (await client.get(f"{SYNC.format(221)}/history?limit=100")).json()
     assert len(history) == 50
     assert history[0]["changes"]["externalAccountingId"]["after"] == winner
     # Serialized writers: each entry's "before" is the previous entry's "after".

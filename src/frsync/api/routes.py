@@ -62,8 +62,8 @@ async def get_fulfillment_request(request: Request, principal: Principal) -> Res
 @authenticated
 async def accounting_history(request: Request, principal: Principal) -> Response:
     fr_id = parse_int(request.path_params[FR_ID], FR_ID)
-    parse_history_query(request.query_params)  # the store pages it in the hardening branch
-    entries = await _store(request).accounting_history(fr_id, principal)
+    page = parse_history_query(request.query_params)
+    entries = await _store(request).accounting_history(fr_id, principal, **page)
     if entries is None:
         raise NotFound("Fulfillment request not found.")
     return _json(entries)

@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
+from frsync import supervisor
 from frsync.cli.common import database_flag, err, migrate_store, settings_from
 from frsync.config import Settings
 from frsync.logs import configure_logging
@@ -61,6 +60,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
              "forwarded_allow_ips": args.forwarded_allow_ips,
              "sandbox": True if args.sandbox else None}  # fmt: skip
     settings, made_dir = _metrics_dir(settings_from(args, **flags))
+    try:
+        settings, made_table = supervisor.shared_rate_limits(settings)
+    except supervisor.ServeConfigError as error:
+        err.print(f"frsync serve: {error}")
+        return 2
     migrate_store(settings)
     _export_for_workers(settings)
     configure_logging()
@@ -69,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mode = ", sandbox" if settings.sandbox else ""
     err.print(f"frsync serving on {where} ({settings.workers} worker(s), {backend} store{mode})")
     try:
-        uvicorn.run(
+        supervisor.run(  # uvicorn.run, closing the listening socket at SIGTERM
             "frsync.cli.server:app_from_env",
             factory=True,
             host=settings.host,
@@ -79,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             http=PROTOCOL,  # httptools, plus header/body deadlines and a connection cap
             access_log=False,
             log_config=None,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
+            **supervisor.proxy_options(settings),  # no proxy trusted unless listed
             # uvicorn takes whole seconds; 0 would mean "do not wait at all".
             timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_seconds)),
             server_header=False,
@@ -87,6 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if made_dir is not None:
             shutil.rmtree(made_dir, ignore_errors=True)
+        supervisor.remove_dir(made_table)
     return 0
 
 
@@ -104,8 +109,8 @@ def register(commands: Any) -> None:
     serve.add_argument("--burst", type=int, help="bucket capacity (default 40)")
     serve.add_argument(
         "--forwarded-allow-ips",
-        help="proxies trusted to set X-Forwarded-For, comma-separated ($FRSYNC_FORWARDED_ALLOW_IPS;"
-        " default 127.0.0.1)",
+        help="proxies trusted to set X-Forwarded-For, comma-separated IPs or CIDRs"
+        " ($FRSYNC_FORWARDED_ALLOW_IPS; default: none, the header is ignored)",
     )
     serve.add_argument(
         "--sandbox",

@@ -27,7 +27,7 @@ from frsync.client._models import (
 )
 from frsync.client._retry import RetryPolicy
 from frsync.client._sender import ClientStats, RetryHook, Sender
-from frsync.contract import MAX_PAGE_SIZE
+from frsync.contract import MAX_HISTORY_LIMIT, MAX_PAGE_SIZE
 
 __all__ = [
     "BASE_URL_VARIABLE",
@@ -217,10 +217,44 @@ class Client:
         )
         return _decode(response, Count).count
 
-    def accounting_history(self, fulfillment_request_id: int) -> list[HistoryEntry]:
-        """The applied accounting-sync requests of one fulfillment request, newest first."""
+    def accounting_history(
+        self,
+        fulfillment_request_id: int,
+        *,
+        limit: int | None = None,
+        before_id: int | None = None,
+    ) -> list[HistoryEntry]:
+        """One page of the applied accounting-sync requests of a fulfillment request, newest
+        first: `limit` entries (server default 20, at most 100) older than `before_id`.
+
+        For the next page pass the last entry's `id` as `before_id`; an empty or short page
+        is the end. `iter_accounting_history` does that for you.
+        """
+        params: dict[str, str] = {}
+        if limit is not None:
+            params["limit"] = str(limit)
+        if before_id is not None:
+            params["beforeId"] = str(before_id)
         path = f"/fulfillment-requests/{fulfillment_request_id}/accounting-sync/history"
-        return _decode(self._sender.request("GET", path), list[HistoryEntry])
+        return _decode(self._sender.request("GET", path, params=params), list[HistoryEntry])
+
+    def iter_accounting_history(
+        self, fulfillment_request_id: int, *, page_size: int = MAX_HISTORY_LIMIT
+    ) -> Iterator[HistoryEntry]:
+        """Every history entry of a fulfillment request, newest first, a page at a time.
+
+        Pages by `beforeId`, so entries added while you read do not shift the pages. Stops
+        at an empty page, not a short one: a server may cap the page size below the ask.
+        """
+        before_id: int | None = None
+        while page := self.accounting_history(
+            fulfillment_request_id, limit=page_size, before_id=before_id
+        ):
+            yield from page
+            last = page[-1].id
+            if last is None:  # a server without entry ids cannot page: it sent everything
+                return
+            before_id = last
 
 
 def base_url_from_env() -> str:

@@ -75,6 +75,8 @@ class HistoryEntry(msgspec.Struct, frozen=True, rename="camel"):
     """One applied accounting-sync request, as the history endpoint lists it (newest first)."""
 
     at: datetime
+    # The entry's id: `before_id` for the next (older) page. None from a server without paging.
+    id: int | None = None
     token_id: int | None = None
     token_type: str | None = None  # "account" | "source" | "channel"
     request_id: str | None = None

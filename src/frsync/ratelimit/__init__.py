@@ -1,7 +1,9 @@
 """Rate-limit stores: token buckets behind one small interface, chosen by URL scheme.
 
-`None` or `memory://` keeps buckets in this process; `redis://`, `rediss://` and `unix://`
-share them through Redis, with in-process buckets as the fallback while Redis is away.
+`None` or `memory://` keeps buckets in this process; `shm:///path` shares them between the
+processes of one host through a memory-mapped table (what `serve --workers N` uses without
+Redis); `redis://`, `rediss://` and `unix://` share them through Redis, with in-process
+buckets as the fallback while Redis is away.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 from frsync.ratelimit.base import Decision, RateLimitStore
 from frsync.ratelimit.memory import Clock, MemoryStore
 from frsync.ratelimit.redis import RedisStore
+from frsync.ratelimit.shared import SharedMemoryStore
 
 __all__ = [
     "BACKENDS",
@@ -19,11 +22,13 @@ __all__ = [
     "MemoryStore",
     "RateLimitStore",
     "RedisStore",
+    "SharedMemoryStore",
     "open_rate_limit_store",
 ]
 
-BACKENDS: dict[str, type[MemoryStore] | type[RedisStore]] = {
+BACKENDS: dict[str, type[MemoryStore] | type[SharedMemoryStore] | type[RedisStore]] = {
     "memory": MemoryStore,
+    "shm": SharedMemoryStore,
     "redis": RedisStore,
     "rediss": RedisStore,
     "unix": RedisStore,

@@ -5,6 +5,19 @@ for every process and host, on Redis's own clock. Redis being unreachable, refus
 silent never holds a request longer than `timeout`: the hit is answered from a local bucket,
 the outage is logged once, `status()` says 'degraded', and Redis is tried again after a short
 backoff — by one request at a time, so a dead Redis is not hammered.
+
+One transition is logged per change of state. After a Redis restart every pooled connection
+is stale and fails once, while calls on fresh connections succeed; without care the state
+flapped (10 "unreachable"/"reachable again" pairs in 0.7 s). So:
+- a call that fails at once on a broken connection (reset, closed: not a timeout) drops the
+  idle pooled connections, likely stale too, and tries once more on a fresh one, within the
+  same `timeout`: a connection reset while Redis is up costs nothing and logs nothing;
+- a call's outcome may change the state only if the call began in the current state
+  (`_epoch`): a success that began before the outage was noticed does not end it, a failure
+  that began before the recovery does not restart it.
+
+A restarted Redis (without persistence) has lost every bucket: each token starts full again,
+an extra burst once per restart (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ from typing import TypeVar
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from frsync.ratelimit.base import Decision
@@ -50,6 +64,9 @@ return {1, string.format('%.17g', tat - now)}
 
 # What a broken, slow or vanished Redis raises (asyncio's TimeoutError is an OSError too).
 FAILURES = (RedisError, OSError, TimeoutError)
+# A connection that is already broken fails at once with one of these (a timeout is not one:
+# a second try could not finish within the same budget).
+BROKEN = (RedisConnectionError, ConnectionError)
 
 
 class RedisStore:
@@ -76,6 +93,7 @@ class RedisStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
+        self._pool = pool
         self._redis: Redis = Redis.from_pool(pool)
         self._script = self._redis.register_script(GCRA_SCRIPT)
         self._fallback = MemoryStore(clock=clock)
@@ -87,6 +105,7 @@ class RedisStore:
         self._down = False
         self._retry_at = 0.0  # while down, Redis is left alone until this clock time
         self._probing = False
+        self._epoch = 0  # bumped at each up/down transition
 
     @classmethod
     def from_url(
@@ -134,25 +153,36 @@ class RedisStore:
             self._probing = False
 
     async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        epoch = self._epoch
         try:
             # Socket timeouts alone do not bound every path (pool waits, connect handshakes,
             # a peer that accepts and never answers); this caps the whole call.
             async with asyncio.timeout(self._timeout):
-                result = await call()
+                try:
+                    result = await call()
+                except BROKEN:
+                    # The pool has dropped the broken connection; drop its idle siblings
+                    # too, so the second try (and every call after) gets a fresh one.
+                    await self._pool.disconnect(inuse_connections=False)
+                    result = await call()
         except FAILURES as exc:
-            self._mark_down(exc)
+            self._mark_down(exc, epoch)
             return None
-        self._mark_up()
+        self._mark_up(epoch)
         return result
 
-    def _mark_down(self, exc: BaseException) -> None:
+    def _mark_down(self, exc: BaseException, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # began before the last transition: says nothing about Redis now
         self._retry_at = self._clock() + self._backoff
         if not self._down:
             self._down = True
+            self._epoch += 1
             reason = str(exc) or type(exc).__name__
             log.warning("Redis rate-limit store unreachable (%s); using in-process buckets", reason)
 
-    def _mark_up(self) -> None:
-        if self._down:
+    def _mark_up(self, epoch: int) -> None:
+        if self._down and epoch == self._epoch:
             self._down = False
+            self._epoch += 1
             log.info("Redis rate-limit store reachable again; buckets are shared again")

@@ -88,9 +88,10 @@ class Store(Protocol):
         ...
 
     async def accounting_history(
-        self, fr_id: int, principal: Principal
+        self, fr_id: int, principal: Principal, *, limit: int = 20, before_id: int | None = None
     ) -> list[HistoryEntry] | None:
-        """Newest first; None when the FR is missing or out of scope."""
+        """At most `limit` entries older than `before_id` (all when None), newest first; None
+        when the FR is missing or out of scope. One index range scan, whatever the length."""
         ...
 
     async def list_fulfillment_requests(

@@ -31,7 +31,7 @@ import asyncpg
 import msgspec
 
 from frsync.config import Settings
-from frsync.domain import Principal
+from frsync.domain import INT64_MAX, Principal
 from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries
@@ -159,11 +159,12 @@ class PostgresStore:
             await connection.execute(write_sql(columns, bool(items)), *args)
 
     async def accounting_history(
-        self, fr_id: int, principal: Principal
+        self, fr_id: int, principal: Principal, *, limit: int = 20, before_id: int | None = None
     ) -> list[HistoryEntry] | None:
         sql = HISTORY_SQL[principal.scope_column]
+        newest = INT64_MAX if before_id is None else before_id - 1
         async with self.acquire() as connection:
-            rows = await connection.fetch(sql, fr_id, principal.scope_id)
+            rows = await connection.fetch(sql, fr_id, principal.scope_id, newest, limit)
         if not rows:
             return None
         return [history_from_row(row) for row in rows if row[0] is not None]

@@ -20,6 +20,7 @@ from frsync.store.base import FrQuery
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_COLUMNS,
+    HISTORY_READ_COLUMNS,
     ITEM_COLUMNS,
     accounting_state,
     group_items,
@@ -121,10 +122,14 @@ GET_SQL = _scoped(
     " LEFT JOIN fulfillment_request_items AS i ON i.fulfillment_request_id = f.id"
     " WHERE f.id = $1 AND f.{scope} = $2 ORDER BY i.id"
 )
-# No rows: no such FR in scope. One row of NULLs: the FR, without history.
+# A page of history ($3: newest id wanted, $4: page size). No rows: no such FR in scope. One
+# row of NULLs: the FR, without entries in that range. LATERAL keeps the page one backward
+# range scan of ix_history_fr_id, however long the history.
 HISTORY_SQL = _scoped(
-    f"SELECT {_cols('h', HISTORY_COLUMNS)} FROM fulfillment_requests AS f"
-    " LEFT JOIN accounting_history AS h ON h.fulfillment_request_id = f.id"
+    f"SELECT {_cols('h', HISTORY_READ_COLUMNS)} FROM fulfillment_requests AS f"
+    " LEFT JOIN LATERAL (SELECT * FROM accounting_history"
+    " WHERE fulfillment_request_id = f.id AND id <= $3::bigint"
+    " ORDER BY id DESC LIMIT $4::bigint) AS h ON true"
     " WHERE f.id = $1 AND f.{scope} = $2 ORDER BY h.id DESC"
 )
 

@@ -50,6 +50,8 @@ SOURCE_COLUMNS = ("id", "account_id", "name")
 CHANNEL_COLUMNS = ("id", "account_id", "name")
 TOKEN_COLUMNS = ("token_hash", "token_type", "scope_id", "label", "created_at")
 HISTORY_COLUMNS = ("at", "token_id", "token_type", "request_id", "changes")
+# What a history read selects: the entry's id, then the columns written.
+HISTORY_READ_COLUMNS = ("id", *HISTORY_COLUMNS)
 
 _STATUSES: dict[str, Status] = {}
 
@@ -109,9 +111,10 @@ _changes_decoder = msgspec.json.Decoder(dict[str, object])
 
 
 def history_from_row(row: Sequence[Any]) -> HistoryEntry:
-    at, token_id, token_type, request_id, changes = row
+    """A row of HISTORY_READ_COLUMNS."""
+    entry_id, at, token_id, token_type, request_id, changes = row
     return HistoryEntry(
-        format_ms(at), token_id, token_type, request_id, _changes_decoder.decode(changes)
+        entry_id, format_ms(at), token_id, token_type, request_id, _changes_decoder.decode(changes)
     )
 
 

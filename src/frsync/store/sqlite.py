@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from frsync.domain import AccountingState, Principal
+from frsync.domain import INT64_MAX, AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries
@@ -33,6 +33,7 @@ from frsync.store.base import (
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_COLUMNS,
+    HISTORY_READ_COLUMNS,
     ITEM_COLUMNS,
     accounting_state,
     fr_from_row,
@@ -56,6 +57,11 @@ _STATE_SQL = (
 _HISTORY_INSERT = (
     f"INSERT INTO accounting_history (fulfillment_request_id, {', '.join(HISTORY_COLUMNS)})"
     " VALUES (?, ?, ?, ?, ?, ?)"
+)
+# A page of history: a backward range scan of ix_history_fr_id (fulfillment_request_id, id).
+_HISTORY_PAGE_SQL = (
+    f"SELECT {', '.join(HISTORY_READ_COLUMNS)} FROM accounting_history"
+    " WHERE fulfillment_request_id = ? AND id <= ? ORDER BY id DESC LIMIT ?"
 )
 _PRINCIPAL_SQL = (
     "SELECT id, token_type, scope_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL"
@@ -174,20 +180,18 @@ class SqliteStore:
         await self._transaction(lambda db: _apply_sync(db, fr_id, plan, audit))
 
     async def accounting_history(
-        self, fr_id: int, principal: Principal
+        self, fr_id: int, principal: Principal, *, limit: int = 20, before_id: int | None = None
     ) -> list[HistoryEntry] | None:
         owner_sql = (
             f"SELECT 1 FROM fulfillment_requests WHERE id = ? AND {principal.scope_column} = ?"
         )
+        # `id <= before - 1` rather than `id < before`, so "no bound" is INT64_MAX exactly.
+        newest = INT64_MAX if before_id is None else before_id - 1
 
         def read(db: sqlite3.Connection) -> list[HistoryEntry] | None:
             if db.execute(owner_sql, (fr_id, principal.scope_id)).fetchone() is None:
                 return None
-            rows = db.execute(
-                f"SELECT {', '.join(HISTORY_COLUMNS)} FROM accounting_history"
-                " WHERE fulfillment_request_id = ? ORDER BY id DESC",
-                (fr_id,),
-            ).fetchall()
+            rows = db.execute(_HISTORY_PAGE_SQL, (fr_id, newest, limit)).fetchall()
             return [history_from_row(row) for row in rows]
 
         return await self._query(read)

@@ -1,0 +1,113 @@
+"""What `frsync serve` adds around uvicorn for several workers on one host: one rate-limit
+table they share, a supervisor that shuts the door at SIGTERM, and proxy trust off by default.
+
+- **Rate limits** (SPEC §4): without Redis, each worker process would keep its own buckets
+  and a token would get `workers` times its limit. With `--workers` > 1 and no Redis URL,
+  `serve` creates a shared-memory table (`ratelimit/shared.py`) and hands its `shm://` URL to
+  the workers; an explicit `memory://` with several workers is refused (exit 2).
+- **Shutdown**: uvicorn's supervisor keeps the listening socket open until it exits, so after
+  SIGTERM the kernel went on queueing new connections that no worker would ever accept: they
+  hung for the whole grace period and were then reset. `ClosingMultiprocess` closes its copy
+  of the socket in the signal handler and passes SIGTERM to the workers at once; each worker
+  closes its own copy as its shutdown starts (uvicorn `Server.shutdown`), so new connections
+  are refused within a worker's event-loop tick (~0.1 s) while requests in flight finish or
+  get their 503 as before.
+- **X-Forwarded-For**: uvicorn believes it from 127.0.0.1 unless told otherwise, which let
+  anything on the host pick its own client address and dodge the per-address limit on bad
+  tokens. No proxy is trusted unless `--forwarded-allow-ips` names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from frsync.config import Settings
+
+log = logging.getLogger("frsync.server")
+# mkdtemp below makes a private (0700) directory in it, so a shared /dev/shm is safe.
+_SHM = Path("/dev/shm")  # noqa: S108
+
+
+class ServeConfigError(ValueError):
+    """A setting `serve` cannot honour; the message says which and why (exit 2)."""
+
+
+def shared_rate_limits(settings: Settings) -> tuple[Settings, str | None]:
+    """Settings whose rate-limit store every worker shares, and a directory to remove
+    afterwards (one made here). One worker, or a Redis URL: unchanged."""
+    if settings.workers <= 1:
+        return settings, None
+    scheme = urlsplit(settings.redis_url or "").scheme.lower()
+    if scheme == "memory":
+        raise ServeConfigError(
+            f"FRSYNC_REDIS_URL=memory:// with --workers {settings.workers}: in-process buckets"
+            " would give each token its limit once per worker; leave the URL unset (the"
+            " workers then share one table on this host) or use redis://"
+        )
+    if scheme:
+        return settings, None  # Redis (or a table the operator set up): already shared
+    # /dev/shm is memory, not disk: the table's pages never wait on I/O.
+    where = str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
+    made = tempfile.mkdtemp(prefix="frsync-ratelimit-", dir=where)
+    url = f"shm://{Path(made).resolve() / 'buckets'}"
+    return dataclasses.replace(settings, redis_url=url), made
+
+
+def remove_dir(made: str | None) -> None:
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: X-Forwarded-For believed only from the listed proxies."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
+
+
+class ClosingMultiprocess(Multiprocess):
+    """uvicorn's supervisor, except that SIGTERM/SIGINT close the listening sockets and
+    stop the workers at once (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+
+    def _stop(self, sig: int, frame: FrameType | None) -> None:
+        # A Python-level handler runs on the main thread between bytecodes, so closing a
+        # socket here is safe; the supervisor loop then wakes from its wait at once.
+        for sock in self.sockets:
+            sock.close()
+        if not self.should_exit.is_set():
+            log.info("%s: listening socket closed; stopping workers", signal.Signals(sig).name)
+        self.should_exit.set()
+
+
+def run(app: str, **options: Any) -> None:
+    """`uvicorn.run(app, **options)`, with `ClosingMultiprocess` as the supervisor when there
+    are several workers."""
+    if options.get("workers", 1) <= 1:
+        uvicorn.run(app, **options)
+        return
+    config = uvicorn.Config(app, **options)
+    sock = config.bind_socket()
+    try:
+        ClosingMultiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C
+        pass
+    finally:
+        sock.close()
