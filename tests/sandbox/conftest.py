@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -10,11 +11,18 @@ import pytest
 from starlette.applications import Starlette
 
 from frsync.config import Settings
-from tests.support import OPERATOR_TOKEN, make_settings, running_app
+from tests.support import OPERATOR_TOKEN, make_settings, run_sql, running_app
+
+SANDBOX_TABLES = (
+    "sandbox_baseline_frs, sandbox_baseline_items, sandbox_state, sandbox_tenants,"
+    " sandbox_faults, sandbox_journal"
+)
 
 
 @pytest.fixture
 def sandbox_settings(tmp_path: Path, database_url: str) -> Settings:
+    if database_url.startswith("postgresql"):  # the shared test database keeps these tables
+        asyncio.run(run_sql(database_url, f"TRUNCATE {SANDBOX_TABLES} RESTART IDENTITY"))
     return make_settings(tmp_path, database_url=database_url, sandbox=True)
 
 

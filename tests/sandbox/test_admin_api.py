@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from frsync.config import Settings
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, SYNCED, add_rule, problem
 from tests.support import OPERATOR_TOKEN, TOKENS, make_settings, running_app
@@ -62,7 +61,9 @@ async def test_admin_api_is_not_rate_limited(tmp_path: Path, database_url: str) 
     async with running_app(settings) as app:
         transport = httpx.ASGITransport(app=app)
         headers = {"X-API-TOKEN": OPERATOR_TOKEN}
-        async with httpx.AsyncClient(transport=transport, base_url="http://x", headers=headers) as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://x", headers=headers
+        ) as c:
             answers = [(await c.get("/__admin/faults")).status_code for _ in range(10)]
     assert answers == [200] * 10
 
@@ -82,8 +83,14 @@ BAD_RULES = {
     "unknown top-level key": ({"action": {"status": 500}, "time": 2}, "time"),
     "drop false": ({"action": {"drop": False}}, "action.drop"),
     "drop with a status": ({"action": {"drop": True, "status": 500}}, "action"),
-    "bad token type": ({"match": {"tokenType": "operator"}, "action": {"status": 500}}, "match.tokenType"),
-    "fr id as a string": ({"match": {"fulfillmentRequestId": "221"}, "action": {"status": 500}}, "match.fulfillmentRequestId"),
+    "bad token type": (
+        {"match": {"tokenType": "operator"}, "action": {"status": 500}},
+        "match.tokenType",
+    ),
+    "fr id as a string": (
+        {"match": {"fulfillmentRequestId": "221"}, "action": {"status": 500}},
+        "match.fulfillmentRequestId",
+    ),
     "not an object": ([1, 2], ""),
 }
 
@@ -128,13 +135,15 @@ BAD_TENANTS = {
 
 @pytest.mark.parametrize(("body", "field"), BAD_TENANTS.values(), ids=BAD_TENANTS.keys())
 async def test_bad_tenant_request_is_refused_naming_the_field(
-    admin: httpx.AsyncClient, body: object, field: str, sandbox_settings: Settings
+    admin: httpx.AsyncClient, body: object, field: str
 ) -> None:
+    one = {"fulfillmentRequests": 1, "itemsPerRequest": 1}
+    first = (await admin.post("/__admin/tenants", json=one)).json()
     answer = problem(await admin.post("/__admin/tenants", json=body), 400)
     assert field in [error["field"] for error in answer["errors"]]
-    # Nothing was made: the next tenant's ids are the very first ones.
-    tenant = (await admin.post("/__admin/tenants", json={"fulfillmentRequests": 1})).json()
-    assert tenant["accountId"] == 1_000_000_000_000
+    # Nothing was made, not even an id taken: the next tenant follows the first directly.
+    second = (await admin.post("/__admin/tenants", json=one)).json()
+    assert second["accountId"] == first["accountId"] + 5
 
 
 @pytest.mark.parametrize(
