@@ -32,7 +32,10 @@ def operator_only(handler: Endpoint) -> Endpoint:
 
     @wraps(handler)
     async def route(request: Request) -> Response:
-        principal, _ = await request.app.state.gatekeeper.identify(request)
+        try:
+            principal, _ = await request.app.state.gatekeeper.identify(request)
+        except Unauthenticated:
+            raise Unauthenticated(OPERATOR_ONLY) from None
         if not principal.is_operator:
             raise Unauthenticated(OPERATOR_ONLY)
         return await handler(request)
