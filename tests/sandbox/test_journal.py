@@ -7,10 +7,11 @@ import json
 import httpx
 import pytest
 
+from frsync.config import Settings
 from frsync.store import sandbox_postgres, sandbox_sqlite
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, SYNCED, add_rule
-from tests.support import OPERATOR_TOKEN, TOKENS
+from tests.support import OPERATOR_TOKEN, TOKENS, running_app
 
 FIELDS = {"id", "at", "method", "path", "query", "status", "durationMs", "requestId",
           "tokenId", "tokenType", "body"}  # fmt: skip
@@ -132,3 +133,22 @@ async def test_journal_keeps_only_the_newest_entries(
             await api.get(f"/fulfillment-requests/{fr_id}")
     paths = [e["path"] for e in await _journal(admin, "?limit=1000")]
     assert paths == [f"/fulfillment-requests/{i}" for i in (225, 224, 223)]
+
+
+async def test_entry_is_in_the_shared_journal_when_the_answer_arrives(
+    sandbox_settings: Settings, connect: Connect
+) -> None:
+    """Another app on the same database stands in for another worker: the entry is there
+    the moment the answer is, for every request, with no wait."""
+    async with running_app(sandbox_settings, fixture=None) as other_worker:
+        transport = httpx.ASGITransport(app=other_worker)
+        headers = {"X-API-TOKEN": OPERATOR_TOKEN}
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://b", headers=headers) as admin,
+            connect(TOKENS["account1"]) as api,
+        ):
+            for n in range(5):
+                answer = await api.patch(PATCH_221, json={"externalAccountingId": f"QB-{n}"})
+                [newest] = (await admin.get("/__admin/requests?limit=1")).json()
+                assert newest["requestId"] == answer.headers["x-request-id"]
+                assert newest["body"] == {"externalAccountingId": f"QB-{n}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -150,3 +151,48 @@ async def test_tenant_sizes_at_the_bounds_are_accepted(admin: httpx.AsyncClient,
     body = {"fulfillmentRequests": size, "itemsPerRequest": 1}
     tenant = (await admin.post("/__admin/tenants", json=body)).json()
     assert len(tenant["fulfillmentRequestIds"]) == size
+
+
+async def test_database_loaded_before_sandbox_mode_existed_resets_to_its_state_at_upgrade(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+
+    from frsync.store import migrate
+    from frsync.store.upgrade import alembic_config
+    from frsync.tokens import hash_token
+
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    command.upgrade(alembic_config(url), "0002")
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO accounts VALUES (1, 'A')")
+        db.execute("INSERT INTO sources VALUES (10, 1, 'S')")
+        db.execute(
+            "INSERT INTO fulfillment_requests (id, fulfillment_request_number, account_id,"
+            " source_id, order_id, status, generated_at, updated_at, accounting_error)"
+            " VALUES (221, 'FR-221', 1, 10, 1, 'Processed', 0, 0, 'old error')"
+        )
+        for token, kind, scope in (
+            (TOKENS["account1"], "account", 1),
+            (OPERATOR_TOKEN, "operator", 0),
+        ):
+            db.execute(
+                "INSERT INTO api_tokens (token_hash, token_type, scope_id, created_at)"
+                " VALUES (?, ?, ?, 0)",
+                (hash_token(token), kind, scope),
+            )
+    migrate(url)
+    settings = make_settings(tmp_path, database_url=url, sandbox=True)
+    async with running_app(settings, fixture=None) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://x",
+                              headers={"X-API-TOKEN": TOKENS["account1"]}) as api,
+            httpx.AsyncClient(transport=transport, base_url="http://x",
+                              headers={"X-API-TOKEN": OPERATOR_TOKEN}) as admin,
+        ):  # fmt: skip
+            assert (await api.patch(PATCH_221, json={"accountingError": None})).status_code == 204
+            assert (await admin.post("/__admin/reset")).status_code == 204
+            fr = (await api.get("/fulfillment-requests/221")).json()
+    assert fr["accountingError"] == "old error"

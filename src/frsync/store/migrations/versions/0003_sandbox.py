@@ -19,6 +19,21 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_BASELINE_COLUMNS = (
+    "accounting_synced, external_accounting_id, accounting_error, accounting_synced_at, updated_at"
+)
+# A database loaded before this revision gets its current state as the reset baseline (every
+# later load takes a new one; see frsync/store/sandbox_base.py). Copied, not imported, so
+# this revision keeps doing the same whatever the code becomes.
+_TAKE_BASELINE = (
+    f"INSERT INTO sandbox_baseline_frs (id, {_BASELINE_COLUMNS})"
+    f" SELECT id, {_BASELINE_COLUMNS} FROM fulfillment_requests",
+    "INSERT INTO sandbox_baseline_items (id, fulfillment_request_id, external_accounting_item_id)"
+    " SELECT id, fulfillment_request_id, external_accounting_item_id"
+    " FROM fulfillment_request_items",
+    "INSERT INTO sandbox_state (name, value)"
+    " SELECT 'baseline_history_id', COALESCE(MAX(id), 0) FROM accounting_history",
+)
 
 
 def upgrade() -> None:
@@ -76,6 +91,8 @@ def upgrade() -> None:
         sa.Column("body_truncated", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    for statement in _TAKE_BASELINE:
+        op.execute(statement)
 
 
 def downgrade() -> None:
