@@ -143,20 +143,35 @@ TAKE_BASELINE = (
     " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 )
 BASELINE_MARK_SQL = f"SELECT value FROM sandbox_state WHERE name = '{BASELINE_MARK}'"
-_TOUCHED = "SELECT fulfillment_request_id FROM accounting_history WHERE id > ?"
-# Each takes the baseline mark: only FRs with history since the baseline changed.
-RESTORE = (
-    "UPDATE fulfillment_requests SET accounting_synced = b.accounting_synced,"
-    " external_accounting_id = b.external_accounting_id, accounting_error = b.accounting_error,"
-    " accounting_synced_at = b.accounting_synced_at, updated_at = b.updated_at"
-    " FROM sandbox_baseline_frs b"
-    f" WHERE b.id = fulfillment_requests.id AND fulfillment_requests.id IN ({_TOUCHED})",
-    "UPDATE fulfillment_request_items"
-    " SET external_accounting_item_id = b.external_accounting_item_id"
-    " FROM sandbox_baseline_items b WHERE b.id = fulfillment_request_items.id"
-    f" AND fulfillment_request_items.fulfillment_request_id IN ({_TOUCHED})",
-    "DELETE FROM accounting_history WHERE id > ?",
-)
+# The FRs with history since the baseline: only they can differ from it.
+TOUCHED = "SELECT DISTINCT fulfillment_request_id FROM accounting_history WHERE id > ?"
+_FR_FIELDS = ("accounting_synced", "external_accounting_id", "accounting_error",
+              "accounting_synced_at", "updated_at")  # fmt: skip
+
+
+def restore(differs: str, touched: str) -> tuple[str, str]:
+    """Two statements putting back the FRs and items of the FRs `touched` names, writing
+    only rows that differ. `differs` is the backend's null-safe "not equal" (`IS NOT` on
+    SQLite, `IS DISTINCT FROM` on PostgreSQL); `touched` is `IN (TOUCHED)` (taking the
+    baseline mark) or `= ANY(?)` (taking the FR ids)."""
+    fr_changed = " OR ".join(f"fulfillment_requests.{c} {differs} b.{c}" for c in _FR_FIELDS)
+    item = "fulfillment_request_items.external_accounting_item_id"
+    return (
+        "UPDATE fulfillment_requests SET "
+        + ", ".join(f"{c} = b.{c}" for c in _FR_FIELDS)
+        + " FROM sandbox_baseline_frs b WHERE b.id = fulfillment_requests.id"
+        f" AND fulfillment_requests.id {touched} AND ({fr_changed})",
+        f"UPDATE fulfillment_request_items SET external_accounting_item_id ="
+        " b.external_accounting_item_id FROM sandbox_baseline_items b"
+        " WHERE b.id = fulfillment_request_items.id"
+        f" AND fulfillment_request_items.fulfillment_request_id {touched}"
+        f" AND {item} {differs} b.external_accounting_item_id",
+    )
+
+
+FORGET_HISTORY = "DELETE FROM accounting_history WHERE id > ?"
+
+
 CLEAR_RULES = "DELETE FROM sandbox_faults"
 CLEAR_JOURNAL = "DELETE FROM sandbox_journal"
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the store imports this module for `take_baseline`
     from frsync.store.sqlite import SqliteStore
 
 
+_RESTORE = (*sql.restore("IS NOT", f"IN ({sql.TOUCHED})"), sql.FORGET_HISTORY)
+
+
 def take_baseline(db: sqlite3.Connection) -> None:
     """Inside a load's transaction: remember what the load leaves, for `reset`."""
     for statement in sql.TAKE_BASELINE:
@@ -34,7 +37,7 @@ def _reset(db: sqlite3.Connection) -> None:
             db.execute(statement, params)
     row = db.execute(sql.BASELINE_MARK_SQL).fetchone()
     if row is not None:  # no load since sandbox mode existed: nothing to go back to
-        for statement in sql.RESTORE:
+        for statement in _RESTORE:
             db.execute(statement, (row[0],))
     db.execute(sql.CLEAR_RULES)
     db.execute(sql.CLEAR_JOURNAL)
