@@ -5,6 +5,8 @@ docs page's example, verbatim."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +134,15 @@ def test_sandbox_refuses_bad_rules_with_the_servers_message(running_sandbox: San
         pytest.raises(SandboxError, match="401 The sandbox admin API takes an operator token"),
     ):
         stranger.reset()
+
+
+def test_testing_package_imports_nothing_of_the_server() -> None:
+    code = (
+        "import sys, frsync.testing, frsync.testing.plugin\n"
+        "server = ('starlette', 'uvicorn', 'asyncpg', 'sqlalchemy', 'frsync.api', 'frsync.store',"
+        " 'frsync.sandbox', 'frsync.domain')\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(server))\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
