@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from frsync.api.auth import PRINCIPAL_SCOPE_KEY
 from frsync.models import format_ms, now_ms
 from frsync.sandbox.faults import DROP_SCOPE_KEY
-from frsync.store.sandbox_base import JOURNAL_COLUMNS, JournalEntry, SandboxStore
+from frsync.store.sandbox_base import JournalEntry, SandboxStore
+from frsync.store.sandbox_sql import JOURNAL_COLUMNS
 
 BODY_KEEP = 64 * 1024
 FR_PREFIX = "/fulfillment-requests"

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from frsync.models import TokenType, now_ms
-from frsync.store import sandbox_base as sql
+from frsync.store import sandbox_sql as sql
 from frsync.store.sandbox_base import (
     JOURNAL_KEEP,
+    NEXT_ID,
+    TENANT_ID_BASE,
     JournalEntry,
     JournalFilter,
     StoredRule,
@@ -79,7 +81,7 @@ class PostgresSandboxStore:
         count = plan.id_count
         async with self._store._transaction() as connection:
             last = await connection.fetchval(
-                pg(sql.RESERVE_IDS), sql.NEXT_ID, sql.TENANT_ID_BASE + count, count
+                pg(sql.RESERVE_IDS), NEXT_ID, TENANT_ID_BASE + count, count
             )
             ids, rows = sql.tenant_rows(plan, int(last) - count)
             for kind, statement in sql.TENANT_SQL.items():

@@ -7,9 +7,11 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from frsync.models import TokenType, now_ms
-from frsync.store import sandbox_base as sql
+from frsync.store import sandbox_sql as sql
 from frsync.store.sandbox_base import (
     JOURNAL_KEEP,
+    NEXT_ID,
+    TENANT_ID_BASE,
     JournalEntry,
     JournalFilter,
     StoredRule,
@@ -45,9 +47,7 @@ def _reset(db: sqlite3.Connection) -> None:
 
 def _create_tenant(db: sqlite3.Connection, plan: TenantPlan) -> TenantIds:
     count = plan.id_count
-    (last,) = db.execute(
-        sql.RESERVE_IDS, (sql.NEXT_ID, sql.TENANT_ID_BASE + count, count)
-    ).fetchone()
+    (last,) = db.execute(sql.RESERVE_IDS, (NEXT_ID, TENANT_ID_BASE + count, count)).fetchone()
     ids, rows = sql.tenant_rows(plan, int(last) - count)
     for kind, statement in sql.TENANT_SQL.items():
         db.executemany(statement, rows[kind])
