@@ -3,6 +3,7 @@ input refused whole with the field named."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -130,6 +131,8 @@ BAD_TENANTS = {
     "51 items": ({"itemsPerRequest": 51}, "itemsPerRequest"),
     "a boolean": ({"fulfillmentRequests": True}, "fulfillmentRequests"),
     "unknown key": ({"frs": 3}, "frs"),
+    "null": (None, ""),
+    "a list": ([10], ""),
 }
 
 
@@ -139,7 +142,9 @@ async def test_bad_tenant_request_is_refused_naming_the_field(
 ) -> None:
     one = {"fulfillmentRequests": 1, "itemsPerRequest": 1}
     first = (await admin.post("/__admin/tenants", json=one)).json()
-    answer = problem(await admin.post("/__admin/tenants", json=body), 400)
+    raw = json.dumps(body)  # `null` too, which json=None would not send
+    headers = {"Content-Type": "application/json"}
+    answer = problem(await admin.post("/__admin/tenants", content=raw, headers=headers), 400)
     assert field in [error["field"] for error in answer["errors"]]
     # Nothing was made, not even an id taken: the next tenant follows the first directly.
     second = (await admin.post("/__admin/tenants", json=one)).json()

@@ -49,8 +49,7 @@ def _count(
 
 
 def tenant_plan(body: Any) -> tuple[int, int]:
-    """(FRs, items per FR) from the POST /__admin/tenants body (`None`: all defaults)."""
-    body = {} if body is None else body
+    """(FRs, items per FR) from the POST /__admin/tenants body (`{}`: the defaults)."""
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.", [FieldError("", "not an object")])
     errors = [FieldError(key, unknown_key(key, _TENANT_KEYS)) for key in body

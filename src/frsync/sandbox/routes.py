@@ -61,7 +61,7 @@ async def _body(request: Request, *, required: bool) -> Any:
     if not raw.strip():
         if required:
             raise InvalidRequest("A JSON body is required.", [FieldError("", "missing body")])
-        return None
+        return {}  # no body: every field takes its default (a JSON `null` is refused)
     check_json_content_type(request)
     try:
         return msgspec.json.decode(raw)
