@@ -47,10 +47,15 @@ async def test_journal_never_holds_a_token(admin: httpx.AsyncClient, connect: Co
         await api.patch(PATCH_221, json={"externalAccountingId": TOKENS["source10"][:5]})
     async with connect("a-token-that-does-not-exist-123") as stranger:
         await stranger.get("/fulfillment-requests/221")
+    async with connect(TOKENS["account1"]) as api:  # a token where none belongs, still kept out
+        await api.get(f"/fulfillment-requests?X-API-TOKEN={TOKENS['account2']}&sinceId=1")
     raw = (await admin.get("/__admin/requests")).text
-    for secret in (TOKENS["account1"], OPERATOR_TOKEN, "a-token-that-does-not-exist-123"):
+    for secret in (TOKENS["account1"], TOKENS["account2"], OPERATOR_TOKEN,
+                   "a-token-that-does-not-exist-123"):  # fmt: skip
         assert secret not in raw
-    assert json.loads(raw)[0]["status"] == 401 and json.loads(raw)[0]["tokenId"] is None
+    entries = json.loads(raw)
+    assert entries[0]["query"] == "X-API-TOKEN=[redacted]&sinceId=1"
+    assert entries[1]["status"] == 401 and entries[1]["tokenId"] is None
 
 
 async def test_journal_has_the_body_when_a_forced_answer_came_first(

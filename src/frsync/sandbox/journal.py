@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_plus
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +34,7 @@ CLOSE_SCOPE_KEY = "frsync.close"
 # How long to wait for a body the app never read (a rule answered before it was needed).
 _LATE_BODY_SECONDS = 2.0
 log = logging.getLogger("frsync.sandbox")
+_SECRET_NAME = re.compile(r"token|auth|key|secret|passw", re.IGNORECASE)
 
 
 class _Body:
@@ -112,7 +115,7 @@ class SandboxMiddleware:
         text, truncated = body.json()
         entry = JournalEntry(
             at=now_ms(), method=scope["method"], path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"), status=status,
+            query=redacted(scope.get("query_string", b"").decode("latin-1")), status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             request_id=scope.get("state", {}).get("request_id", ""),
             token_id=None if principal is None else principal.token_id,
@@ -124,6 +127,19 @@ class SandboxMiddleware:
         except Exception:
             # The journal is a test aid: losing an entry must not lose the answer.
             log.exception("could not write the request journal entry")
+
+
+def redacted(query: str) -> str:
+    """The query string as sent, but the value of any parameter named like a credential
+    (`token`, `api_key`, …): no FR endpoint reads one there, yet a client may put one."""
+    if not _SECRET_NAME.search(query):
+        return query
+    parts = []
+    for part in query.split("&"):
+        name, sep, _ = part.partition("=")
+        secret = sep and _SECRET_NAME.search(unquote_plus(name))
+        parts.append(f"{name}=[redacted]" if secret else part)
+    return "&".join(parts)
 
 
 async def _drop(scope: Scope) -> None:
