@@ -239,6 +239,7 @@ def method() -> list[str]:
 
 
 READ_SIDE = Path(__file__).parent / "results" / "read_side.md"
+SANDBOX = Path(__file__).parent / "results" / "sandbox.md"
 # Changes made after profiling, with the A/B figures measured when each went in (8 s wrk runs
 # of bench/scenarios.py's SQLite PATCH scenario, same machine, minutes apart).
 PROFILE_CHANGES = [
@@ -271,6 +272,13 @@ def read_side_section() -> list[str]:
     return [READ_SIDE.read_text().rstrip(), ""]
 
 
+def sandbox_section() -> list[str]:
+    """`bench/sandbox_reset.py` (reset time, PATCH cost of sandbox mode) writes its own."""
+    if not SANDBOX.exists():
+        return ["## Sandbox mode", "", "Pending: run `python bench/sandbox_reset.py`.", ""]
+    return [SANDBOX.read_text().rstrip(), ""]
+
+
 def write(run: Run, path: Path) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
@@ -293,6 +301,7 @@ def write(run: Run, path: Path) -> None:
         "## Profile of the PATCH path", "", *profile_section(run), "",
         "## What the profile led to", "", *PROFILE_CHANGES, "",
         "## SQLAlchemy Core vs raw sqlite3 (the PATCH transaction)", "", *core_section(run), "",
+        *sandbox_section(),
         *read_side_section(),
     ]  # fmt: skip
     if run.setup_seconds:

@@ -105,6 +105,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # Sandbox fault rules may end a request with no answer at all (frsync.sandbox.journal).
+        self.scope["frsync.close"] = self.transport.close  # type: ignore[typeddict-unknown-key]
         if self._deadline is None:  # a later request on a kept-alive connection
             self._arm(self.header_timeout, head=True)
 

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from frsync import sandbox
 from frsync.api.auth import Gatekeeper, TokenCache
 from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
@@ -56,7 +58,8 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
         app.state.store = store
         app.state.limiter = limiter
         tokens = TokenCache(store, settings.token_cache_seconds, clock)
-        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter)
+        faults = sandbox.start(app.state, settings.database_url) if settings.sandbox else None
+        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults)
         app.state.metrics = metrics
         publisher = None
         if settings.metrics_dir:
@@ -74,11 +77,12 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
 
     metrics = Metrics(settings.metrics_dir)
     routes = [*ROUTES, DOCS_ROUTE] if settings.docs_enabled else ROUTES
+    middleware = [Middleware(RequestContext, log_requests=settings.log_requests, metrics=metrics)]
+    handlers: dict[Any, Any] = {FrsyncError: _on_error, HTTPException: _on_http_error}
+    if settings.sandbox:  # without it, no /__admin route exists: those paths are plain 404s
+        routes = [*sandbox.routes(), *routes]
+        middleware += sandbox.middleware()
+        handlers |= sandbox.EXCEPTION_HANDLERS
     return Starlette(
-        routes=routes,
-        middleware=[
-            Middleware(RequestContext, log_requests=settings.log_requests, metrics=metrics)
-        ],
-        exception_handlers={FrsyncError: _on_error, HTTPException: _on_http_error},
-        lifespan=lifespan,
+        routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )

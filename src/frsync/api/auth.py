@@ -22,6 +22,7 @@ from frsync.store import Store
 from frsync.tokens import hash_token
 
 POOL_SCOPE_KEY = "frsync.pool"  # the Decision, for the middleware to turn into headers
+PRINCIPAL_SCOPE_KEY = "frsync.principal"  # who called, for the sandbox's request journal
 UNAUTHENTICATED = "A valid API token is required in the X-API-TOKEN header."
 OPERATOR_REFUSED = (
     "This is an operator token: it opens the console and the sandbox admin API, not the"
@@ -32,6 +33,8 @@ _OWS = " \t"
 _MAX_CACHED = 100_000
 
 Handler = Callable[[Request, Principal], Awaitable[Response]]
+# Sandbox fault rules: may delay, or raise to answer in the request's place (sandbox/faults.py).
+FaultHook = Callable[[Request, Principal], Awaitable[None]]
 
 
 class TokenCache:
@@ -85,10 +88,17 @@ def bucket_key(token_hash: bytes) -> str:
 
 
 class Gatekeeper:
-    def __init__(self, settings: Settings, tokens: TokenCache, limiter: RateLimitStore):
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenCache,
+        limiter: RateLimitStore,
+        faults: FaultHook | None = None,
+    ):
         self._settings = settings
         self._tokens = tokens
         self._limiter = limiter
+        self._faults = faults
 
     async def identify(self, request: Request) -> tuple[Principal, str]:
         """The live token's principal (any type) and its bucket key; Unauthenticated (or, for
@@ -99,6 +109,7 @@ class Gatekeeper:
         if principal is None or token_hash is None:
             await self._slow_down_guessing(request)
             raise Unauthenticated(UNAUTHENTICATED)
+        request.scope[PRINCIPAL_SCOPE_KEY] = principal
         return principal, bucket_key(token_hash)
 
     async def admit(self, request: Request) -> Principal:
@@ -106,6 +117,8 @@ class Gatekeeper:
         principal, bucket = await self.identify(request)
         if principal.is_operator:
             raise Unauthenticated(OPERATOR_REFUSED)
+        if self._faults is not None:  # sandbox mode: after the token, before the bucket
+            await self._faults(request, principal)
         await self.charge(request, bucket)
         return principal
 

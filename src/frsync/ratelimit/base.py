@@ -24,6 +24,10 @@ class RateLimitStore(Protocol):
         """Take one token from `key`'s bucket if there is one; a refused hit costs nothing."""
         ...
 
+    async def reset(self) -> None:
+        """Every bucket full again (sandbox reset)."""
+        ...
+
     async def status(self) -> str:
         """'ok', or 'degraded' when a shared store is unreachable and buckets are local."""
         ...

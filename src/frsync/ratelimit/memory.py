@@ -97,6 +97,10 @@ class MemoryStore:
             self._tat[key] = tat
         return decision
 
+    async def reset(self) -> None:
+        """Every bucket full again: a key not held is a full bucket."""
+        self._tat.clear()
+
     async def status(self) -> str:
         """Always 'ok': there is nothing to reach."""
         return "ok"

@@ -62,6 +62,8 @@ redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', ttl)
 return {1, string.format('%.17g', tat - now)}
 """
 
+# A reset walks every key under the prefix: more than one hit's worth of time.
+_RESET_TIMEOUT = 5.0
 # What a broken, slow or vanished Redis raises (asyncio's TimeoutError is an OSError too).
 FAILURES = (RedisError, OSError, TimeoutError)
 # A connection that is already broken fails at once with one of these (a timeout is not one:
@@ -121,6 +123,23 @@ class RedisStore:
         if decision is None:
             return self._fallback.hit_now(key, capacity, rate)
         return decision
+
+    async def reset(self) -> None:
+        """Every bucket full again: delete this store's keys (those under its prefix, found
+        with SCAN, never a FLUSHDB), and the local fallback buckets."""
+        await self._fallback.reset()
+        try:
+            async with asyncio.timeout(_RESET_TIMEOUT):
+                batch: list[bytes] = []
+                async for key in self._redis.scan_iter(match=self._prefix + "*", count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        await self._redis.unlink(*batch)
+                        batch = []
+                if batch:
+                    await self._redis.unlink(*batch)
+        except FAILURES as exc:
+            self._mark_down(exc)
 
     async def status(self) -> str:
         """'ok' when Redis answers a PING in time, else 'degraded' (buckets are local)."""

@@ -34,7 +34,7 @@ from frsync.config import Settings
 from frsync.domain import INT64_MAX, Principal
 from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
-from frsync.store import queries
+from frsync.store import queries, sandbox_postgres
 from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, PlanFn, TokenInfo
 from frsync.store.postgres_errors import BROKEN, load_errors, translated
 from frsync.store.postgres_sql import (
@@ -192,6 +192,7 @@ class PostgresStore:
                     for sql, rows in queries.load_statements(batch, placeholder=dollar):
                         if rows:
                             await connection.executemany(sql, rows)
+            await sandbox_postgres.take_baseline(connection)  # what a sandbox reset goes back to
 
     async def create_token(
         self, token_hash: bytes, token_type: TokenType, scope_id: int, label: str | None

@@ -150,3 +150,66 @@ accounting_history = Table(
     Column("changes", Text, nullable=False),  # JSON: field -> {before, after}
     Index("ix_history_fr_id", "fulfillment_request_id", "id"),
 )
+
+# Sandbox mode (frsync.sandbox). The baseline is what the last load left: `reset` puts the
+# accounting fields of every FR changed since back from it.
+sandbox_baseline_frs = Table(
+    "sandbox_baseline_frs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("accounting_synced", Boolean),
+    Column("external_accounting_id", String(255)),
+    Column("accounting_error", Text),
+    Column("accounting_synced_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+sandbox_baseline_items = Table(
+    "sandbox_baseline_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("fulfillment_request_id", BigInteger, nullable=False),
+    Column("external_accounting_item_id", String(255)),
+)
+
+# Named counters: the history id the baseline was taken at, the next tenant id.
+sandbox_state = Table(
+    "sandbox_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+sandbox_tenants = Table(
+    "sandbox_tenants",
+    metadata,
+    Column("account_id", Id, primary_key=True, autoincrement=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("removed_at", BigInteger),  # kept, so a second DELETE is still a 204
+)
+
+sandbox_faults = Table(
+    "sandbox_faults",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule", Text, nullable=False),  # JSON: match, action, times, probability
+    Column("remaining", BigInteger),  # firings left; NULL: no `times`
+    Column("created_at", BigInteger, nullable=False),
+)
+
+sandbox_journal = Table(
+    "sandbox_journal",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("status", Integer),  # NULL: the connection was dropped
+    Column("duration_ms", Float, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("token_id", BigInteger),
+    Column("token_type", String(16)),
+    Column("body", Text),  # the request's JSON as sent, when it is JSON and ≤ 64 KiB
+    Column("body_truncated", Boolean, nullable=False),
+)

@@ -20,7 +20,7 @@ import msgspec
 from frsync.domain import INT64_MAX, AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
-from frsync.store import queries
+from frsync.store import queries, sandbox_sqlite
 from frsync.store.base import (
     MISSING_PARENT,
     REVOKED_COUNT_SQL,
@@ -231,6 +231,7 @@ class SqliteStore:
             for table in _LOADED_CHILDREN:
                 if db.execute(f"PRAGMA foreign_key_check({table})").fetchone():
                     raise InvalidRequest(MISSING_PARENT)
+            sandbox_sqlite.take_baseline(db)  # what a sandbox reset goes back to
 
         self._db.execute("PRAGMA foreign_keys=OFF")
         try:

@@ -1,0 +1,98 @@
+"""Sandbox mode (`frsync serve --sandbox`): the admin API that lets an integrator's test suite
+drive the server — reset, tenants, fault rules, the request journal (SPEC §9).
+
+`create_app` adds these pieces only when `settings.sandbox` is on; without it no /__admin
+route exists, so every such path is the router's ordinary 404.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from frsync.api.auth import FaultHook
+from frsync.api.routes import OPENAPI_DOCUMENT
+from frsync.sandbox.faults import DropConnection, FaultInjector, ForcedAnswer, forced_response
+from frsync.sandbox.journal import SandboxMiddleware
+from frsync.sandbox.routes import ADMIN_ROUTES
+from frsync.sandbox.rules import STATUSES as FORCED_STATUSES
+from frsync.store.sandbox_base import SandboxStore, open_sandbox_store
+
+_FRAGMENT = Path(__file__).with_name("openapi.json")
+
+
+def openapi_document() -> bytes:
+    """The API's OpenAPI document with the admin API merged in, under its own tag."""
+    document = json.loads(OPENAPI_DOCUMENT)
+    fragment = json.loads(_FRAGMENT.read_bytes())
+    document["paths"].update(fragment["paths"])
+    for kind, entries in fragment.get("components", {}).items():
+        document.setdefault("components", {}).setdefault(kind, {}).update(entries)
+    document["tags"] = [*document.get("tags", []), *fragment["tags"]]
+    # A fault rule can make any FR operation answer any of its statuses.
+    forced = {"$ref": "#/components/responses/SandboxForced"}
+    for path, item in document["paths"].items():
+        if path.startswith("/fulfillment-requests"):
+            for operation in item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue  # path-level `parameters`
+                for status in FORCED_STATUSES:
+                    operation["responses"].setdefault(str(status), forced)
+    return json.dumps(document).encode()
+
+
+def routes() -> list[Route]:
+    """The admin routes, and /openapi.json with them in it (listed before the API's own)."""
+    merged = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return Response(merged, media_type="application/json")
+
+    return [Route("/openapi.json", openapi, methods=["GET"]), *ADMIN_ROUTES]
+
+
+def middleware() -> list[Middleware]:
+    return [Middleware(SandboxMiddleware, store=_store_of_app)]
+
+
+def _store_of_app(scope: Scope) -> SandboxStore:
+    store: SandboxStore = scope["app"].state.sandbox_store
+    return store
+
+
+class _NoAnswer(Response):
+    """Sends nothing: the connection is closed by SandboxMiddleware once the entry is written."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=204)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return
+
+
+async def _on_forced(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ForcedAnswer)
+    return forced_response(exc, getattr(request.state, "request_id", None))
+
+
+async def _on_drop(request: Request, exc: Exception) -> Response:
+    return _NoAnswer()
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {ForcedAnswer: _on_forced, DropConnection: _on_drop}
+
+
+def start(state: Any, database_url: str) -> FaultHook:
+    """In the lifespan: the sandbox store on the app's store; returns the fault hook."""
+    state.sandbox_store = open_sandbox_store(database_url, state.store)
+    return FaultInjector(state.sandbox_store).apply
+
+
+__all__ = ["EXCEPTION_HANDLERS", "middleware", "openapi_document", "routes", "start"]

@@ -1,0 +1,107 @@
+"""What the admin API does, apart from HTTP: reset, tenants, and reading its inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from frsync.domain import INT64_MAX
+from frsync.errors import FieldError, InvalidRequest
+from frsync.models import SCOPED_TOKEN_TYPES, TokenType, now_ms
+from frsync.ratelimit import RateLimitStore
+from frsync.sandbox.rules import unknown_key
+from frsync.store.sandbox_base import JournalFilter, SandboxStore, TenantIds, TenantPlan
+from frsync.tokens import hash_token, new_token
+
+MAX_TENANT_FRS = 10_000
+MAX_ITEMS_PER_FR = 50
+MAX_JOURNAL_PAGE = 1_000
+_TENANT_KEYS = ("fulfillmentRequests", "itemsPerRequest")
+_JOURNAL_KEYS = ("method", "path", "status", "tokenId", "limit")
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    ids: TenantIds
+    tokens: dict[TokenType, str]  # plaintext, shown once
+
+    def to_json(self) -> dict[str, Any]:
+        return {"accountId": self.ids.account_id, "sourceId": self.ids.source_id,
+                "channelId": self.ids.channel_id, "tokens": self.tokens,
+                "fulfillmentRequestIds": self.ids.fulfillment_request_ids}  # fmt: skip
+
+
+async def reset(store: SandboxStore, limiter: RateLimitStore) -> None:
+    """Back to the last load: data, history, tenants, rules and journal; then every bucket."""
+    await store.reset()
+    await limiter.reset()
+
+
+def _count(
+    body: dict[str, Any], key: str, default: int, high: int, errors: list[FieldError]
+) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        errors.append(FieldError(key, f"must be an integer from 1 to {high:,}."))
+        return default
+    return value
+
+
+def tenant_plan(body: Any) -> tuple[int, int]:
+    """(FRs, items per FR) from the POST /__admin/tenants body (`{}`: the defaults)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.", [FieldError("", "not an object")])
+    errors = [FieldError(key, unknown_key(key, _TENANT_KEYS)) for key in body
+              if key not in _TENANT_KEYS]  # fmt: skip
+    frs = _count(body, "fulfillmentRequests", 10, MAX_TENANT_FRS, errors)
+    items = _count(body, "itemsPerRequest", 2, MAX_ITEMS_PER_FR, errors)
+    if errors:
+        raise InvalidRequest(errors[0].message if len(errors) == 1 else
+                             "The tenant request is invalid; see `errors`.", errors)  # fmt: skip
+    return frs, items
+
+
+async def create_tenant(store: SandboxStore, frs: int, items: int) -> Tenant:
+    tokens: dict[TokenType, str] = {kind: new_token() for kind in SCOPED_TOKEN_TYPES}
+    hashes = {kind: hash_token(token) for kind, token in tokens.items()}
+    ids = await store.create_tenant(TenantPlan(frs, items, hashes, now_ms()))
+    return Tenant(ids, tokens)
+
+
+def _bad(name: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"`{name}` {message}", [FieldError(name, message)])
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    if not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
+        raise _bad(name, f"must be an integer from {low} to {high}.")
+    return int(raw)
+
+
+def journal_filter(params: Mapping[str, str], keys: list[str]) -> JournalFilter:
+    """The GET /__admin/requests filters; unknown or repeated parameters are refused."""
+    values: dict[str, Any] = {}
+    for name in keys:
+        if name not in _JOURNAL_KEYS:
+            raise _bad(name, unknown_key(name, _JOURNAL_KEYS))
+        if keys.count(name) > 1:
+            raise _bad(name, "given more than once.")
+        raw = params[name].strip()
+        if not raw:
+            continue
+        if name == "method":
+            if not raw.isalpha() or len(raw) > 16:
+                raise _bad(name, "must be an HTTP method such as PATCH.")
+            values["method"] = raw.upper()
+        elif name == "path":
+            if not raw.startswith("/"):
+                raise _bad(name, "must start with `/` (a prefix ends in `*`).")
+            values["path"] = raw
+        elif name == "status":
+            values["status"] = _int(name, raw, 100, 599)
+        elif name == "tokenId":
+            values["token_id"] = _int(name, raw, 1, INT64_MAX)
+        else:
+            values["limit"] = _int(name, raw, 1, MAX_JOURNAL_PAGE)
+    return JournalFilter(**values)
