@@ -14,7 +14,6 @@ from typing import Any
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 
-from frsync.api.params import parse_int as parse_id  # importable here too, for older callers
 from frsync.api.violations import body_violations, unknown_field
 from frsync.contract import (
     ITEM_FIELDS,
@@ -31,7 +30,7 @@ from frsync.errors import (
     UnsupportedMediaType,
 )
 
-__all__ = ["check_json_content_type", "decode_patch", "parse_id", "read_body"]
+__all__ = ["check_json_content_type", "decode_patch", "read_body"]
 
 _CHARSET = re.compile(r"charset\s*=\s*\"?([\w-]+)", re.IGNORECASE)
 _patch_decoder = msgspec.json.Decoder(AccountingPatch)

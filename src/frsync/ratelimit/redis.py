@@ -128,6 +128,7 @@ class RedisStore:
         """Every bucket full again: delete this store's keys (those under its prefix, found
         with SCAN, never a FLUSHDB), and the local fallback buckets."""
         await self._fallback.reset()
+        epoch = self._epoch
         try:
             async with asyncio.timeout(_RESET_TIMEOUT):
                 batch: list[bytes] = []
@@ -139,7 +140,7 @@ class RedisStore:
                 if batch:
                     await self._redis.unlink(*batch)
         except FAILURES as exc:
-            self._mark_down(exc)
+            self._mark_down(exc, epoch)
 
     async def status(self) -> str:
         """'ok' when Redis answers a PING in time, else 'degraded' (buckets are local)."""

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from frsync.api.body import check_json_content_type, parse_id, read_body
+from frsync.api.body import check_json_content_type, read_body
+from frsync.api.params import parse_int
 from frsync.errors import FieldError, InvalidRequest, NotFound, Unauthenticated
 from frsync.models import now_ms
 from frsync.sandbox import admin
@@ -87,7 +88,7 @@ async def create_tenant(request: Request) -> Response:
 @operator_only
 async def delete_tenant(request: Request) -> Response:
     """Remove a tenant and revoke its tokens (again: still 204)."""
-    account_id = parse_id(request.path_params["accountId"], "accountId")
+    account_id = parse_int(request.path_params["accountId"], "accountId")
     if await _store(request).delete_tenant(account_id, now_ms()) is None:
         raise NotFound(f"Account {account_id} is not a sandbox tenant.")
     return _no_content()
@@ -109,7 +110,7 @@ async def list_faults(request: Request) -> Response:
 
 @operator_only
 async def delete_fault(request: Request) -> Response:
-    rule_id = parse_id(request.path_params["faultId"], "faultId")
+    rule_id = parse_int(request.path_params["faultId"], "faultId")
     if not await _store(request).delete_rule(rule_id):
         raise NotFound(f"There is no fault rule {rule_id}.")
     return _no_content()
