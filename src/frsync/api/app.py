@@ -18,12 +18,14 @@ from frsync.api.auth import Gatekeeper, TokenCache
 from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
 from frsync.api.problems import error_response, http_problem
-from frsync.api.routes import DOCS_ROUTE, ROUTES
+from frsync.api.routes import ROUTES
 from frsync.config import Settings
+from frsync.console import DOCS_ROUTES, ConsoleResources, UsageRecorder, console_routes
 from frsync.errors import FrsyncError
 from frsync.ratelimit import open_rate_limit_store
 from frsync.ratelimit.memory import Clock
 from frsync.store import open_store
+from frsync.store.console_base import open_console_store
 
 
 def _request_id(request: Request) -> str | None:
@@ -57,14 +59,22 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
         app.state.store = store
         app.state.limiter = limiter
         tokens = TokenCache(store, settings.token_cache_seconds, clock)
-        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter)
+        usage = UsageRecorder()  # per-token counts for the console's Tokens view
+        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, usage.record)
         app.state.metrics = metrics
+        queries = open_console_store(settings, store)
+        app.state.console = ConsoleResources(store, queries)
+        app.state.usage = usage
+        flusher = asyncio.create_task(usage.run(queries))
         publisher = None
         if settings.metrics_dir:
             publisher = asyncio.create_task(metrics.publish_every(store, limiter))
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
             if publisher is not None:
                 publisher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -74,7 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             await store.close()
 
     metrics = Metrics(settings.metrics_dir)
-    routes = [*ROUTES, DOCS_ROUTE] if settings.docs_enabled else ROUTES
+    routes = [*ROUTES, *console_routes(), *(DOCS_ROUTES if settings.docs_enabled else ())]
     return Starlette(
         routes=routes,
         middleware=[

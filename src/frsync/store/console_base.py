@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedIn:
+    principal: Principal
+    scope_name: str | None  # the account's, source's or channel's name; None for an operator
+
+
+@dataclass(frozen=True, slots=True)
 class HourCount:
     hour: int  # hours since the epoch, UTC
     synced: int  # applied syncs that left accountingSynced true and no error
@@ -81,8 +87,8 @@ class ConsoleStore(Protocol):
         """Record a signed-in browser; sessions already expired are removed on the way."""
         ...
 
-    async def session_principal(self, session_hash: bytes, now: int) -> Principal | None:
-        """The principal of a live session whose token is not revoked."""
+    async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
+        """Who a live session belongs to, while its token is not revoked."""
         ...
 
     async def end_session(self, session_hash: bytes) -> None: ...

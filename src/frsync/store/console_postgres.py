@@ -13,6 +13,7 @@ from frsync.store.console_base import (
     ErrorRow,
     FrDetail,
     HourCount,
+    SignedIn,
     TokenRow,
     UsageCount,
 )
@@ -41,9 +42,9 @@ class ConsolePostgres:
                 dollar(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
             )
 
-    async def session_principal(self, session_hash: bytes, now: int) -> Principal | None:
+    async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
         rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))
-        return Principal(*rows[0]) if rows else None
+        return SignedIn(Principal(*rows[0][:3]), rows[0][3]) if rows else None
 
     async def end_session(self, session_hash: bytes) -> None:
         async with self._store.acquire() as connection:

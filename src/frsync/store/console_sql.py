@@ -47,8 +47,14 @@ CREATE_SESSION = (
     " VALUES (?, ?, ?, ?)"
 )
 DROP_EXPIRED_SESSIONS = "DELETE FROM console_sessions WHERE expires_at <= ?"
+_SCOPE_NAME = (
+    "CASE t.token_type"
+    " WHEN 'account' THEN (SELECT name FROM accounts WHERE id = t.scope_id)"
+    " WHEN 'source' THEN (SELECT name FROM sources WHERE id = t.scope_id)"
+    " WHEN 'channel' THEN (SELECT name FROM channels WHERE id = t.scope_id) END"
+)
 SESSION_PRINCIPAL = (
-    "SELECT t.id, t.token_type, t.scope_id FROM console_sessions AS s"
+    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME} FROM console_sessions AS s"
     " JOIN api_tokens AS t ON t.id = s.token_id"
     " WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL"
 )
@@ -148,11 +154,7 @@ def history_page(fr_id: int, before_id: int | None, limit: int) -> tuple[str, li
 
 
 TOKENS_PAGE = (
-    "SELECT t.id, t.token_type, t.scope_id,"
-    " CASE t.token_type"
-    "  WHEN 'account' THEN (SELECT name FROM accounts WHERE id = t.scope_id)"
-    "  WHEN 'source' THEN (SELECT name FROM sources WHERE id = t.scope_id)"
-    "  WHEN 'channel' THEN (SELECT name FROM channels WHERE id = t.scope_id) END,"
+    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME},"
     " t.label, t.created_at, t.revoked_at, l.last_used_at,"
     " COALESCE(u.requests, 0), COALESCE(u.rate_limited, 0)"
     " FROM api_tokens AS t"

@@ -14,6 +14,7 @@ from frsync.store.console_base import (
     ErrorRow,
     FrDetail,
     HourCount,
+    SignedIn,
     TokenRow,
     UsageCount,
 )
@@ -40,9 +41,9 @@ class ConsoleSqlite:
 
         await self._store._transaction(write)
 
-    async def session_principal(self, session_hash: bytes, now: int) -> Principal | None:
+    async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
         rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))
-        return Principal(*rows[0]) if rows else None
+        return SignedIn(Principal(*rows[0][:3]), rows[0][3]) if rows else None
 
     async def end_session(self, session_hash: bytes) -> None:
         await self._store._transaction(lambda db: db.execute(sql.END_SESSION, (session_hash,)))
