@@ -9,7 +9,9 @@ look at.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,14 +60,14 @@ async def console(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     """The app under uvicorn on a free port, over the test database holding BASIC_FIXTURE."""
-    import asyncio
-
-    asyncio.run(load_fixture(settings, BASIC_FIXTURE))
+    # Playwright's sync API keeps an event loop running on this thread: load from another.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, load_fixture(settings, BASIC_FIXTURE)).result()
     with uvicorn_thread(settings) as port:
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before other modules' asyncio tests run
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)"
@@ -102,9 +104,9 @@ def page(browser: Any, server: str) -> Iterator[Any]:
     assert violations == [], f"CSP violations: {violations}"
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def browser_sign_in(page: Any, token: str) -> None:

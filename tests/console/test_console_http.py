@@ -283,3 +283,25 @@ async def test_docs_serves_swagger_ui_5_from_the_package(console: httpx.AsyncCli
     assert bundle.status_code == 200 and len(bundle.content) > 500_000
     assert (await console.get("/docs/assets/swagger-editor.js")).status_code == 404
     assert (await console.get("/docs/assets/..%2F..%2Fcore.py")).status_code == 404
+
+
+@pytest.mark.parametrize("who", ["account1", "source10", "channel20", "operator"])
+async def test_syncs_per_hour_counts_synced_and_failed_apart(
+    app: Starlette, console: httpx.AsyncClient, who: str
+) -> None:
+    bodies = {
+        221: {"accountingSynced": True, "externalAccountingId": "PO-221"},  # synced
+        222: {"accountingSynced": False, "accountingError": "Tax code missing"},  # failed
+        223: {"externalAccountingId": "PO-223"},  # neither: not a sync
+    }
+    async with client_for(app, TOKENS["account1"]) as api:
+        for fr_id, body in bodies.items():
+            answer = await api.patch(f"/fulfillment-requests/{fr_id}/accounting-sync", json=body)
+            assert answer.status_code == 204
+    await sign_in(console, OPERATOR_TOKEN if who == "operator" else TOKENS[who])
+    label = re.search(r'aria-label="Accounting syncs per hour[^"]*: (\d+) synced, (\d+) failed"',
+                      (await console.get("/console")).text)  # fmt: skip
+    assert label
+    # source 10 holds 221 and 223; channel 20 holds 221 and 222.
+    expected = {"account1": (1, 1), "source10": (1, 0), "channel20": (1, 1), "operator": (1, 1)}
+    assert (int(label.group(1)), int(label.group(2))) == expected[who]

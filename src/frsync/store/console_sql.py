@@ -75,6 +75,7 @@ def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[st
     true = "'true'" if postgres else "1"  # #>> gives text; json_extract gives 1 for true
     synced = f"{_json_text(postgres, 'accountingSynced')} = {true}"
     join = ""
+    at_least = binds(since)  # bound in the order the placeholders appear
     scope = ""
     if not principal.is_operator:
         join = " JOIN fulfillment_requests AS f ON f.id = h.fulfillment_request_id"
@@ -84,7 +85,7 @@ def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[st
         f" SUM(CASE WHEN {synced} AND NOT COALESCE({failed}, FALSE) THEN 1 ELSE 0 END),"
         f" SUM(CASE WHEN {failed} THEN 1 ELSE 0 END)"
         f" FROM accounting_history AS h{join}"
-        f" WHERE h.at >= {binds(since)}{scope} GROUP BY hour ORDER BY hour"
+        f" WHERE h.at >= {at_least}{scope} GROUP BY hour ORDER BY hour"
     )
     return sql, binds.values
 
