@@ -30,7 +30,9 @@ def count(page: Any, name: str) -> int:
         ("operator", OPERATOR_TOKEN, "every account"),
     ],
 )
-def test_sign_in_with_each_token_type(page: Any, server: str, who: str, token: str, scope: str) -> None:
+def test_sign_in_with_each_token_type(
+    page: Any, server: str, who: str, token: str, scope: str
+) -> None:
     browser_sign_in(page, token)
     expect(page.locator(".who")).to_contain_text(scope)
     expect(page.get_by_role("link", name="Errors")).to_be_visible()
@@ -93,7 +95,9 @@ def test_fr_search_by_number_shows_fields_items_and_history(page: Any, server: s
     expect(history).to_have_count(1)
     expect(history.first).to_contain_text("token #3 (source)")
     expect(history.first).to_contain_text(re.compile(r"accountingSynced\s*null\s*→\s*true"))
-    expect(history.first).to_contain_text(re.compile(r"externalAccountingId\s*null\s*→\s*\"BILL-221\""))
+    expect(history.first).to_contain_text(
+        re.compile(r"externalAccountingId\s*null\s*→\s*\"BILL-221\"")
+    )
     screenshot(page, "fr-221")
 
 

@@ -64,7 +64,8 @@ def layout(hours: list[HourCount]) -> Chart:
             x=LEFT + index * slot + 2, width=max(slot - 4, 1),
             synced_y=baseline - synced_h, synced_height=synced_h,
             failed_y=baseline - synced_h - failed_h, failed_height=failed_h,
-            label=start if index % 3 == 0 else None,
+            # Every third hour, counted back from the current one so that it is labelled.
+            label=start if (len(hours) - 1 - index) % 3 == 0 else None,
             title=f"{start}–{end} UTC: {hour.synced:,} synced, {hour.failed:,} failed",
         ))  # fmt: skip
     grid = [(baseline - plot_h * step / 4, top * step // 4) for step in range(5)]

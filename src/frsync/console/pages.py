@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from frsync.console import sessions
 from frsync.console.chart import layout
 from frsync.console.headers import secure
+from frsync.console.overview import WITH_ERROR
 from frsync.console.resources import resources
 from frsync.console.templating import templates
 from frsync.domain import Principal
@@ -107,7 +108,8 @@ async def errors(request: Request, visit: Visit) -> Response:
     if len(rows) > ERRORS_PAGE_SIZE:
         rows = rows[:ERRORS_PAGE_SIZE]
         older = f"{rows[-1].updated_at}.{rows[-1].id}"
-    return render(request, "errors.html", visit=visit, rows=rows, older=older,
+    total = await resources(request).store.count_fulfillment_requests(visit.principal, WITH_ERROR)
+    return render(request, "errors.html", visit=visit, rows=rows, older=older, total=total,
                   first_page=before is None)  # fmt: skip
 
 

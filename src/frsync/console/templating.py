@@ -16,6 +16,11 @@ def when(ms: int | None) -> str:
     return format_ms(ms)[:19].replace("T", " ") + " UTC"
 
 
+def iso(text: str | None) -> str:
+    """The API's `2026-11-27T07:45:12.123Z` as `2026-11-27 07:45:12 UTC`."""
+    return "—" if not text else text[:19].replace("T", " ") + " UTC"
+
+
 def ago(ms: int | None, now: int | None = None) -> str:
     """`just now`, `42 s ago`, `5 min ago`, `3 h ago`, `12 days ago`."""
     if ms is None:
@@ -39,7 +44,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, ago=ago, number=number)
+    env.filters.update(when=when, iso=iso, ago=ago, number=number)
     return env
 
 
