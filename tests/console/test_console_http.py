@@ -305,3 +305,25 @@ async def test_syncs_per_hour_counts_synced_and_failed_apart(
     # source 10 holds 221 and 223; channel 20 holds 221 and 222.
     expected = {"account1": (1, 1), "source10": (1, 0), "channel20": (1, 1), "operator": (1, 1)}
     assert (int(label.group(1)), int(label.group(2))) == expected[who]
+
+
+async def test_error_messages_are_escaped_and_stay_in_their_scope(
+    app: Starlette, console: httpx.AsyncClient
+) -> None:
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    async with client_for(app, TOKENS["account2"]) as api:
+        body = {"accountingSynced": False, "accountingError": hostile}
+        assert (
+            await api.patch("/fulfillment-requests/301/accounting-sync", json=body)
+        ).status_code == 204
+    await sign_in(console, TOKENS["account2"])
+    for path in (
+        "/console",
+        "/console/live",
+        "/console/errors",
+        "/console/fulfillment-request?q=301",
+    ):
+        text = (await console.get(path)).text
+        assert "<script>alert" not in text and "<img src=x" not in text, path
+        assert "&lt;script&gt;" in text, path
+        assert "Vendor not mapped" not in text, path  # account 1's error

@@ -61,22 +61,15 @@ SESSION_PRINCIPAL = (
 END_SESSION = "DELETE FROM console_sessions WHERE session_hash = ?"
 
 
-def _json_text(postgres: bool, field: str) -> str:
-    if postgres:
-        return f"(h.changes::jsonb #>> '{{{field},after}}')"
-    return f"json_extract(h.changes, '$.{field}.after')"
-
-
 def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[str, list[Any]]:
     """Per hour: entries that set an error (failed), and the others that set
-    accountingSynced true (synced). Entries that changed neither are not syncs."""
+    accountingSynced true (synced). Entries that changed neither are not syncs.
+
+    Each entry's changes are parsed once, in a subquery the planner must not flatten
+    (`OFFSET 0` / `LIMIT -1`): flattened, every reference would parse the JSON again."""
     binds = Binds()
-    failed = f"{_json_text(postgres, 'accountingError')} <> ''"
-    true = "'true'" if postgres else "1"  # #>> gives text; json_extract gives 1 for true
-    synced = f"{_json_text(postgres, 'accountingSynced')} = {true}"
-    join = ""
     at_least = binds(since)  # bound in the order the placeholders appear
-    scope = ""
+    join = scope = ""
     if not principal.is_operator:
         # The day's entries first, then each one's FR: without statistics SQLite would
         # rather walk the whole scope's FRs and look up their history (CROSS JOIN keeps
@@ -84,12 +77,28 @@ def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[st
         kind = "JOIN" if postgres else "CROSS JOIN"
         join = f" {kind} fulfillment_requests AS f ON f.id = h.fulfillment_request_id"
         scope = scoped(principal, binds, "f.")
+    if postgres:
+        parsed = (
+            "SELECT hour, c #>> '{accountingSynced,after}' AS s,"
+            " c #>> '{accountingError,after}' AS e FROM (SELECT h.at / 3600000 AS hour,"
+            f" h.changes::jsonb AS c FROM accounting_history AS h{join}"
+            f" WHERE h.at >= {at_least}{scope} OFFSET 0) AS entries"
+        )
+        true = "'true'"  # #>> gives text
+    else:
+        parsed = (
+            "SELECT h.at / 3600000 AS hour,"
+            " json_extract(h.changes, '$.accountingSynced.after') AS s,"
+            " json_extract(h.changes, '$.accountingError.after') AS e"
+            f" FROM accounting_history AS h INDEXED BY ix_history_at{join}"
+            f" WHERE h.at >= {at_least}{scope} LIMIT -1"
+        )
+        true = "1"  # json_extract gives 1 for true
+    failed = "COALESCE(e <> '', FALSE)"
     sql = (
-        f"SELECT h.at / 3600000 AS hour,"
-        f" SUM(CASE WHEN {synced} AND NOT COALESCE({failed}, FALSE) THEN 1 ELSE 0 END),"
-        f" SUM(CASE WHEN {failed} THEN 1 ELSE 0 END)"
-        f" FROM accounting_history AS h{'' if postgres else ' INDEXED BY ix_history_at'}{join}"
-        f" WHERE h.at >= {at_least}{scope} GROUP BY hour ORDER BY hour"
+        f"SELECT hour, SUM(CASE WHEN s = {true} AND NOT {failed} THEN 1 ELSE 0 END),"
+        f" SUM(CASE WHEN {failed} THEN 1 ELSE 0 END) FROM ({parsed}) AS day"
+        " GROUP BY hour ORDER BY hour"
     )
     return sql, binds.values
 
