@@ -15,7 +15,6 @@ import contextlib
 import logging
 from collections import defaultdict
 
-from frsync.errors import FrsyncError
 from frsync.models import now_ms
 from frsync.store.console_base import ConsoleStore, UsageCount
 
@@ -38,12 +37,14 @@ class UsageRecorder:
         self._last_used[token_id] = now
 
     async def flush(self, store: ConsoleStore) -> None:
+        if not self._last_used:  # nothing since the last flush: no write at all
+            return
         counts, last_used = self._counts, self._last_used
         self._counts, self._last_used = defaultdict(lambda: [0, 0]), {}
         rows = [UsageCount(t, m, r, q) for (t, m), (r, q) in counts.items()]
         try:
             await store.add_usage(rows, last_used, now_ms() // 60_000 - KEEP_MINUTES)
-        except (FrsyncError, OSError):
+        except BaseException:
             self._merge_back(counts, last_used)
             raise
 
@@ -70,5 +71,6 @@ class UsageRecorder:
     async def _flush_logged(self, store: ConsoleStore) -> None:
         try:
             await self.flush(store)
-        except (FrsyncError, OSError) as error:
-            log.warning("token usage not written yet (%s); kept for the next flush", error)
+        except Exception as error:  # the loop must outlive any failure of one flush
+            log.warning("token usage not written yet (%s); kept for the next flush",
+                        type(error).__name__)  # fmt: skip
