@@ -10,10 +10,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from frsync.config import Settings
 from frsync.store.console_base import ConsoleStore
 from tests.conftest import client_for
 from tests.console.conftest import console_client, csrf_of, sign_in
-from tests.support import OPERATOR_TOKEN, TOKENS
+from tests.support import OPERATOR_TOKEN, TOKENS, fixture_copy, running_app
 
 COUNT = "/fulfillment-requests/count"
 
@@ -327,3 +328,26 @@ async def test_error_messages_are_escaped_and_stay_in_their_scope(
         assert "<script>alert" not in text and "<img src=x" not in text, path
         assert "&lt;script&gt;" in text, path
         assert "Vendor not mapped" not in text, path  # account 1's error
+
+
+async def test_errors_view_pages_through_every_error_once(settings: Settings) -> None:
+    fixture = fixture_copy()
+    for n in range(120):
+        fixture["fulfillmentRequests"].append({
+            "id": 5000 + n, "accountId": 1, "sourceId": 10, "channelId": 20, "orderId": 9000 + n,
+            "fulfillmentRequestNumber": f"FR-E{n:03d}", "status": "Processed",
+            "generatedAt": "2026-11-20T10:00:00.000Z",
+            "updatedAt": f"2026-11-21T10:{n // 60:02d}:{n % 60:02d}.000Z",
+            "accountingSynced": False, "accountingError": f"Error number {n:03d}",
+        })  # fmt: skip
+    async with running_app(settings, fixture) as app, console_client(app) as console:
+        await sign_in(console, TOKENS["account1"])
+        seen: list[str] = []
+        url: str | None = "/console/errors"
+        while url is not None:
+            page = (await console.get(url)).text
+            seen += re.findall(r"Error number (\d{3})", page)
+            older = re.search(r'href="(/console/errors\?before=[^"]+)" rel="next"', page)
+            url = older.group(1) if older else None
+        assert seen == [f"{n:03d}" for n in range(119, -1, -1)]  # newest first, each once
+        assert "121</strong> fulfillment requests with an accounting error" in page
