@@ -63,7 +63,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
         app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, usage.record)
         app.state.metrics = metrics
         queries = open_console_store(settings, store)
-        app.state.console = ConsoleResources(store, queries)
+        app.state.console = ConsoleResources(queries)
         app.state.usage = usage
         flusher = asyncio.create_task(usage.run(queries))
         publisher = None
@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
+            await queries.close()
             if publisher is not None:
                 publisher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,28 +1,39 @@
 """The Overview: counts for the scope, syncs per hour over 24 hours, the top errors.
 
-The counts are the count endpoint's own queries (`Store.count_fulfillment_requests` with
-the same filters), so the page and `GET /fulfillment-requests/count` cannot disagree. Each
-worker keeps an overview per scope for `CACHE_SECONDS`: a room of engineers polling one big
-account costs one computation per worker per interval, and a number on the page is at most
-that old (BENCHMARKS.md has the cost without the cache).
+The counts are the count endpoint's own queries (`queries.count_sql` with the same
+filters), so the page and `GET /fulfillment-requests/count` cannot disagree.
+
+What each worker keeps (`OverviewCache`), and so how old a number can be:
+- the whole overview per scope for `CACHE_SECONDS` (2 s): any number of polling browsers
+  costs one computation per scope per worker per 2 s;
+- the syncs of the hours that are over, per scope, for `PAST_HOURS_SECONDS` (5 min): an
+  hour that is over gains no new syncs, so each computation reads only the current hour's
+  history. (A sandbox reset, or a sync committed just after its hour ended, shows in the
+  past hours within 5 minutes.)
+BENCHMARKS.md has the cost with and without these.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from frsync.domain import Principal
 from frsync.models import now_ms
-from frsync.store.base import FrQuery, Store
+from frsync.store.base import FrQuery
 from frsync.store.console_base import ConsoleStore, ErrorCount, HourCount
 
 CACHE_SECONDS = 2.0
+PAST_HOURS_SECONDS = 300.0
 HOURS = 24
 TOP_ERRORS = 8
 _HOUR_MS = 3_600_000
 _MAX_CACHED = 1000
+T = TypeVar("T")
+Scope = tuple[str, int]
 
 SYNCED = FrQuery(accounting_synced=True)
 NOT_SYNCED = FrQuery(accounting_synced=False)
@@ -39,34 +50,74 @@ class Overview:
     at: int  # when it was computed, ms since the epoch
 
 
-async def compute(store: Store, console: ConsoleStore, principal: Principal) -> Overview:
-    now = now_ms()
-    first_hour = now // _HOUR_MS - HOURS + 1
-    synced = await store.count_fulfillment_requests(principal, SYNCED)
-    not_synced = await store.count_fulfillment_requests(principal, NOT_SYNCED)
-    with_error = await store.count_fulfillment_requests(principal, WITH_ERROR)
-    counted = {h.hour: h for h in await console.syncs_per_hour(principal, first_hour * _HOUR_MS)}
-    hours = [counted.get(h, HourCount(h, 0, 0)) for h in range(first_hour, first_hour + HOURS)]
-    top = await console.top_errors(principal, TOP_ERRORS)
-    return Overview(synced, not_synced, with_error, hours, top, now)
+@dataclass(frozen=True, slots=True)
+class _PastHours:
+    until: float  # clock time it may be used until
+    current_hour: int  # the hour that was current: every earlier one is in `hours`
+    hours: dict[int, HourCount]
+
+
+async def _all(*reads: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Run reads side by side (each on its own connection where the store has several).
+    A TaskGroup, not gather: when one fails the others are cancelled, not left running
+    against a store that may be closing; the caller sees that first failure (StoreBusy…)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(read) for read in reads]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 class OverviewCache:
-    """Overviews per scope (token type and scope id), each kept for `ttl` seconds."""
+    """Overviews per scope (token type and scope id), and their past hours; see above."""
 
-    def __init__(self, ttl: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        ttl: float = CACHE_SECONDS,
+        past_hours_ttl: float = PAST_HOURS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ttl = ttl
+        self._past_ttl = past_hours_ttl
         self._clock = clock
-        self._entries: dict[tuple[str, int], tuple[float, Overview]] = {}
+        self._entries: dict[Scope, tuple[float, Overview]] = {}
+        self._past: dict[Scope, _PastHours] = {}
 
-    async def get(self, store: Store, console: ConsoleStore, principal: Principal) -> Overview:
+    async def get(self, console: ConsoleStore, principal: Principal) -> Overview:
         key = (principal.token_type, principal.scope_id)
-        now = self._clock()
         entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
+        if entry is not None and entry[0] > self._clock():
             return entry[1]
-        overview = await compute(store, console, principal)
-        if len(self._entries) >= _MAX_CACHED:
-            self._entries.clear()
-        self._entries[key] = (now + self._ttl, overview)
+        overview = await self._compute(console, principal, key)
+        _bounded(self._entries)[key] = (self._clock() + self._ttl, overview)
         return overview
+
+    async def _compute(self, console: ConsoleStore, principal: Principal, key: Scope) -> Overview:
+        now = now_ms()
+        current = now // _HOUR_MS
+        past = self._past.get(key)
+        fresh = past is not None and past.current_hour == current and past.until > self._clock()
+        since = current if fresh else current - HOURS + 1
+        synced, not_synced, with_error, hours, top = await _all(
+            console.count(principal, SYNCED),
+            console.count(principal, NOT_SYNCED),
+            console.count(principal, WITH_ERROR),
+            console.syncs_per_hour(principal, since * _HOUR_MS),
+            console.top_errors(principal, TOP_ERRORS),
+        )
+        counted = {h.hour: h for h in hours}
+        if fresh and past is not None:
+            counted = {**past.hours, **counted}
+        else:
+            before = {h: c for h, c in counted.items() if h < current}
+            _bounded(self._past)[key] = _PastHours(self._clock() + self._past_ttl, current, before)
+        span = range(current - HOURS + 1, current + 1)
+        return Overview(synced, not_synced, with_error,
+                        [counted.get(h, HourCount(h, 0, 0)) for h in span], top, now)  # fmt: skip
+
+
+def _bounded(cache: dict[Scope, T]) -> dict[Scope, T]:
+    if len(cache) >= _MAX_CACHED:  # simplest bound; a refill costs one computation per scope
+        cache.clear()
+    return cache

@@ -95,7 +95,7 @@ async def overview_live(request: Request, visit: Visit) -> Response:
 
 async def _overview(request: Request, visit: Visit) -> dict[str, Any]:
     found = resources(request)
-    data = await found.overviews.get(found.store, found.queries, visit.principal)
+    data = await found.overviews.get(found.queries, visit.principal)
     return {"overview": data, "chart": layout(data.hours)}
 
 
@@ -108,7 +108,7 @@ async def errors(request: Request, visit: Visit) -> Response:
     if len(rows) > ERRORS_PAGE_SIZE:
         rows = rows[:ERRORS_PAGE_SIZE]
         older = f"{rows[-1].updated_at}.{rows[-1].id}"
-    total = await resources(request).store.count_fulfillment_requests(visit.principal, WITH_ERROR)
+    total = await resources(request).queries.count(visit.principal, WITH_ERROR)
     return render(request, "errors.html", visit=visit, rows=rows, older=older, total=total,
                   first_page=before is None)  # fmt: skip
 

@@ -8,13 +8,11 @@ from starlette.requests import Request
 
 from frsync.console.overview import OverviewCache
 from frsync.console.usage import UsageRecorder
-from frsync.store.base import Store
 from frsync.store.console_base import ConsoleStore
 
 
 @dataclass(slots=True)
 class ConsoleResources:
-    store: Store
     queries: ConsoleStore
     overviews: OverviewCache = field(default_factory=OverviewCache)
 

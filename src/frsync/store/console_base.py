@@ -14,7 +14,7 @@ from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
 
 if TYPE_CHECKING:
     from frsync.config import Settings
-    from frsync.store.base import Store
+    from frsync.store.base import FrQuery, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,10 @@ class ConsoleStore(Protocol):
 
     async def end_session(self, session_hash: bytes) -> None: ...
 
+    async def count(self, principal: Principal, query: FrQuery) -> int:
+        """The count endpoint's own query (`queries.count_sql`), on the console's connections."""
+        ...
+
     async def syncs_per_hour(self, principal: Principal, since: int) -> list[HourCount]:
         """Applied syncs in scope from `since` (ms), per hour, oldest first."""
         ...
@@ -123,6 +127,8 @@ class ConsoleStore(Protocol):
         """Add per-minute counts and last-used times; drop minutes before `keep_from`."""
         ...
 
+    async def close(self) -> None: ...
+
 
 def open_console_store(settings: Settings, store: Store) -> ConsoleStore:
     """The console's queries on the same connections as `store` (one per backend)."""
@@ -130,8 +136,11 @@ def open_console_store(settings: Settings, store: Store) -> ConsoleStore:
 
     if scheme_of(settings.database_url) == "sqlite":
         from frsync.store.console_sqlite import ConsoleSqlite
+        from frsync.store.sqlite import path_from_url
 
-        return ConsoleSqlite(store)
+        return ConsoleSqlite(
+            store, path_from_url(settings.database_url), settings.store_busy_timeout
+        )
     from frsync.store.console_postgres import ConsolePostgres
 
     return ConsolePostgres(store)

@@ -8,6 +8,8 @@ from typing import Any
 
 from frsync.domain import Principal
 from frsync.store import console_sql as sql
+from frsync.store import queries
+from frsync.store.base import FrQuery
 from frsync.store.console_base import (
     ErrorCount,
     ErrorRow,
@@ -19,6 +21,7 @@ from frsync.store.console_base import (
 )
 from frsync.store.console_sql import dollar
 from frsync.store.postgres import PostgresStore
+from frsync.store.postgres_sql import dollar as numbered
 from frsync.store.rows import fr_from_row
 
 _LAST_USED = dollar(sql.add_last_used(postgres=True))
@@ -41,6 +44,14 @@ class ConsolePostgres:
             await connection.execute(
                 dollar(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
             )
+
+    async def count(self, principal: Principal, query: FrQuery) -> int:
+        statement, params = queries.count_sql(principal, query, placeholder=numbered)
+        async with self._store.acquire() as connection:
+            return int(await connection.fetchval(statement, *params))
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the store's pool is the store's."""
 
     async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
         rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))

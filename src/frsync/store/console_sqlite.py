@@ -9,6 +9,8 @@ from typing import Any
 
 from frsync.domain import Principal
 from frsync.store import console_sql as sql
+from frsync.store import queries
+from frsync.store.base import FrQuery
 from frsync.store.console_base import (
     ErrorCount,
     ErrorRow,
@@ -18,6 +20,7 @@ from frsync.store.console_base import (
     TokenRow,
     UsageCount,
 )
+from frsync.store.console_readers import Readers
 from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
 
@@ -25,12 +28,27 @@ _LAST_USED = sql.add_last_used(postgres=False)
 
 
 class ConsoleSqlite:
-    def __init__(self, store: Any) -> None:
+    """Small reads and every write through the store's own primitives; the big reads of the
+    Overview, Errors and Tokens views on `Readers`, off the event loop."""
+
+    def __init__(self, store: Any, path: str, busy_timeout: float) -> None:
         assert isinstance(store, SqliteStore)
         self._store = store
+        self._readers = Readers(path, busy_timeout)
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
         return await self._store._query(lambda db: db.execute(statement, params).fetchall())
+
+    async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        return await self._readers.run(lambda db: db.execute(statement, params).fetchall())
+
+    async def count(self, principal: Principal, query: FrQuery) -> int:
+        sql_text, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
+        (row,) = await self._big(sql_text, params)
+        return int(row[0])
+
+    async def close(self) -> None:
+        self._readers.close()
 
     async def create_session(
         self, session_hash: bytes, token_id: int, now: int, expires_at: int
@@ -49,17 +67,17 @@ class ConsoleSqlite:
         await self._store._transaction(lambda db: db.execute(sql.END_SESSION, (session_hash,)))
 
     async def syncs_per_hour(self, principal: Principal, since: int) -> list[HourCount]:
-        rows = await self._rows(*sql.syncs_per_hour(principal, since, postgres=False))
+        rows = await self._big(*sql.syncs_per_hour(principal, since, postgres=False))
         return [HourCount(*row) for row in rows]
 
     async def top_errors(self, principal: Principal, limit: int) -> list[ErrorCount]:
-        rows = await self._rows(*sql.top_errors(principal, limit, postgres=False))
+        rows = await self._big(*sql.top_errors(principal, limit, postgres=False))
         return [ErrorCount(*row) for row in rows]
 
     async def errors_page(
         self, principal: Principal, before: tuple[int, int] | None, limit: int
     ) -> list[ErrorRow]:
-        rows = await self._rows(*sql.errors_page(principal, before, limit, postgres=False))
+        rows = await self._big(*sql.errors_page(principal, before, limit, postgres=False))
         return [ErrorRow(*row) for row in rows]
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
@@ -86,7 +104,7 @@ class ConsoleSqlite:
         return await self._store._query(read)
 
     async def tokens_page(self, after_id: int, limit: int, since_minute: int) -> list[TokenRow]:
-        rows = await self._rows(sql.TOKENS_PAGE, (since_minute, after_id, limit))
+        rows = await self._big(sql.TOKENS_PAGE, (since_minute, after_id, limit))
         return [TokenRow(*row) for row in rows]
 
     async def add_usage(
@@ -101,3 +119,7 @@ class ConsoleSqlite:
             db.execute(sql.DROP_OLD_USAGE, (keep_from,))
 
         await self._store._transaction(write)
+
+
+def _qmark(_: int) -> str:
+    return "?"
