@@ -11,6 +11,8 @@ import pytest
 from starlette.applications import Starlette
 
 from frsync.config import Settings
+from frsync.console.overview import OverviewCache
+from frsync.domain import Principal
 from frsync.store.console_base import ConsoleStore
 from tests.conftest import client_for
 from tests.console.conftest import console_client, csrf_of, sign_in
@@ -351,3 +353,33 @@ async def test_errors_view_pages_through_every_error_once(settings: Settings) ->
             url = older.group(1) if older else None
         assert seen == [f"{n:03d}" for n in range(119, -1, -1)]  # newest first, each once
         assert "121</strong> fulfillment requests with an accounting error" in page
+
+
+async def test_overview_cache_serves_recent_numbers_and_refreshes_behind(app: Starlette) -> None:
+    now = [1000.0]
+    cache = OverviewCache(clock=lambda: now[0])
+    queries: ConsoleStore = app.state.console.queries
+    account1 = Principal(1, "account", 1)
+    assert (await cache.get(queries, account1)).with_error == 1
+    async with client_for(app, TOKENS["account1"]) as api:
+        body = {"accountingSynced": False, "accountingError": "Tax code missing"}
+        assert (
+            await api.patch("/fulfillment-requests/222/accounting-sync", json=body)
+        ).status_code == 204
+    now[0] += 1  # fresh: served as kept
+    assert (await cache.get(queries, account1)).with_error == 1
+    now[0] += 2  # stale but recent: served as kept, refreshed behind
+    assert (await cache.get(queries, account1)).with_error == 1
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if (await cache.get(queries, account1)).with_error == 2:
+            break
+    assert (await cache.get(queries, account1)).with_error == 2
+    async with client_for(app, TOKENS["account1"]) as api:
+        body = {"accountingSynced": False, "accountingError": "Another"}
+        assert (
+            await api.patch("/fulfillment-requests/223/accounting-sync", json=body)
+        ).status_code == 204
+    now[0] += 60  # too old to show: computed before the answer
+    assert (await cache.get(queries, account1)).with_error == 3
+    await cache.close()

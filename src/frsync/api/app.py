@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
-            await queries.close()
+            await app.state.console.close()
             if publisher is not None:
                 publisher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

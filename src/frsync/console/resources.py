@@ -16,6 +16,10 @@ class ConsoleResources:
     queries: ConsoleStore
     overviews: OverviewCache = field(default_factory=OverviewCache)
 
+    async def close(self) -> None:
+        await self.overviews.close()
+        await self.queries.close()
+
 
 def resources(request: Request) -> ConsoleResources:
     found: ConsoleResources = request.app.state.console
