@@ -233,7 +233,7 @@ async def _overview_rows(app: Any, client: httpx.AsyncClient, label: str, n: int
     return [
         (f"Overview, nothing cached: {label}", *cold),
         (f"Overview, computed (past hours kept): {label}", *computed),
-        (f"Overview, as served (2 s cache): {label}", *warm),
+        (f"Overview, as served (cache, refreshed behind): {label}", *warm),
     ]
 
 
@@ -309,11 +309,13 @@ def report(size: int, results: dict[str, tuple[float, Rows]], load: tuple[float,
         "parses each entry's changes: it grows with the day's syncs, not with the FRs. Top",
         "errors reads the rows of the FRs with an error (5% here) to group their messages.",
         "",
-        "What each worker keeps, so how stale a number can be: the whole overview per scope for",
-        '2 s ("as served": any number of polling browsers costs one computation per scope',
-        "per worker per 2 s; the page polls every 5 s), and the syncs of the hours that are over",
-        'for 5 minutes ("computed": only the current hour\'s history is read; a sandbox reset',
-        'shows in past hours within 5 minutes). "Nothing cached" is a scope\'s first view.',
+        "What each worker keeps, so how stale a number can be (console/overview.py): the",
+        "overview per scope, served as is for 2 s, and up to 30 s old while the next one is",
+        'computed behind it ("as served": a page polling every 5 s shows numbers one poll old,',
+        "about 5 s plus one computation; any number of browsers costs one computation per scope",
+        "per worker per 2 s); and the syncs of the hours that are over, for 5 minutes",
+        '("computed": only the current hour\'s history is read; a sandbox reset shows in past',
+        'hours within 5 minutes). "Nothing cached" is a scope\'s first view on a worker.',
         "The Tokens view's requests, 429s and last use are at most 2 s behind: each worker",
         "counts in memory and adds its counts to the database every 2 s.",
         END,
