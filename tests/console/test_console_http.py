@@ -383,3 +383,14 @@ async def test_overview_cache_serves_recent_numbers_and_refreshes_behind(app: St
     now[0] += 60  # too old to show: computed before the answer
     assert (await cache.get(queries, account1)).with_error == 3
     await cache.close()
+
+
+async def test_guessing_tokens_at_the_sign_in_form_is_slowed_down(
+    console: httpx.AsyncClient,
+) -> None:
+    answers = [await sign_in(console, f"guess-{n:04d}-xxxxxxxxxxxxxxxx") for n in range(25)]
+    assert {a.status_code for a in answers[:20]} == {401}  # the per-address burst
+    assert answers[-1].status_code == 429
+    assert "Too many sign-in attempts" in answers[-1].text
+    # As on the API, the limit is on bad tokens: a valid one still signs in.
+    assert (await sign_in(console, TOKENS["account1"])).status_code == 303
