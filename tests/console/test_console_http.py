@@ -394,3 +394,23 @@ async def test_guessing_tokens_at_the_sign_in_form_is_slowed_down(
     assert "Too many sign-in attempts" in answers[-1].text
     # As on the API, the limit is on bad tokens: a valid one still signs in.
     assert (await sign_in(console, TOKENS["account1"])).status_code == 303
+
+
+async def test_a_top_error_opens_the_frs_with_that_message(
+    app: Starlette, console: httpx.AsyncClient
+) -> None:
+    message = "Tax code missing & more <here>"
+    async with client_for(app, TOKENS["account1"]) as api:
+        for fr_id in (222, 223):
+            body = {"accountingSynced": False, "accountingError": message}
+            answer = await api.patch(f"/fulfillment-requests/{fr_id}/accounting-sync", json=body)
+            assert answer.status_code == 204
+    await sign_in(console, TOKENS["account1"])
+    overview = (await console.get("/console")).text
+    link = re.search(r'href="(/console/errors\?message=[^"]+)"[^>]*>Tax code', overview)
+    assert link, overview
+    page = await console.get(link.group(1).replace("&amp;", "&"))
+    assert page.status_code == 200
+    assert "FR-222" in page.text and "FR-223" in page.text
+    assert "FR-226" not in page.text  # "Vendor not mapped" is another message
+    assert '<strong class="error-text">2</strong> fulfillment requests with this' in page.text

@@ -20,7 +20,7 @@ from frsync.console.headers import secure
 from frsync.console.overview import WITH_ERROR
 from frsync.console.resources import resources
 from frsync.console.templating import templates
-from frsync.domain import Principal
+from frsync.domain import MAX_ERROR_TEXT, Principal
 from frsync.errors import StoreBusy
 from frsync.models import now_ms
 
@@ -100,17 +100,23 @@ async def _overview(request: Request, visit: Visit) -> dict[str, Any]:
 
 
 async def errors(request: Request, visit: Visit) -> Response:
+    """Every FR with an error, or (`?message=`) those with one message, newest first."""
+    queries = resources(request).queries
     before = _cursor(request.query_params.get("before"))
-    rows = await resources(request).queries.errors_page(
-        visit.principal, before, ERRORS_PAGE_SIZE + 1
-    )
+    message = request.query_params.get("message") or None
+    if message is not None and len(message) > MAX_ERROR_TEXT:
+        message = None  # no stored error is that long
+    rows = await queries.errors_page(visit.principal, before, ERRORS_PAGE_SIZE + 1, message)
     older = None
     if len(rows) > ERRORS_PAGE_SIZE:
         rows = rows[:ERRORS_PAGE_SIZE]
         older = f"{rows[-1].updated_at}.{rows[-1].id}"
-    total = await resources(request).queries.count(visit.principal, WITH_ERROR)
+    if message is None:
+        total = await queries.count(visit.principal, WITH_ERROR)
+    else:
+        total = await queries.count_errors(visit.principal, message)
     return render(request, "errors.html", visit=visit, rows=rows, older=older, total=total,
-                  first_page=before is None)  # fmt: skip
+                  first_page=before is None, message=message)  # fmt: skip
 
 
 def _cursor(text: str | None) -> tuple[int, int] | None:

@@ -104,10 +104,17 @@ class ConsoleStore(Protocol):
     async def top_errors(self, principal: Principal, limit: int) -> list[ErrorCount]: ...
 
     async def errors_page(
-        self, principal: Principal, before: tuple[int, int] | None, limit: int
+        self,
+        principal: Principal,
+        before: tuple[int, int] | None,
+        limit: int,
+        message: str | None = None,
     ) -> list[ErrorRow]:
-        """FRs with an error, most recently updated first; `before` is (updated_at, id)."""
+        """FRs with an error (this one, when given), most recently updated first; `before`
+        is the (updated_at, id) of the last row seen."""
         ...
+
+    async def count_errors(self, principal: Principal, message: str) -> int: ...
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         """Ids of the FRs in scope whose id or number is `text`."""

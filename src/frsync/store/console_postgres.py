@@ -70,10 +70,18 @@ class ConsolePostgres:
         return [ErrorCount(*row) for row in rows]
 
     async def errors_page(
-        self, principal: Principal, before: tuple[int, int] | None, limit: int
+        self,
+        principal: Principal,
+        before: tuple[int, int] | None,
+        limit: int,
+        message: str | None = None,
     ) -> list[ErrorRow]:
-        rows = await self._rows(*sql.errors_page(principal, before, limit, postgres=True))
-        return [ErrorRow(*row) for row in rows]
+        statement, params = sql.errors_page(principal, before, limit, True, message)
+        return [ErrorRow(*row) for row in await self._rows(statement, params)]
+
+    async def count_errors(self, principal: Principal, message: str) -> int:
+        (row,) = await self._rows(*sql.count_errors(principal, message, postgres=True))
+        return int(row[0])
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         async with self._store.acquire() as connection:

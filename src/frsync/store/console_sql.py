@@ -116,7 +116,11 @@ def top_errors(principal: Principal, limit: int, postgres: bool) -> tuple[str, l
 
 
 def errors_page(
-    principal: Principal, before: tuple[int, int] | None, limit: int, postgres: bool
+    principal: Principal,
+    before: tuple[int, int] | None,
+    limit: int,
+    postgres: bool,
+    message: str | None = None,
 ) -> tuple[str, list[Any]]:
     binds = Binds()
     index = "ix_fr_error_recent" if principal.is_operator else (
@@ -124,6 +128,8 @@ def errors_page(
     )  # fmt: skip
     hint = "" if postgres else f" INDEXED BY {index}"
     where = f"{HAS_ERROR}{scoped(principal, binds)}"
+    if message is not None:
+        where += f" AND accounting_error = {binds(message)}"
     if before is not None:
         where += f" AND (updated_at, id) < ({binds(before[0])}, {binds(before[1])})"
     sql = (
@@ -132,6 +138,15 @@ def errors_page(
         f" ORDER BY updated_at DESC, id DESC LIMIT {binds(limit)}"
     )
     return sql, binds.values
+
+
+def count_errors(principal: Principal, message: str, postgres: bool) -> tuple[str, list[Any]]:
+    """FRs in scope whose error is exactly `message`."""
+    binds = Binds()
+    scope = "account" if principal.is_operator else principal.token_type
+    hint = "" if postgres else f" INDEXED BY ix_fr_{scope}_has_error"
+    where = f"{HAS_ERROR}{scoped(principal, binds)} AND accounting_error = {binds(message)}"
+    return f"SELECT COUNT(*) FROM fulfillment_requests{hint} WHERE {where}", binds.values
 
 
 def find(principal: Principal, column: str, value: Any, limit: int) -> tuple[str, list[Any]]:

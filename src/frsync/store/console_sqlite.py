@@ -75,10 +75,18 @@ class ConsoleSqlite:
         return [ErrorCount(*row) for row in rows]
 
     async def errors_page(
-        self, principal: Principal, before: tuple[int, int] | None, limit: int
+        self,
+        principal: Principal,
+        before: tuple[int, int] | None,
+        limit: int,
+        message: str | None = None,
     ) -> list[ErrorRow]:
-        rows = await self._big(*sql.errors_page(principal, before, limit, postgres=False))
-        return [ErrorRow(*row) for row in rows]
+        statement, params = sql.errors_page(principal, before, limit, False, message)
+        return [ErrorRow(*row) for row in await self._big(statement, params)]
+
+    async def count_errors(self, principal: Principal, message: str) -> int:
+        (row,) = await self._big(*sql.count_errors(principal, message, postgres=False))
+        return int(row[0])
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         def read(db: sqlite3.Connection) -> list[int]:
