@@ -12,8 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from frsync.contract import INT64_MAX as INT64_MAX  # importable here too (older imports)
-from frsync.contract import MAX_ACCOUNTING_ERROR, MAX_EXTERNAL_ID, MAX_ITEMS
+from frsync.contract import INT64_MAX, MAX_ACCOUNTING_ERROR, MAX_EXTERNAL_ID, MAX_ITEMS
 from frsync.errors import FieldError, InvalidItems, NotFound
 from frsync.models import OPERATOR, TokenType
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from frsync.domain import INT64_MAX
+from frsync.contract import INT64_MAX
 from tests.security.asgi import raw_request
 from tests.security.conftest import recording_client
 from tests.security.dump import Dumper, rows_changed

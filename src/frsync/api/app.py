@@ -20,12 +20,14 @@ from frsync.api.auth import Gatekeeper, TokenCache
 from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
 from frsync.api.problems import HTTP_PROBLEMS, error_response, http_problem
-from frsync.api.routes import DOCS_ROUTE, ROUTES
+from frsync.api.routes import ROUTES
 from frsync.config import Settings
+from frsync.console import DOCS_ROUTES, ConsoleResources, UsageRecorder, console_routes
 from frsync.errors import FrsyncError
 from frsync.ratelimit import open_rate_limit_store
 from frsync.ratelimit.memory import Clock
 from frsync.store import open_store
+from frsync.store.console_base import open_console_store
 
 
 def _request_id(request: Request) -> str | None:
@@ -59,14 +61,23 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
         app.state.limiter = limiter
         tokens = TokenCache(store, settings.token_cache_seconds, clock)
         faults = sandbox.start(app.state, settings.database_url) if settings.sandbox else None
-        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults)
+        usage = UsageRecorder()  # per-token counts for the console's Tokens view
+        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record)
         app.state.metrics = metrics
+        queries = open_console_store(settings, store)
+        app.state.console = ConsoleResources(queries)
+        app.state.usage = usage
+        flusher = asyncio.create_task(usage.run(queries))
         publisher = None
         if settings.metrics_dir:
             publisher = asyncio.create_task(metrics.publish_every(store, limiter))
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await app.state.console.close()
             if publisher is not None:
                 publisher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -76,7 +87,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             await store.close()
 
     metrics = Metrics(settings.metrics_dir)
-    routes = [*ROUTES, DOCS_ROUTE] if settings.docs_enabled else ROUTES
+    routes = [*ROUTES, *console_routes(), *(DOCS_ROUTES if settings.docs_enabled else ())]
     middleware = [Middleware(RequestContext, log_requests=settings.log_requests, metrics=metrics)]
     handlers: dict[Any, Any] = {FrsyncError: _on_error, HTTPException: _on_http_error}
     if settings.sandbox:  # without it, no /__admin route exists: those paths are plain 404s

@@ -87,6 +87,9 @@ def bucket_key(token_hash: bytes) -> str:
     return f"t:{token_hash[:16].hex()}"
 
 
+UsageCounter = Callable[[int, bool], None]  # (token id, answered 429) per admitted request
+
+
 class Gatekeeper:
     def __init__(
         self,
@@ -94,16 +97,22 @@ class Gatekeeper:
         tokens: TokenCache,
         limiter: RateLimitStore,
         faults: FaultHook | None = None,
+        count_usage: UsageCounter | None = None,
     ):
         self._settings = settings
         self._tokens = tokens
         self._limiter = limiter
         self._faults = faults
+        self._count_usage = count_usage or (lambda token_id, limited: None)
 
     async def identify(self, request: Request) -> tuple[Principal, str]:
         """The live token's principal (any type) and its bucket key; Unauthenticated (or, for
         an address that keeps sending bad tokens, RateLimited) otherwise."""
-        token = request.headers.get("x-api-token", "").strip(_OWS)
+        return await self.identify_token(request, request.headers.get("x-api-token", ""))
+
+    async def identify_token(self, request: Request, token: str) -> tuple[Principal, str]:
+        """`identify` for a token that came another way (the console's sign-in form)."""
+        token = token.strip(_OWS)
         token_hash = hash_token(token) if token else None
         principal = await self._tokens.lookup(token_hash) if token_hash else None
         if principal is None or token_hash is None:
@@ -119,7 +128,12 @@ class Gatekeeper:
             raise Unauthenticated(OPERATOR_REFUSED)
         if self._faults is not None:  # sandbox mode: after the token, before the bucket
             await self._faults(request, principal)
-        await self.charge(request, bucket)
+        try:
+            await self.charge(request, bucket)
+        except RateLimited:
+            self._count_usage(principal.token_id, True)
+            raise
+        self._count_usage(principal.token_id, False)
         return principal
 
     async def charge(self, request: Request, bucket: str) -> None:

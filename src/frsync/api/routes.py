@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from frsync.api import metrics as metrics_text
@@ -20,7 +20,6 @@ from frsync.store import Audit, Store
 
 _HERE = Path(__file__).parent
 OPENAPI_DOCUMENT = (_HERE / "openapi.json").read_bytes()
-DOCS_PAGE = (_HERE / "docs.html").read_text()
 _encode = msgspec.json.Encoder().encode
 FR_ID = "fulfillmentRequestId"
 
@@ -110,10 +109,6 @@ async def openapi(request: Request) -> Response:
     return Response(OPENAPI_DOCUMENT, media_type="application/json")
 
 
-async def docs(request: Request) -> Response:
-    return HTMLResponse(DOCS_PAGE)
-
-
 FR_PATH = "/fulfillment-requests/{fulfillmentRequestId}"
 ROUTES = [
     Route(f"{FR_PATH}/accounting-sync", sync_accounting, methods=["PATCH"]),
@@ -126,4 +121,3 @@ ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]
-DOCS_ROUTE = Route("/docs", docs, methods=["GET"])

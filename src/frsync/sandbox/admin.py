@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from frsync.domain import INT64_MAX
+from frsync.contract import INT64_MAX
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES, TokenType, now_ms
 from frsync.ratelimit import RateLimitStore

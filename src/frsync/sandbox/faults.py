@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from frsync.api.problems import HTTP_TITLES, problem_response
-from frsync.domain import INT64_MAX, Principal
+from frsync.contract import INT64_MAX
+from frsync.domain import Principal
 from frsync.errors import FrsyncError
 from frsync.sandbox.rules import Facts, Rule, matches, rule_from_store
 from frsync.store.sandbox_base import SandboxStore, StoredRule

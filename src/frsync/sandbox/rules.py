@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from frsync.domain import INT64_MAX
+from frsync.contract import INT64_MAX
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES
 

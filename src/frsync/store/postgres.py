@@ -31,7 +31,8 @@ import asyncpg
 import msgspec
 
 from frsync.config import Settings
-from frsync.domain import INT64_MAX, Principal
+from frsync.contract import INT64_MAX
+from frsync.domain import Principal
 from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries, sandbox_postgres

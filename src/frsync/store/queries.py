@@ -60,9 +60,18 @@ class _Params:
         return self.placeholder(len(self.values))
 
 
+def scope_term(principal: Principal, bind: Callable[[Any], str], table: str = "") -> str | None:
+    """The condition that keeps `principal` in its scope; None for an operator, whose scope
+    is every account (the console only: the FR endpoints refuse operator tokens)."""
+    if principal.is_operator:
+        return None
+    return f"{table}{principal.scope_column} = {bind(principal.scope_id)}"
+
+
 def _where(principal: Principal, query: FrQuery, params: _Params) -> str:
     bind = params.bind
-    terms = [f"{principal.scope_column} = {bind(principal.scope_id)}"]
+    scope = scope_term(principal, bind)
+    terms = [] if scope is None else [scope]
     if query.since_id is not None:
         terms.append(f"id > {bind(query.since_id)}")
     if query.order_id is not None:
@@ -77,7 +86,7 @@ def _where(principal: Principal, query: FrQuery, params: _Params) -> str:
         terms.append(_SYNCED if query.accounting_synced else NOT_SYNCED)
     if query.has_accounting_error is not None:
         terms.append(HAS_ERROR if query.has_accounting_error else _NO_ERROR)
-    return " AND ".join(terms)
+    return " AND ".join(terms) or "TRUE"
 
 
 def _index(principal: Principal, query: FrQuery) -> str | None:
@@ -88,10 +97,12 @@ def _index(principal: Principal, query: FrQuery) -> str | None:
         return "ix_fr_number"
     # The partial indexes hold only these rows; errors are the fewer of the two, and their
     # index also holds accounting_synced for "not synced" to be tested on its entries.
+    # An operator's count spans every account: the account index holds every such row.
+    scope = "account" if principal.is_operator else principal.token_type
     if query.has_accounting_error is True:
-        return f"ix_fr_{principal.token_type}_has_error"
+        return f"ix_fr_{scope}_has_error"
     if query.accounting_synced is False:
-        return f"ix_fr_{principal.token_type}_not_synced"
+        return f"ix_fr_{scope}_not_synced"
     return None  # (scope, id), (scope, status, id), (scope, source, id): SQLite picks well
 
 

@@ -99,7 +99,15 @@ fulfillment_requests = Table(
     # filterSourceId for account and channel tokens (a source token's scope is its source).
     Index("ix_fr_account_source", "account_id", "source_id", "id"),
     Index("ix_fr_channel_source", "channel_id", "source_id", "id"),
-)
+    # The console's Errors view, newest first, per scope and over every account.
+    *(
+        Index(f"ix_fr_{scope}_error_recent", f"{scope}_id", "updated_at", "id",
+              sqlite_where=text(HAS_ERROR), postgresql_where=text(HAS_ERROR))
+        for scope in SCOPES
+    ),
+    Index("ix_fr_error_recent", "updated_at", "id",
+          sqlite_where=text(HAS_ERROR), postgresql_where=text(HAS_ERROR)),
+)  # fmt: skip
 
 fulfillment_request_items = Table(
     "fulfillment_request_items",
@@ -149,6 +157,7 @@ accounting_history = Table(
     Column("request_id", String(64), nullable=False),
     Column("changes", Text, nullable=False),  # JSON: field -> {before, after}
     Index("ix_history_fr_id", "fulfillment_request_id", "id"),
+    Index("ix_history_at", "at"),  # the console's syncs per hour
 )
 
 # Sandbox mode (frsync.sandbox). The baseline is what the last load left: `reset` puts the
@@ -213,3 +222,41 @@ sandbox_journal = Table(
     Column("body", Text),  # the request's JSON as sent, when it is JSON and ≤ 64 KiB
     Column("body_truncated", Boolean, nullable=False),
 )
+
+
+def _token_id() -> Column[int]:
+    return Column(
+        "token_id", BigInteger, ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+# The console's signed-in browsers, by the SHA-256 of the session id their cookie holds.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("session_hash", LargeBinary(32), primary_key=True),
+    _token_id(),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
+# Requests and 429s per token per minute, added up from every worker (console/usage.py).
+token_usage = Table(
+    "token_usage",
+    metadata,
+    Column("token_id", BigInteger, ForeignKey("api_tokens.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("minute", BigInteger, primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("rate_limited", Integer, nullable=False),
+    Index("ix_token_usage_minute", "minute"),
+)  # fmt: skip
+
+token_last_used = Table(
+    "token_last_used",
+    metadata,
+    Column("token_id", Id, ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("last_used_at", BigInteger, nullable=False),
+)  # fmt: skip

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from frsync.domain import INT64_MAX, AccountingState, Principal
+from frsync.contract import INT64_MAX
+from frsync.domain import AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries, sandbox_sqlite

@@ -1,0 +1,165 @@
+"""The console's pages. Thin: who is signed in, one query, one template.
+
+Every page but sign-in needs a live session (`signed_in`), and every query takes the
+session's principal, so a page can only ever show the signed-in token's scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from frsync.console import sessions
+from frsync.console.chart import layout
+from frsync.console.headers import secure
+from frsync.console.overview import WITH_ERROR
+from frsync.console.resources import resources
+from frsync.console.templating import templates
+from frsync.contract import MAX_ACCOUNTING_ERROR
+from frsync.domain import Principal
+from frsync.errors import StoreBusy
+from frsync.models import now_ms
+
+HOME = "/console"
+ERRORS_PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 20
+TOKENS_PAGE_SIZE = 100
+MAX_SEARCH = 200  # characters; an FR number is far shorter
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A signed-in request: who, what they may see, and the token their forms carry."""
+
+    principal: Principal
+    scope_name: str | None
+    csrf: str
+
+    @property
+    def scope(self) -> str:
+        p = self.principal
+        if p.is_operator:
+            return "every account"
+        named = f" · {self.scope_name}" if self.scope_name else ""
+        return f"{p.token_type} {p.scope_id}{named}"
+
+
+Page = Callable[[Request, Visit], Awaitable[Response]]
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def _to_sign_in(request: Request) -> Response:
+    return RedirectResponse(HOME, 303)
+
+
+def signed_in(handler: Page, anonymous: Handler = _to_sign_in) -> Handler:
+    """Route wrapper: call `handler` with the session's Visit, or `anonymous` (by default a
+    redirect to the sign-in page). A busy store answers a 503 page that says it will pass,
+    not an error trace."""
+
+    @wraps(handler)
+    async def route(request: Request) -> Response:
+        try:
+            found = await sessions.current(resources(request).queries, request)
+            if found is None:
+                return await anonymous(request)
+            signed, session_id = found
+            visit = Visit(signed.principal, signed.scope_name, sessions.csrf_token(session_id))
+            return await handler(request, visit)
+        except StoreBusy:
+            response = render(request, "busy.html", 503)
+            response.headers["Retry-After"] = "2"
+            return response
+
+    return secure(route)
+
+
+async def overview(request: Request, visit: Visit) -> Response:
+    return render(request, "overview.html", visit=visit, **await _overview(request, visit))
+
+
+async def overview_live(request: Request, visit: Visit) -> Response:
+    """The refreshing part of the Overview, for the page's script to swap in."""
+    return render(request, "_overview_live.html", visit=visit, **await _overview(request, visit))
+
+
+async def _overview(request: Request, visit: Visit) -> dict[str, Any]:
+    found = resources(request)
+    data = await found.overviews.get(found.queries, visit.principal)
+    return {"overview": data, "chart": layout(data.hours)}
+
+
+async def errors(request: Request, visit: Visit) -> Response:
+    """Every FR with an error, or (`?message=`) those with one message, newest first."""
+    queries = resources(request).queries
+    before = _cursor(request.query_params.get("before"))
+    message = request.query_params.get("message") or None
+    if message is not None and len(message) > MAX_ACCOUNTING_ERROR:
+        message = None  # no stored error is that long
+    rows = await queries.errors_page(visit.principal, before, ERRORS_PAGE_SIZE + 1, message)
+    older = None
+    if len(rows) > ERRORS_PAGE_SIZE:
+        rows = rows[:ERRORS_PAGE_SIZE]
+        older = f"{rows[-1].updated_at}.{rows[-1].id}"
+    if message is None:
+        total = await queries.count(visit.principal, WITH_ERROR)
+    else:
+        total = await queries.count_errors(visit.principal, message)
+    return render(request, "errors.html", visit=visit, rows=rows, older=older, total=total,
+                  first_page=before is None, message=message)  # fmt: skip
+
+
+def _cursor(text: str | None) -> tuple[int, int] | None:
+    """`<updated_at>.<id>` of the last row seen; anything else means the first page."""
+    parts = (text or "").split(".")
+    if len(parts) == 2 and all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
+        return int(parts[0]), int(parts[1])
+    return None
+
+
+async def fulfillment_request(request: Request, visit: Visit) -> Response:
+    text = request.query_params.get("q", "").strip()[:MAX_SEARCH]
+    if not text:
+        return RedirectResponse(HOME, 303)
+    queries = resources(request).queries
+    ids = await queries.find(visit.principal, text, 20)
+    if len(ids) > 1:
+        return render(request, "matches.html", visit=visit, query=text, ids=ids)
+    detail = None
+    if ids:
+        before = _int(request.query_params.get("before"))
+        detail = await queries.detail(visit.principal, ids[0], before, HISTORY_PAGE_SIZE + 1)
+    if detail is None:
+        return render(request, "not_found.html", 404, visit=visit, query=text)
+    history = detail.history[:HISTORY_PAGE_SIZE]
+    older = history[-1].id if len(detail.history) > HISTORY_PAGE_SIZE else None
+    return render(request, "fr.html", visit=visit, query=text, fr=detail.fr,
+                  history=history, older=older)  # fmt: skip
+
+
+def _int(text: str | None) -> int | None:
+    if text and text.isascii() and text.isdigit() and len(text) < 19:
+        return int(text)
+    return None
+
+
+async def tokens(request: Request, visit: Visit) -> Response:
+    if not visit.principal.is_operator:  # the page does not exist for anyone else
+        return render(request, "not_found_page.html", 404, visit=visit)
+    after = _int(request.query_params.get("after")) or 0
+    since_minute = now_ms() // 60_000 - 59  # this minute and the 59 before it
+    rows = await resources(request).queries.tokens_page(after, TOKENS_PAGE_SIZE + 1, since_minute)
+    more = rows[TOKENS_PAGE_SIZE - 1].id if len(rows) > TOKENS_PAGE_SIZE else None
+    return render(request, "tokens.html", visit=visit, rows=rows[:TOKENS_PAGE_SIZE], more=more,
+                  after=after)  # fmt: skip

@@ -1,0 +1,76 @@
+"""Console sessions: a random id in an HttpOnly cookie, its SHA-256 in the database.
+
+The cookie never holds the API token; the database never holds the session id, only its
+hash, so a copy of the database opens no session. Every worker reads the same table, so a
+browser may land on any of them, and "Sign out" deletes the row: the same cookie, replayed,
+opens nothing. A session ends on its own after `SESSION_SECONDS`, and at once when its token
+is revoked (the lookup joins the live token).
+
+CSRF: SameSite=Strict keeps the cookie off cross-site requests, and every form that changes
+state carries a token besides: derived from the session id for signed-in forms, and a
+double-submit cookie for the sign-in form (no session yet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from frsync.models import now_ms
+from frsync.store.console_base import ConsoleStore, SignedIn
+
+SESSION_COOKIE = "frsync_console"
+SIGN_IN_COOKIE = "frsync_console_signin"
+SESSION_SECONDS = 8 * 3600  # a working shift; sign in again after it
+PATH = "/console"
+
+
+def _hash(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode()).digest()
+
+
+def csrf_token(session_id: str) -> str:
+    """The token signed-in forms carry: unguessable without the (HttpOnly) session id."""
+    return hashlib.sha256(b"frsync-console-csrf:" + session_id.encode()).hexdigest()
+
+
+def same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
+    response.set_cookie(
+        name, value, max_age=age, path=PATH, httponly=True, samesite="strict",
+        secure=request.url.scheme == "https",
+    )  # fmt: skip
+
+
+def clear_cookie(request: Request, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name, path=PATH, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+
+
+async def start(store: ConsoleStore, token_id: int) -> tuple[str, int]:
+    """A new session for the token: (session id for the cookie, lifetime in seconds)."""
+    session_id = secrets.token_urlsafe(32)
+    now = now_ms()
+    await store.create_session(_hash(session_id), token_id, now, now + SESSION_SECONDS * 1000)
+    return session_id, SESSION_SECONDS
+
+
+async def current(store: ConsoleStore, request: Request) -> tuple[SignedIn, str] | None:
+    """The signed-in principal and the session id, or None."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id or len(session_id) > 100:
+        return None
+    signed_in = await store.session_principal(_hash(session_id), now_ms())
+    return None if signed_in is None else (signed_in, session_id)
+
+
+async def end(store: ConsoleStore, session_id: str) -> None:
+    await store.end_session(_hash(session_id))

@@ -1,0 +1,76 @@
+"""Per-token usage for the console's Tokens view: requests, 429s and last use.
+
+Each worker counts in memory, per token and minute (a dict update per request, no I/O on
+the request path), and every `FLUSH_SECONDS` adds its counts to the `token_usage` and
+`token_last_used` tables in one transaction, so the view sums every worker's. The view is
+therefore at most `FLUSH_SECONDS` (plus one transaction) behind. Counts that could not be
+written (store busy) are kept and added on the next flush; counts of the last
+`KEEP_MINUTES` are kept in the table, older rows are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+from frsync.models import now_ms
+from frsync.store.console_base import ConsoleStore, UsageCount
+
+FLUSH_SECONDS = 2.0
+KEEP_MINUTES = 120
+log = logging.getLogger("frsync.console")
+
+
+class UsageRecorder:
+    def __init__(self) -> None:
+        self._counts: defaultdict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+        self._last_used: dict[int, int] = {}
+
+    def record(self, token_id: int, rate_limited: bool) -> None:
+        """One request by this token (answered 429 when `rate_limited`)."""
+        now = now_ms()
+        counts = self._counts[token_id, now // 60_000]
+        counts[0] += 1
+        counts[1] += rate_limited
+        self._last_used[token_id] = now
+
+    async def flush(self, store: ConsoleStore) -> None:
+        if not self._last_used:  # nothing since the last flush: no write at all
+            return
+        counts, last_used = self._counts, self._last_used
+        self._counts, self._last_used = defaultdict(lambda: [0, 0]), {}
+        rows = [UsageCount(t, m, r, q) for (t, m), (r, q) in counts.items()]
+        try:
+            await store.add_usage(rows, last_used, now_ms() // 60_000 - KEEP_MINUTES)
+        except BaseException:
+            self._merge_back(counts, last_used)
+            raise
+
+    def _merge_back(
+        self, counts: dict[tuple[int, int], list[int]], last_used: dict[int, int]
+    ) -> None:
+        for key, (requests, limited) in counts.items():
+            mine = self._counts[key]
+            mine[0] += requests
+            mine[1] += limited
+        for token_id, at in last_used.items():
+            self._last_used[token_id] = max(at, self._last_used.get(token_id, 0))
+
+    async def run(self, store: ConsoleStore) -> None:
+        """Flush every FLUSH_SECONDS until cancelled, then once more."""
+        try:
+            while True:
+                await asyncio.sleep(FLUSH_SECONDS)
+                await self._flush_logged(store)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._flush_logged(store)
+
+    async def _flush_logged(self, store: ConsoleStore) -> None:
+        try:
+            await self.flush(store)
+        except Exception as error:  # the loop must outlive any failure of one flush
+            log.warning("token usage not written yet (%s); kept for the next flush",
+                        type(error).__name__)  # fmt: skip

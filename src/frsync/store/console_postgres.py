@@ -1,0 +1,123 @@
+"""The console's queries on PostgreSQL, on the store's pool (`acquire`, `_transaction`), so
+they share its bounds on waiting and its error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from frsync.domain import Principal
+from frsync.store import console_sql as sql
+from frsync.store import queries
+from frsync.store.base import FrQuery
+from frsync.store.console_base import (
+    ErrorCount,
+    ErrorRow,
+    FrDetail,
+    HourCount,
+    SignedIn,
+    TokenRow,
+    UsageCount,
+)
+from frsync.store.console_sql import dollar
+from frsync.store.postgres import PostgresStore
+from frsync.store.postgres_sql import dollar as numbered
+from frsync.store.rows import fr_from_row
+
+_LAST_USED = dollar(sql.add_last_used(postgres=True))
+
+
+class ConsolePostgres:
+    def __init__(self, store: Any) -> None:
+        assert isinstance(store, PostgresStore)
+        self._store = store
+
+    async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        async with self._store.acquire() as connection:
+            return list(await connection.fetch(dollar(statement), *params))
+
+    async def create_session(
+        self, session_hash: bytes, token_id: int, now: int, expires_at: int
+    ) -> None:
+        async with self._store._transaction() as connection:
+            await connection.execute(dollar(sql.DROP_EXPIRED_SESSIONS), now)
+            await connection.execute(
+                dollar(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
+            )
+
+    async def count(self, principal: Principal, query: FrQuery) -> int:
+        statement, params = queries.count_sql(principal, query, placeholder=numbered)
+        async with self._store.acquire() as connection:
+            return int(await connection.fetchval(statement, *params))
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the store's pool is the store's."""
+
+    async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
+        rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))
+        return SignedIn(Principal(*rows[0][:3]), rows[0][3]) if rows else None
+
+    async def end_session(self, session_hash: bytes) -> None:
+        async with self._store.acquire() as connection:
+            await connection.execute(dollar(sql.END_SESSION), session_hash)
+
+    async def syncs_per_hour(self, principal: Principal, since: int) -> list[HourCount]:
+        rows = await self._rows(*sql.syncs_per_hour(principal, since, postgres=True))
+        return [HourCount(*row) for row in rows]
+
+    async def top_errors(self, principal: Principal, limit: int) -> list[ErrorCount]:
+        rows = await self._rows(*sql.top_errors(principal, limit, postgres=True))
+        return [ErrorCount(*row) for row in rows]
+
+    async def errors_page(
+        self,
+        principal: Principal,
+        before: tuple[int, int] | None,
+        limit: int,
+        message: str | None = None,
+    ) -> list[ErrorRow]:
+        statement, params = sql.errors_page(principal, before, limit, True, message)
+        return [ErrorRow(*row) for row in await self._rows(statement, params)]
+
+    async def count_errors(self, principal: Principal, message: str) -> int:
+        (row,) = await self._rows(*sql.count_errors(principal, message, postgres=True))
+        return int(row[0])
+
+    async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
+        async with self._store.acquire() as connection:
+            for column, value in sql.lookups(text):
+                statement, params = sql.find(principal, column, value, limit)
+                rows = await connection.fetch(dollar(statement), *params)
+                if rows:
+                    return [row[0] for row in rows]
+        return []
+
+    async def detail(
+        self, principal: Principal, fr_id: int, before_id: int | None, limit: int
+    ) -> FrDetail | None:
+        # One snapshot for the FR, its items and its history.
+        async with self._store._transaction() as connection:
+            statement, params = sql.fr_in_scope(principal, fr_id)
+            row = await connection.fetchrow(dollar(statement), *params)
+            if row is None:
+                return None
+            items = await connection.fetch(dollar(sql.ITEMS), fr_id)
+            statement, params = sql.history_page(fr_id, before_id, limit)
+            history = await connection.fetch(dollar(statement), *params)
+        return FrDetail(fr_from_row(row, items), sql.timeline(history))
+
+    async def tokens_page(self, after_id: int, limit: int, since_minute: int) -> list[TokenRow]:
+        rows = await self._rows(sql.TOKENS_PAGE, (since_minute, after_id, limit))
+        return [TokenRow(*row) for row in rows]
+
+    async def add_usage(
+        self, counts: Sequence[UsageCount], last_used: dict[int, int], keep_from: int
+    ) -> None:
+        usage = [(c.token_id, c.minute, c.requests, c.rate_limited, c.token_id) for c in counts]
+        used = [(token_id, at, token_id) for token_id, at in last_used.items()]
+        async with self._store._transaction() as connection:
+            if usage:
+                await connection.executemany(dollar(sql.ADD_USAGE), usage)
+            if used:
+                await connection.executemany(_LAST_USED, used)
+            await connection.execute(dollar(sql.DROP_OLD_USAGE), keep_from)

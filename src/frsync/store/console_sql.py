@@ -1,0 +1,232 @@
+"""SQL text of the console's queries, shared by both backends.
+
+Written with `?` placeholders; the PostgreSQL backend renumbers them (`dollar`). Where the
+dialects differ (JSON, GREATEST, SQLite's index hints) a builder takes `postgres`. Column
+names come from constants; every value is bound.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from frsync.domain import Principal
+from frsync.store.console_base import TimelineEntry
+from frsync.store.queries import HAS_ERROR, scope_term
+from frsync.store.rows import FR_COLUMNS, ITEM_COLUMNS, history_from_row
+
+
+@lru_cache(maxsize=256)
+def dollar(sql: str) -> str:
+    """`?` placeholders → `$1, $2 …` (no `?` appears in this module's SQL otherwise)."""
+    count = iter(range(1, 1000))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+class Binds:
+    """Values in placeholder order, for a scope term built before the SQL is finished."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return "?"
+
+
+def scoped(principal: Principal, binds: Binds, table: str = "") -> str:
+    """`AND <scope term>`, or nothing for an operator."""
+    term = scope_term(principal, binds, table)
+    return "" if term is None else f" AND {term}"
+
+
+CREATE_SESSION = (
+    "INSERT INTO console_sessions (session_hash, token_id, created_at, expires_at)"
+    " VALUES (?, ?, ?, ?)"
+)
+DROP_EXPIRED_SESSIONS = "DELETE FROM console_sessions WHERE expires_at <= ?"
+_SCOPE_NAME = (
+    "CASE t.token_type"
+    " WHEN 'account' THEN (SELECT name FROM accounts WHERE id = t.scope_id)"
+    " WHEN 'source' THEN (SELECT name FROM sources WHERE id = t.scope_id)"
+    " WHEN 'channel' THEN (SELECT name FROM channels WHERE id = t.scope_id) END"
+)
+SESSION_PRINCIPAL = (
+    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME} FROM console_sessions AS s"
+    " JOIN api_tokens AS t ON t.id = s.token_id"
+    " WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL"
+)
+END_SESSION = "DELETE FROM console_sessions WHERE session_hash = ?"
+
+
+def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[str, list[Any]]:
+    """Per hour: entries that set an error (failed), and the others that set
+    accountingSynced true (synced). Entries that changed neither are not syncs.
+
+    Each entry's changes are parsed once, in a subquery the planner must not flatten
+    (`OFFSET 0` / `LIMIT -1`): flattened, every reference would parse the JSON again."""
+    binds = Binds()
+    at_least = binds(since)  # bound in the order the placeholders appear
+    join = scope = ""
+    if not principal.is_operator:
+        # The day's entries first, then each one's FR: without statistics SQLite would
+        # rather walk the whole scope's FRs and look up their history (CROSS JOIN keeps
+        # the order there; PostgreSQL's planner has statistics).
+        kind = "JOIN" if postgres else "CROSS JOIN"
+        join = f" {kind} fulfillment_requests AS f ON f.id = h.fulfillment_request_id"
+        scope = scoped(principal, binds, "f.")
+    if postgres:
+        parsed = (
+            "SELECT hour, c #>> '{accountingSynced,after}' AS s,"
+            " c #>> '{accountingError,after}' AS e FROM (SELECT h.at / 3600000 AS hour,"
+            f" h.changes::jsonb AS c FROM accounting_history AS h{join}"
+            f" WHERE h.at >= {at_least}{scope} OFFSET 0) AS entries"
+        )
+        true = "'true'"  # #>> gives text
+    else:
+        parsed = (
+            "SELECT h.at / 3600000 AS hour,"
+            " json_extract(h.changes, '$.accountingSynced.after') AS s,"
+            " json_extract(h.changes, '$.accountingError.after') AS e"
+            f" FROM accounting_history AS h INDEXED BY ix_history_at{join}"
+            f" WHERE h.at >= {at_least}{scope} LIMIT -1"
+        )
+        true = "1"  # json_extract gives 1 for true
+    failed = "COALESCE(e <> '', FALSE)"
+    sql = (
+        f"SELECT hour, SUM(CASE WHEN s = {true} AND NOT {failed} THEN 1 ELSE 0 END),"
+        f" SUM(CASE WHEN {failed} THEN 1 ELSE 0 END) FROM ({parsed}) AS day"
+        " GROUP BY hour ORDER BY hour"
+    )
+    return sql, binds.values
+
+
+def top_errors(principal: Principal, limit: int, postgres: bool) -> tuple[str, list[Any]]:
+    binds = Binds()
+    scope = "account" if principal.is_operator else principal.token_type
+    hint = "" if postgres else f" INDEXED BY ix_fr_{scope}_has_error"
+    sql = (
+        f"SELECT accounting_error, COUNT(*) AS n FROM fulfillment_requests{hint}"
+        f" WHERE {HAS_ERROR}{scoped(principal, binds)}"
+        f" GROUP BY accounting_error ORDER BY n DESC, accounting_error LIMIT {binds(limit)}"
+    )
+    return sql, binds.values
+
+
+def errors_page(
+    principal: Principal,
+    before: tuple[int, int] | None,
+    limit: int,
+    postgres: bool,
+    message: str | None = None,
+) -> tuple[str, list[Any]]:
+    binds = Binds()
+    index = "ix_fr_error_recent" if principal.is_operator else (
+        f"ix_fr_{principal.token_type}_error_recent"
+    )  # fmt: skip
+    hint = "" if postgres else f" INDEXED BY {index}"
+    where = f"{HAS_ERROR}{scoped(principal, binds)}"
+    if message is not None:
+        where += f" AND accounting_error = {binds(message)}"
+    if before is not None:
+        where += f" AND (updated_at, id) < ({binds(before[0])}, {binds(before[1])})"
+    sql = (
+        "SELECT id, fulfillment_request_number, account_id, status, updated_at,"
+        f" accounting_error FROM fulfillment_requests{hint} WHERE {where}"
+        f" ORDER BY updated_at DESC, id DESC LIMIT {binds(limit)}"
+    )
+    return sql, binds.values
+
+
+def count_errors(principal: Principal, message: str, postgres: bool) -> tuple[str, list[Any]]:
+    """FRs in scope whose error is exactly `message`."""
+    binds = Binds()
+    scope = "account" if principal.is_operator else principal.token_type
+    hint = "" if postgres else f" INDEXED BY ix_fr_{scope}_has_error"
+    where = f"{HAS_ERROR}{scoped(principal, binds)} AND accounting_error = {binds(message)}"
+    return f"SELECT COUNT(*) FROM fulfillment_requests{hint} WHERE {where}", binds.values
+
+
+def find(principal: Principal, column: str, value: Any, limit: int) -> tuple[str, list[Any]]:
+    """Ids of FRs in scope whose `column` (id or number) equals `value`."""
+    assert column in ("id", "fulfillment_request_number")
+    binds = Binds()
+    where = f"{column} = {binds(value)}{scoped(principal, binds)}"
+    sql = f"SELECT id FROM fulfillment_requests WHERE {where} ORDER BY id LIMIT {binds(limit)}"
+    return sql, binds.values
+
+
+def fr_in_scope(principal: Principal, fr_id: int) -> tuple[str, list[Any]]:
+    binds = Binds()
+    where = f"id = {binds(fr_id)}{scoped(principal, binds)}"
+    return f"SELECT {', '.join(FR_COLUMNS)} FROM fulfillment_requests WHERE {where}", binds.values
+
+
+ITEMS = (
+    f"SELECT {', '.join(ITEM_COLUMNS)} FROM fulfillment_request_items"
+    " WHERE fulfillment_request_id = ? ORDER BY id"
+)
+
+
+def history_page(fr_id: int, before_id: int | None, limit: int) -> tuple[str, list[Any]]:
+    binds = Binds()
+    where = f"fulfillment_request_id = {binds(fr_id)}"
+    if before_id is not None:
+        where += f" AND id < {binds(before_id)}"
+    sql = (
+        "SELECT id, at, token_id, token_type, request_id, changes FROM accounting_history"
+        f" WHERE {where} ORDER BY id DESC LIMIT {binds(limit)}"
+    )
+    return sql, binds.values
+
+
+TOKENS_PAGE = (
+    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME},"
+    " t.label, t.created_at, t.revoked_at, l.last_used_at,"
+    " COALESCE(u.requests, 0), COALESCE(u.rate_limited, 0)"
+    " FROM api_tokens AS t"
+    " LEFT JOIN token_last_used AS l ON l.token_id = t.id"
+    " LEFT JOIN (SELECT token_id, SUM(requests) AS requests, SUM(rate_limited) AS rate_limited"
+    "  FROM token_usage WHERE minute >= ? GROUP BY token_id) AS u ON u.token_id = t.id"
+    " WHERE t.id > ? ORDER BY t.id LIMIT ?"
+)
+
+# A token deleted since its requests were counted takes its counts with it.
+ADD_USAGE = (
+    "INSERT INTO token_usage (token_id, minute, requests, rate_limited)"
+    " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS INTEGER)"
+    " WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)"
+    " ON CONFLICT (token_id, minute) DO UPDATE SET"
+    " requests = token_usage.requests + excluded.requests,"
+    " rate_limited = token_usage.rate_limited + excluded.rate_limited"
+)
+DROP_OLD_USAGE = "DELETE FROM token_usage WHERE minute < ?"
+
+
+def add_last_used(postgres: bool) -> str:
+    latest = "GREATEST" if postgres else "MAX"  # SQLite's two-argument MAX is the same
+    return (
+        "INSERT INTO token_last_used (token_id, last_used_at)"
+        " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT)"
+        " WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)"
+        f" ON CONFLICT (token_id) DO UPDATE SET last_used_at ="
+        f" {latest}(token_last_used.last_used_at, excluded.last_used_at)"
+    )
+
+
+def lookups(text: str) -> list[tuple[str, Any]]:
+    """What a search for `text` tries, in order: the id (when it is one), then the number."""
+    text = text.strip()
+    tries: list[tuple[str, Any]] = []
+    if text.isascii() and text.isdigit() and 0 < int(text) < 2**63:
+        tries.append(("id", int(text)))
+    if text:
+        tries.append(("fulfillment_request_number", text))
+    return tries
+
+
+def timeline(rows: Sequence[Sequence[Any]]) -> list[TimelineEntry]:
+    """Rows of `history_page` → entries with their ids."""
+    return [TimelineEntry(row[0], history_from_row(row[1:])) for row in rows]

@@ -1,0 +1,133 @@
+"""The console's queries on SQLite, through the store's own read and write primitives
+(`_query`, `_transaction`), so they share its connection, locking and 503 mapping."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from frsync.domain import Principal
+from frsync.store import console_sql as sql
+from frsync.store import queries
+from frsync.store.base import FrQuery
+from frsync.store.console_base import (
+    ErrorCount,
+    ErrorRow,
+    FrDetail,
+    HourCount,
+    SignedIn,
+    TokenRow,
+    UsageCount,
+)
+from frsync.store.console_readers import Readers
+from frsync.store.rows import fr_from_row
+from frsync.store.sqlite import SqliteStore
+
+_LAST_USED = sql.add_last_used(postgres=False)
+
+
+class ConsoleSqlite:
+    """Small reads and every write through the store's own primitives; the big reads of the
+    Overview, Errors and Tokens views on `Readers`, off the event loop."""
+
+    def __init__(self, store: Any, path: str, busy_timeout: float) -> None:
+        assert isinstance(store, SqliteStore)
+        self._store = store
+        self._readers = Readers(path, busy_timeout)
+
+    async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        return await self._store._query(lambda db: db.execute(statement, params).fetchall())
+
+    async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        return await self._readers.run(lambda db: db.execute(statement, params).fetchall())
+
+    async def count(self, principal: Principal, query: FrQuery) -> int:
+        sql_text, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
+        (row,) = await self._big(sql_text, params)
+        return int(row[0])
+
+    async def close(self) -> None:
+        self._readers.close()
+
+    async def create_session(
+        self, session_hash: bytes, token_id: int, now: int, expires_at: int
+    ) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(sql.DROP_EXPIRED_SESSIONS, (now,))
+            db.execute(sql.CREATE_SESSION, (session_hash, token_id, now, expires_at))
+
+        await self._store._transaction(write)
+
+    async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
+        rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))
+        return SignedIn(Principal(*rows[0][:3]), rows[0][3]) if rows else None
+
+    async def end_session(self, session_hash: bytes) -> None:
+        await self._store._transaction(lambda db: db.execute(sql.END_SESSION, (session_hash,)))
+
+    async def syncs_per_hour(self, principal: Principal, since: int) -> list[HourCount]:
+        rows = await self._big(*sql.syncs_per_hour(principal, since, postgres=False))
+        return [HourCount(*row) for row in rows]
+
+    async def top_errors(self, principal: Principal, limit: int) -> list[ErrorCount]:
+        rows = await self._big(*sql.top_errors(principal, limit, postgres=False))
+        return [ErrorCount(*row) for row in rows]
+
+    async def errors_page(
+        self,
+        principal: Principal,
+        before: tuple[int, int] | None,
+        limit: int,
+        message: str | None = None,
+    ) -> list[ErrorRow]:
+        statement, params = sql.errors_page(principal, before, limit, False, message)
+        return [ErrorRow(*row) for row in await self._big(statement, params)]
+
+    async def count_errors(self, principal: Principal, message: str) -> int:
+        (row,) = await self._big(*sql.count_errors(principal, message, postgres=False))
+        return int(row[0])
+
+    async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
+        def read(db: sqlite3.Connection) -> list[int]:
+            for column, value in sql.lookups(text):
+                ids = [r[0] for r in db.execute(*sql.find(principal, column, value, limit))]
+                if ids:
+                    return ids
+            return []
+
+        return await self._store._query(read)
+
+    async def detail(
+        self, principal: Principal, fr_id: int, before_id: int | None, limit: int
+    ) -> FrDetail | None:
+        def read(db: sqlite3.Connection) -> FrDetail | None:
+            row = db.execute(*sql.fr_in_scope(principal, fr_id)).fetchone()
+            if row is None:
+                return None
+            items = db.execute(sql.ITEMS, (fr_id,)).fetchall()
+            history = db.execute(*sql.history_page(fr_id, before_id, limit)).fetchall()
+            return FrDetail(fr_from_row(row, items), sql.timeline(history))
+
+        return await self._store._query(read)
+
+    async def tokens_page(self, after_id: int, limit: int, since_minute: int) -> list[TokenRow]:
+        rows = await self._big(sql.TOKENS_PAGE, (since_minute, after_id, limit))
+        return [TokenRow(*row) for row in rows]
+
+    async def add_usage(
+        self, counts: Sequence[UsageCount], last_used: dict[int, int], keep_from: int
+    ) -> None:
+        usage = [(c.token_id, c.minute, c.requests, c.rate_limited, c.token_id) for c in counts]
+        used = [(token_id, at, token_id) for token_id, at in last_used.items()]
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(sql.ADD_USAGE, usage)
+            db.executemany(_LAST_USED, used)
+            db.execute(sql.DROP_OLD_USAGE, (keep_from,))
+
+        await self._store._transaction(write)
+
+
+def _qmark(_: int) -> str:
+    return "?"
