@@ -114,7 +114,7 @@ async def test_every_violation_of_a_rule_is_listed(admin: httpx.AsyncClient) -> 
 
 async def test_unknown_key_suggests_the_close_one(admin: httpx.AsyncClient) -> None:
     body = problem(await admin.post("/__admin/faults", json={"action": {"statu": 500}}), 400)
-    assert "Did you mean `status`?" in str(body["errors"])
+    assert "Did you mean 'status'?" in str(body["errors"])
 
 
 async def test_malformed_json_is_a_400(admin: httpx.AsyncClient) -> None:

@@ -31,7 +31,15 @@ from frsync.errors import FieldError, InvalidRequest
 from frsync.models import STATUS_NAMES
 from frsync.store.base import FrQuery
 
-__all__ = ["parse_fr_query", "parse_history_query", "parse_int"]
+__all__ = [
+    "BadValue",
+    "Parsers",
+    "int_between",
+    "parse_fr_query",
+    "parse_history_query",
+    "parse_int",
+    "parse_query",
+]
 
 _CANONICAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
@@ -42,8 +50,11 @@ class QueryParams(Protocol):
     def multi_items(self) -> list[tuple[str, str]]: ...
 
 
-class _Bad(ValueError):
-    """One parameter's violation; the parsers collect them into one InvalidRequest."""
+class BadValue(ValueError):
+    """One parameter's violation; `parse_query` collects them into one InvalidRequest."""
+
+
+_Bad = BadValue
 
 
 def parse_int(raw: str, name: str, low: int = 1, high: int = INT64_MAX) -> int:
@@ -59,6 +70,11 @@ def _int(raw: str, low: int = 1, high: int = INT64_MAX) -> int:
     if _CANONICAL.fullmatch(raw) and low <= int(raw) <= high:
         return int(raw)
     raise _Bad(f"Must be an integer from {low} to {high}, written in plain digits.")
+
+
+def int_between(low: int, high: int = INT64_MAX) -> Callable[[str], int]:
+    """A query value parser for integers from `low` to `high` (the one integer rule)."""
+    return lambda raw: _int(raw, low, high)
 
 
 def _bool(raw: str) -> bool:
@@ -107,16 +123,18 @@ assert tuple(_HISTORY_PARAMS) == HISTORY_QUERY_PARAMETERS
 
 def parse_fr_query(params: QueryParams) -> FrQuery:
     """The filters of the list and count endpoints (SPEC §6)."""
-    return FrQuery(**_parse(params, _FR_PARAMS))
+    return FrQuery(**parse_query(params, _FR_PARAMS))
 
 
 def parse_history_query(params: QueryParams) -> dict[str, int]:
     """The paging of the history endpoint (SPEC §6) as the store's keyword arguments:
     `limit` (always) and `before_id` (when given): newest first, older than `before_id`."""
-    return {"limit": DEFAULT_HISTORY_LIMIT, **_parse(params, _HISTORY_PARAMS)}
+    return {"limit": DEFAULT_HISTORY_LIMIT, **parse_query(params, _HISTORY_PARAMS)}
 
 
-def _parse(params: QueryParams, parsers: Parsers) -> dict[str, Any]:
+def parse_query(params: QueryParams, parsers: Parsers) -> dict[str, Any]:
+    """Each known parameter parsed to its field; an empty value is no filter. Unknown or
+    repeated names and bad values are collected into one InvalidRequest listing them all."""
     # multi_items(), not keys(): Starlette's keys() lists a repeated name once.
     items = params.multi_items()
     times = Counter(name for name, _ in items)

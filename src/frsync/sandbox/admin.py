@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from frsync.contract import INT64_MAX
+from frsync.api.params import BadValue, Parsers, QueryParams, int_between, parse_query
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES, TokenType, now_ms
 from frsync.ratelimit import RateLimitStore
@@ -18,7 +17,6 @@ MAX_TENANT_FRS = 10_000
 MAX_ITEMS_PER_FR = 50
 MAX_JOURNAL_PAGE = 1_000
 _TENANT_KEYS = ("fulfillmentRequests", "itemsPerRequest")
-_JOURNAL_KEYS = ("method", "path", "status", "tokenId", "limit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,39 +67,27 @@ async def create_tenant(store: SandboxStore, frs: int, items: int) -> Tenant:
     return Tenant(ids, tokens)
 
 
-def _bad(name: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"`{name}` {message}", [FieldError(name, message)])
+def _method(raw: str) -> str:
+    if not raw.isalpha() or len(raw) > 16:
+        raise BadValue("Must be an HTTP method such as PATCH.")
+    return raw.upper()
 
 
-def _int(name: str, raw: str, low: int, high: int) -> int:
-    if not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
-        raise _bad(name, f"must be an integer from {low} to {high}.")
-    return int(raw)
+def _path(raw: str) -> str:
+    if not raw.startswith("/"):
+        raise BadValue("Must start with `/` (a prefix ends in `*`).")
+    return raw
 
 
-def journal_filter(params: Mapping[str, str], keys: list[str]) -> JournalFilter:
-    """The GET /__admin/requests filters; unknown or repeated parameters are refused."""
-    values: dict[str, Any] = {}
-    for name in keys:
-        if name not in _JOURNAL_KEYS:
-            raise _bad(name, unknown_key(name, _JOURNAL_KEYS))
-        if keys.count(name) > 1:
-            raise _bad(name, "given more than once.")
-        raw = params[name].strip()
-        if not raw:
-            continue
-        if name == "method":
-            if not raw.isalpha() or len(raw) > 16:
-                raise _bad(name, "must be an HTTP method such as PATCH.")
-            values["method"] = raw.upper()
-        elif name == "path":
-            if not raw.startswith("/"):
-                raise _bad(name, "must start with `/` (a prefix ends in `*`).")
-            values["path"] = raw
-        elif name == "status":
-            values["status"] = _int(name, raw, 100, 599)
-        elif name == "tokenId":
-            values["token_id"] = _int(name, raw, 1, INT64_MAX)
-        else:
-            values["limit"] = _int(name, raw, 1, MAX_JOURNAL_PAGE)
-    return JournalFilter(**values)
+_JOURNAL_PARAMS: Parsers = {
+    "method": ("method", _method),
+    "path": ("path", _path),
+    "status": ("status", int_between(100, 599)),
+    "tokenId": ("token_id", int_between(1)),
+    "limit": ("limit", int_between(1, MAX_JOURNAL_PAGE)),
+}
+
+
+def journal_filter(params: QueryParams) -> JournalFilter:
+    """The GET /__admin/requests filters, parsed by the API's one query parser."""
+    return JournalFilter(**parse_query(params, _JOURNAL_PARAMS))

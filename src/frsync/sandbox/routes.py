@@ -125,8 +125,7 @@ async def clear_faults(request: Request) -> Response:
 @operator_only
 async def list_requests(request: Request) -> Response:
     """The journal of FR-endpoint requests, newest first."""
-    keys = [name for name, _ in request.query_params.multi_items()]
-    where = admin.journal_filter(request.query_params, keys)
+    where = admin.journal_filter(request.query_params)
     return _json([entry_json(row) for row in await _store(request).journal(where)])
 
 

@@ -3,13 +3,12 @@ field), stored as JSON, and matched against an authenticated FR-endpoint request
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from frsync.contract import INT64_MAX
+from frsync.contract import INT64_MAX, unknown_name_message
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES
 
@@ -54,9 +53,7 @@ class _Errors:
 
 def unknown_key(name: str, allowed: tuple[str, ...]) -> str:
     """The message for a key we do not know: the allowed ones, and the closest if any."""
-    close = difflib.get_close_matches(name, allowed, n=1)
-    hint = f" Did you mean `{close[0]}`?" if close else ""
-    return f"Unknown field `{name}`; allowed: {', '.join(allowed)}.{hint}"
+    return unknown_name_message("field", name, allowed)
 
 
 def _is_int(value: Any) -> bool:

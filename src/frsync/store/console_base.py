@@ -47,15 +47,9 @@ class ErrorRow:
 
 
 @dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    id: int
-    entry: HistoryEntry
-
-
-@dataclass(frozen=True, slots=True)
 class FrDetail:
     fr: FulfillmentRequest
-    history: list[TimelineEntry]  # newest first, one page
+    history: list[HistoryEntry]  # newest first, one page
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from frsync.domain import Principal
-from frsync.store.console_base import TimelineEntry
+from frsync.models import HistoryEntry
 from frsync.store.queries import HAS_ERROR, scope_term
 from frsync.store.rows import FR_COLUMNS, ITEM_COLUMNS, history_from_row
 
@@ -227,6 +227,6 @@ def lookups(text: str) -> list[tuple[str, Any]]:
     return tries
 
 
-def timeline(rows: Sequence[Sequence[Any]]) -> list[TimelineEntry]:
+def timeline(rows: Sequence[Sequence[Any]]) -> list[HistoryEntry]:
     """Rows of `history_page` → entries with their ids."""
-    return [TimelineEntry(row[0], history_from_row(row[1:])) for row in rows]
+    return [history_from_row(row) for row in rows]
