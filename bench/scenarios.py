@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -24,7 +25,16 @@ DATA = ROOT / "bench" / ".data" / "suite"
 RESULTS = ROOT / "bench" / "results"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "3"))
-PORT = 18700
+
+
+def _free_port() -> int:
+    # Other runs (other checkouts' benches, tests) share the machine: never a fixed port.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 OPEN_LOOP_RATE = 1000.0
 
 
@@ -72,7 +82,7 @@ def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
     url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{workers}.db")
     label = f"SQLite, {workers} worker{'s' if workers > 1 else ''}"
     log = RESULTS / f"server-sqlite-{workers}.log"
-    with _serving(lambda: start_frsync(label, url, PORT + workers, workers, log)) as server:
+    with _serving(lambda: start_frsync(label, url, _free_port(), workers, log)) as server:
         modes = [("floor: GET /healthz", "healthz", "0"), ("PATCH", "patch", "0")]
         if extra:
             modes += [("GET /fulfillment-requests/{id}", "get", "0"),
@@ -97,7 +107,7 @@ def postgres_scenarios(run: Run) -> None:
         return
     log = RESULTS / "server-postgres.log"
     start = lambda: start_frsync(  # noqa: E731
-        name, databases.PG_URL, PORT + 10, 2, log, redis_url=databases.REDIS_URL
+        name, databases.PG_URL, _free_port(), 2, log, redis_url=databases.REDIS_URL
     )
     with _serving(start) as server:
         _wrk_scenarios(run, server, name, [("floor: GET /healthz", "healthz", "0"),
@@ -118,7 +128,7 @@ def _check_prism_answers_204(server: Server) -> None:
 def prism_scenario(run: Run) -> None:
     name = "Prism mock (alternative)"
     try:
-        server = start_prism(PORT + 20, RESULTS / "prism.log")
+        server = start_prism(_free_port(), RESULTS / "prism.log")
     except RuntimeError as error:
         run.pending[name] = str(error)
         return
@@ -135,7 +145,7 @@ def memory_scenario(run: Run) -> None:
     log = RESULTS / "server-memory.log"
     # A slow refill (0.001/s): after its one hit a bucket stays "in use" for 1,000 s, so
     # none of the 100,000 expires and is pruned before the RSS is read.
-    start = lambda: start_frsync("memory", url, PORT + 30, 1, log, rate="0.001", burst="40")  # noqa: E731
+    start = lambda: start_frsync("memory", url, _free_port(), 1, log, rate="0.001", burst="40")  # noqa: E731
     with _serving(start) as server:
         run.memory = limiter_memory.server_rss(server, DATA / "memory_tokens.txt")
 
@@ -147,7 +157,7 @@ def profile_scenario(run: Run) -> None:
     if hotpath.py_spy() is None:
         run.pending["profile"] = "py-spy is not installed (pip install py-spy)"
         return
-    with _serving(lambda: start_frsync("profile", url, PORT + 40, 1, log)) as server:
+    with _serving(lambda: start_frsync("profile", url, _free_port(), 1, log)) as server:
         run.profile = hotpath.profile_patch(server, _targets(), 10, RESULTS / "pyspy-patch.txt")
 
 
