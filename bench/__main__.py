@@ -12,6 +12,7 @@ from bench import report, scenarios
 from bench.hotpath import Profile
 from bench.limiter_memory import MemoryResult
 from bench.load import Result
+from bench.lock_hold import LockHoldResult
 from bench.servers import PRISM, ROOT
 
 LAST_RUN = scenarios.RESULTS / "last-run.json"
@@ -44,6 +45,8 @@ def _load_last_run() -> scenarios.Run:
     run = scenarios.Run(pending=raw["pending"], core_vs_raw=raw["core_vs_raw"], push=raw["push"],
                         setup_seconds=raw["setup_seconds"])  # fmt: skip
     run.results = [Result(**result) for result in raw["results"]]
+    if raw.get("lock_hold"):
+        run.lock_hold = LockHoldResult(**raw["lock_hold"])
     if raw["memory"]:
         run.memory = MemoryResult(**raw["memory"])
     if raw["profile"]:

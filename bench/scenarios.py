@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import databases, dataset, hotpath, limiter_memory, load
+from bench import databases, dataset, hotpath, limiter_memory, load, lock_hold
 from bench.load import Result
 from bench.servers import ROOT, Server, start_frsync, start_prism
 
@@ -47,6 +47,7 @@ class Run:
     core_vs_raw: dict[str, float] | None = None
     push: str | None = None
     setup_seconds: dict[str, float] = field(default_factory=dict)
+    lock_hold: lock_hold.LockHoldResult | None = None
 
     def get(self, name: str) -> Result | None:
         return next((r for r in self.results if r.name == name), None)
@@ -112,6 +113,20 @@ def postgres_scenarios(run: Run) -> None:
     with _serving(start) as server:
         _wrk_scenarios(run, server, name, [("floor: GET /healthz", "healthz", "0"),
                                            ("PATCH", "patch", "0")])  # fmt: skip
+        _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
+        run.results.append(load.measure_open_loop(
+            f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
+            OPEN_LOOP_RATE, SECONDS,
+        ))  # fmt: skip
+
+
+def lock_hold_scenario(run: Run) -> None:
+    _log("SQLite, 2 workers: another process holds the write lock for 2 s")
+    work = DATA / "run-lock.db"
+    url = databases.fresh_sqlite(DATA / "pristine.db", work)
+    log = RESULTS / "server-lock-hold.log"
+    with _serving(lambda: start_frsync("lock hold", url, _free_port(), 2, log)) as server:
+        run.lock_hold = lock_hold.measure(server, work, _targets())
 
 
 def _check_prism_answers_204(server: Server) -> None:
@@ -188,6 +203,7 @@ def run_all() -> Run:
     dataset.write_memory_tokens(DATA / "memory_tokens.txt")
     sqlite_scenarios(run, 1, extra=False)
     sqlite_scenarios(run, 2, extra=True)
+    lock_hold_scenario(run)
     prism_scenario(run)
     postgres_scenarios(run)
     memory_scenario(run)
