@@ -8,6 +8,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+from bench.hotpath import Profile
 from bench.load import CONNECTIONS, THREADS, Result
 from bench.scenarios import OPEN_LOOP_RATE, SECONDS, WARMUP, Run
 from bench.servers import ROOT
@@ -214,14 +215,26 @@ def profile_section(run: Run) -> list[str]:
         f"py-spy (`record --rate 250 --nonblocking`, {p.samples:,} samples) on the only worker "
         f"of a 1-worker SQLite server under the PATCH load ({p.rps:,.0f} req/s while sampled). "
         "py-spy drops samples where the process is idle in the event loop's `epoll`, so shares "
-        "are of busy time. Native time (syscalls, SQLite's C code) is charged to the Python "
-        "frame that called it.",
+        "are of busy time, over all of the worker's threads (the SQLite writer and the WAL "
+        "checkpointer have their own). Native time (syscalls, SQLite's C code, waiting for "
+        "the GIL) is charged to the Python frame that called it.",
         "",
-        "Top 10 by self time:",
-        "",
-        "| share of samples | frame |",
-        "|---:|---|",
+        *_profile_tables(p),
     ]
+    b = run.profile_before
+    if b is not None:
+        lines += [
+            "",
+            f"**Before** (the code of `BENCH_BASELINE_SRC`, same load, same run: {b.samples:,} "
+            f"samples, {b.rps:,.0f} req/s while sampled):",
+            "",
+            *_profile_tables(b),
+        ]
+    return lines
+
+
+def _profile_tables(p: Profile) -> list[str]:
+    lines = ["Top 10 by self time:", "", "| share of samples | frame |", "|---:|---|"]
     lines += [f"| {100 * c / p.samples:.1f}% | `{name}` |" for name, c in p.self_top[:10]]
     ours = [(n, c) for n, c in p.inclusive_top if n.startswith("frsync/") and "cli/" not in n
             and "__main__" not in n]  # fmt: skip

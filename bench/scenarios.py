@@ -48,6 +48,7 @@ class Run:
     push: str | None = None
     setup_seconds: dict[str, float] = field(default_factory=dict)
     lock_hold: lock_hold.LockHoldResult | None = None
+    profile_before: hotpath.Profile | None = None  # BENCH_BASELINE_SRC's code, same load
 
     def get(self, name: str) -> Result | None:
         return next((r for r in self.results if r.name == name), None)
@@ -166,14 +167,32 @@ def memory_scenario(run: Run) -> None:
 
 
 def profile_scenario(run: Run) -> None:
-    _log("profiling PATCH on one SQLite worker")
-    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / "run-profile.db")
-    log = RESULTS / "server-profile.log"
+    """py-spy on a 1-worker SQLite server under PATCH load; with BENCH_BASELINE_SRC set to
+    another checkout's `src` (e.g. `git archive` of an older commit), that code too, so the
+    profile before and after a change comes from one run."""
     if hotpath.py_spy() is None:
         run.pending["profile"] = "py-spy is not installed (pip install py-spy)"
         return
-    with _serving(lambda: start_frsync("profile", url, _free_port(), 1, log)) as server:
-        run.profile = hotpath.profile_patch(server, _targets(), 10, RESULTS / "pyspy-patch.txt")
+    _log("profiling PATCH on one SQLite worker")
+    run.profile = _profile("profile")
+    baseline = os.environ.get("BENCH_BASELINE_SRC")
+    if baseline:
+        _log(f"profiling PATCH on one SQLite worker, code from {baseline}")
+        saved = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = baseline
+        try:
+            run.profile_before = _profile("profile-before")
+        finally:
+            os.environ.pop("PYTHONPATH")
+            if saved is not None:
+                os.environ["PYTHONPATH"] = saved
+
+
+def _profile(name: str) -> hotpath.Profile:
+    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{name}.db")
+    log = RESULTS / f"server-{name}.log"
+    with _serving(lambda: start_frsync(name, url, _free_port(), 1, log)) as server:
+        return hotpath.profile_patch(server, _targets(), 10, RESULTS / f"pyspy-{name}.txt")
 
 
 def core_vs_raw_scenario(run: Run) -> None:

@@ -5,6 +5,7 @@ longest one (and report it)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ class _Collector(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.blocks: list[float] = []
+        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -24,12 +26,16 @@ class _Collector(logging.Handler):
         # The test's own coroutine is not the code under test (it may sleep on purpose).
         if match and " coro=<test_" not in message:
             self.blocks.append(float(match[1]))
+            self.messages.append(message)
 
 
 @contextmanager
 def loop_blocks(threshold: float) -> Iterator[list[float]]:
     """Within the block, every loop callback slower than `threshold` seconds is recorded
     (seconds) in the yielded list."""
+    # Garbage left by earlier tests (SQLAlchemy's, from migrations) is collected now rather
+    # than in the middle of the measurement, where its pause would be blamed on the code.
+    gc.collect()
     loop = asyncio.get_running_loop()
     collector = _Collector()
     logger = logging.getLogger("asyncio")

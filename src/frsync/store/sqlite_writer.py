@@ -162,17 +162,27 @@ class Writer:
             self._waiting.popleft()
 
     def _run_batch(self) -> None:
-        if not self._lock():
-            return
-        batch = self._take_batch()
+        # A job that needs foreign keys off (a bulk load) gets a transaction of its own, and
+        # the pragma must be set before BEGIN: inside a transaction it does nothing.
+        head = next((job for job in self._waiting if job.state == _PENDING), None)
+        unchecked = head is not None and not head.foreign_keys
+        if unchecked:
+            self._db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            if self._lock():
+                self._commit(self._take_batch(unchecked))
+        finally:
+            if unchecked:
+                self._db.execute("PRAGMA foreign_keys=ON")
+
+    def _commit(self, batch: list[_Job]) -> None:
+        """Apply `batch` in the transaction `_lock` began, each job in its own savepoint (none
+        for a batch of one), and answer every job once the COMMIT is done."""
         if not batch:
             self._db.execute("ROLLBACK")
             return
-        if not batch[0].foreign_keys:
-            self._run_alone(batch[0])
-            return
         outcomes: list[tuple[_Job, bool, Any]] = []
-        single = len(batch) == 1  # no savepoint needed: the transaction is the job's
+        single = len(batch) == 1
         try:
             for job in batch:
                 if not single:
@@ -180,6 +190,8 @@ class Writer:
                 try:
                     value = job.work(self._db)
                 except BaseException as error:
+                    if isinstance(error, sqlite3.Error):
+                        self._failed(error)
                     if not self._db.in_transaction:  # SQLite rolled everything back itself
                         raise
                     if single:
@@ -206,26 +218,6 @@ class Writer:
         self.failing = False
         self._settle(outcomes)
 
-    def _run_alone(self, job: _Job) -> None:
-        """A job that needs foreign keys off: a pragma that only takes effect outside a
-        transaction, so this job gets a transaction of its own."""
-        self._db.execute("ROLLBACK")
-        try:
-            self._db.execute("PRAGMA foreign_keys=OFF")
-            self._db.execute("BEGIN IMMEDIATE")  # nobody else can have the lock: we had it
-            value = job.work(self._db)
-            self._db.execute("COMMIT")
-        except BaseException as error:
-            if isinstance(error, sqlite3.Error):
-                self._failed(error)
-            self._rollback_quietly()
-            self._settle([(job, False, error)])
-        else:
-            self.failing = False
-            self._settle([(job, True, value)])
-        finally:
-            self._db.execute("PRAGMA foreign_keys=ON")
-
     def _lock(self) -> bool:
         """BEGIN IMMEDIATE, polling from 25 µs up to 1 ms while another process holds the
         lock (SQLite's own busy handler sleeps 1, 2, 5… ms, far longer than a PATCH holds
@@ -246,7 +238,9 @@ class Writer:
             time.sleep(delay)
             delay = min(delay * 2, 1e-3)
 
-    def _take_batch(self) -> list[_Job]:
+    def _take_batch(self, unchecked: bool) -> list[_Job]:
+        """Up to MAX_BATCH waiting jobs; with `unchecked` (foreign keys are off) only the one
+        job that asked for it, if it is still waiting."""
         self._gather()  # what arrived while the lock was being taken joins this batch
         batch: list[_Job] = []
         with self._state_lock:
@@ -255,12 +249,12 @@ class Writer:
                 if job.state == _CANCELLED:
                     self._waiting.popleft()
                     continue
-                if batch and not job.foreign_keys:
-                    break  # it runs alone, in the next transaction
+                if unchecked != (not job.foreign_keys) and (unchecked or batch):
+                    break  # a bulk load waits for a transaction of its own, and vice versa
                 self._waiting.popleft()
                 job.state = _RUNNING
                 batch.append(job)
-                if not job.foreign_keys:
+                if unchecked:
                     break
         return batch
 
