@@ -90,9 +90,8 @@ class SqliteStore:
     def __init__(self, path: str, *, busy_timeout: float = 2.0, synchronous: str = "NORMAL"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout = busy_timeout
-        # The loop's connection never waits for a lock (busy_timeout 0): see `_query`.
-        self._db = _connect(path, synchronous, busy_timeout_ms=0)
-        self._writer = Writer(_connect(path, synchronous, busy_timeout_ms=0), busy_timeout)
+        self._db = _connect(path, synchronous)  # the loop's, for reads: see `_query`
+        self._writer = Writer(_connect(path, synchronous), busy_timeout)
         self._checkpointer = Checkpointer(path)
 
     @classmethod
@@ -280,7 +279,9 @@ class SqliteStore:
         self._db.close()
 
 
-def _connect(path: str, synchronous: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    # busy_timeout 0: no connection sleeps inside SQLite waiting for a lock. The reader
+    # retries after an await, the writer thread polls at its own pace.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
     db.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode never loses a commit to a killed process; FULL also survives power
@@ -291,7 +292,6 @@ def _connect(path: str, synchronous: str, *, busy_timeout_ms: int) -> sqlite3.Co
     # file, so a lookup costs memory reads rather than read() calls.
     db.execute("PRAGMA cache_size=-65536")
     db.execute("PRAGMA mmap_size=268435456")
-    db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     return db
 
