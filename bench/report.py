@@ -311,12 +311,12 @@ HOT_PATH_CHANGES = [
     "- **SQLite writes on a writer thread, reads on the loop that never wait.** The lock "
     "wait (`BEGIN IMMEDIATE` polling from 25 µs to 1 ms) moved off the event loop to one "
     "writer thread per process with its own connection; the loop's read connection has "
-    "busy_timeout 0 and retries SQLITE_BUSY after an `await`. Worst `/healthz` while another "
-    "process holds the write lock 2 s, 2 workers under PATCH load: 2,094 ms before, "
-    "26 ms after (`bench/lock_hold.py`, back to back; this run's figure is in the goals). "
+    "busy_timeout 0 and retries SQLITE_BUSY after an `await`. Worst `/healthz` while "
+    "another process holds the write lock 2 s, 2 workers under PATCH load: 2,094 ms before,"
+    " 26 ms after (`bench/lock_hold.py`, back to back; this run's figure is in the goals). "
     "Reads stay on the loop: in WAL mode a reader never waits for a writer (2 s of a held "
-    "write lock with a writer polling it: 487,216 reads, 0 SQLITE_BUSY), and a reader thread would add a thread handoff to every "
-    "GET and token lookup.",
+    "write lock with a writer polling it: 487,216 reads, 0 SQLITE_BUSY), and a reader "
+    "thread would add a thread handoff to every GET and token lookup.",
     "- **Group commit.** Writes that queue while a transaction runs share the next one (each "
     "in a SAVEPOINT; at most 64), so BEGIN, COMMIT and the WAL frames of shared pages "
     "(index roots, the history table's last page) are paid once per batch; see the batch "
