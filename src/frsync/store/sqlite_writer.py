@@ -129,7 +129,7 @@ class Writer:
             self._serve()
         finally:
             self._db.close()
-            log.info("SQLite writer: %d jobs in %d transactions", self.jobs, self.transactions)
+            log.debug("SQLite writer: %d jobs in %d transactions", self.jobs, self.transactions)
 
     def _serve(self) -> None:
         while True:
