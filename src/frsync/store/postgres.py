@@ -274,8 +274,12 @@ class PostgresStore:
             self._pool.terminate()
 
 
-# One row in a real table, in a transaction that is always rolled back.
-WRITE_PROBE_SQL = "BEGIN; INSERT INTO accounts (id, name) VALUES (-1, 'frsync write probe')"
+# One row in a real table, in a transaction that is always rolled back; a read-only server
+# refuses the INSERT itself, whether or not the row could be written.
+WRITE_PROBE_SQL = (
+    "BEGIN; INSERT INTO accounts (id, name) VALUES (-1, 'frsync write probe')"
+    " ON CONFLICT (id) DO NOTHING"
+)
 
 
 def _discard(connection: asyncpg.Connection) -> None:
