@@ -28,10 +28,13 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## Run the benchmarks and rewrite BENCHMARKS.md.
+## Run the benchmarks and rewrite BENCHMARKS.md (BASELINE=<commit>: also profile that
+## commit's code under the same load, for a before/after profile from one run).
+BASELINE_SRC = bench/.data/baseline
 bench: install
 	$(BIN)/python bench/read_side.py
-	$(BIN)/python -m bench
+	$(if $(BASELINE),rm -rf $(BASELINE_SRC) && mkdir -p $(BASELINE_SRC) && git archive $(BASELINE) src | tar -x -C $(BASELINE_SRC))
+	$(if $(BASELINE),BENCH_BASELINE_SRC=$(CURDIR)/$(BASELINE_SRC)/src) $(BIN)/python -m bench
 
 ## Rerun the security and fault suites and rewrite RELIABILITY.md (FULL=1: 100 kills per
 ## store, a 10 s database outage and the 10-minute soak).

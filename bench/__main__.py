@@ -7,11 +7,13 @@ import json
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 from bench import report, scenarios
 from bench.hotpath import Profile
 from bench.limiter_memory import MemoryResult
 from bench.load import Result
+from bench.lock_hold import LockHoldResult
 from bench.servers import PRISM, ROOT
 
 LAST_RUN = scenarios.RESULTS / "last-run.json"
@@ -44,13 +46,20 @@ def _load_last_run() -> scenarios.Run:
     run = scenarios.Run(pending=raw["pending"], core_vs_raw=raw["core_vs_raw"], push=raw["push"],
                         setup_seconds=raw["setup_seconds"])  # fmt: skip
     run.results = [Result(**result) for result in raw["results"]]
+    if raw.get("lock_hold"):
+        run.lock_hold = LockHoldResult(**raw["lock_hold"])
     if raw["memory"]:
         run.memory = MemoryResult(**raw["memory"])
-    if raw["profile"]:
-        p = raw["profile"]
-        top = [[(name, count) for name, count in p[key]] for key in ("self_top", "inclusive_top")]
-        run.profile = Profile(p["samples"], top[0], top[1], p["rps"])
+    run.profile = _profile(raw["profile"])
+    run.profile_before = _profile(raw.get("profile_before"))
     return run
+
+
+def _profile(p: dict[str, Any] | None) -> Profile | None:
+    if not p:
+        return None
+    top = [[(name, count) for name, count in p[key]] for key in ("self_top", "inclusive_top")]
+    return Profile(p["samples"], top[0], top[1], p["rps"])
 
 
 def main() -> None:

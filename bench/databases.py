@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from frsync.config import Settings
 from frsync.store import migrate, open_store
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_BENCH_DB = "frsync_bench"
+# One database per checkout: two checkouts benchmarking at once must not drop each other's.
+PG_BENCH_DB = "frsync_bench_" + hashlib.sha1(str(Path(__file__).resolve()).encode()).hexdigest()[:8]
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_BENCH_DB}"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
+from bench.hotpath import Profile
 from bench.load import CONNECTIONS, THREADS, Result
 from bench.scenarios import OPEN_LOOP_RATE, SECONDS, WARMUP, Run
 from bench.servers import ROOT
@@ -109,32 +111,83 @@ def _push_share(push: str | None) -> float | None:
     return None
 
 
+def _met(value: float | None, ok: bool) -> bool | None:
+    return None if value is None else ok
+
+
+def _ms(result: Result | None) -> str:
+    return f"{result.p99_ms:.1f} ms" if result else "n/a"
+
+
 def goals(run: Run) -> list[str]:
+    """The hot-path issue's goal table (its "now" column is the run before that work), then
+    the older goals that still hold."""
     prism = _rps(run, "PATCH — Prism mock (alternative)")
+    sqlite1 = _rps(run, f"PATCH — {SQLITE_1}")
+    floor1 = _rps(run, f"floor: GET /healthz — {SQLITE_1}")
     sqlite2 = _rps(run, f"PATCH — {SQLITE_2}")
     floor2 = _rps(run, f"floor: GET /healthz — {SQLITE_2}")
     pg = _rps(run, f"PATCH — {PG}")
-    fixed = run.get(f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {SQLITE_2}")
+    fixed_sqlite = run.get(f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {SQLITE_2}")
+    fixed_pg = run.get(f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {PG}")
+    hold = run.lock_hold
+    r2 = sqlite2 / floor2 if sqlite2 and floor2 else None
+    r1 = sqlite1 / floor1 if sqlite1 and floor1 else None
+    rp = sqlite2 / prism if sqlite2 and prism else None
+    rpg = pg / sqlite2 if pg and sqlite2 else None
+    p99_ok = (
+        None if not (fixed_sqlite and fixed_pg)
+        else all(f.valid() and f.p99_ms <= 10 for f in (fixed_sqlite, fixed_pg))
+    )  # fmt: skip
+    worst = hold.healthz_worst_ms if hold else None
+    rows = [
+        ("PATCH ÷ /healthz, SQLite, 2 workers", "0.13", _ratio(sqlite2, floor2), "≥ 0.30",
+         _met(r2, (r2 or 0) >= 0.30)),
+        ("PATCH ÷ /healthz, SQLite, 1 worker", "0.20", _ratio(sqlite1, floor1), "≥ 0.35",
+         _met(r1, (r1 or 0) >= 0.35)),
+        ("PATCH ÷ Prism, same load (SQLite, 2 workers)", "1.7", _ratio(sqlite2, prism), "≥ 5",
+         _met(rp, (rp or 0) >= 5)),
+        ("PATCH PostgreSQL + Redis ÷ PATCH SQLite, 2 workers each", "0.34", _ratio(pg, sqlite2),
+         "≥ 0.60", _met(rpg, (rpg or 0) >= 0.60)),
+        (f"p99 at {OPEN_LOOP_RATE:,.0f} PATCH/s offered, SQLite / PostgreSQL + Redis",
+         "9.2 ms / —", f"{_ms(fixed_sqlite)} / {_ms(fixed_pg)}", "≤ 10 ms both", p99_ok),
+        ("worst /healthz while another process holds SQLite's write lock 2 s", "2,000 ms",
+         f"{worst:,.1f} ms" if worst is not None else "n/a", "< 50 ms",
+         _met(worst, (worst or 0) < 50)),
+    ]  # fmt: skip
+    lines = ["| measure | before (2026-11-26) | this run | goal | verdict |",
+             "|---|---:|---:|---:|---|"]  # fmt: skip
+    lines += [f"| {m} | {before} | {now} | {goal} | {_verdict(ok)} |"
+              for m, before, now, goal, ok in rows]  # fmt: skip
     limiter = run.memory.limiter_bytes_per_token if run.memory else None
     push = _push_share(run.push)
-    rows = [
-        ("PATCH on SQLite, 2 workers ≥ 5× Prism", _ratio(sqlite2, prism) + "×",
-         None if not (sqlite2 and prism) else sqlite2 >= 5 * prism),
-        ("PATCH ≥ 30% of the same server's /healthz (SQLite, 2 workers)",
-         _ratio(sqlite2, floor2), None if not (sqlite2 and floor2) else sqlite2 >= 0.3 * floor2),
-        (f"p99 ≤ 25 ms at {OPEN_LOOP_RATE:g} req/s offered (SQLite, 2 workers)",
-         f"{fixed.p99_ms:.2f} ms" if fixed else "n/a",
-         None if not fixed else fixed.valid() and fixed.p99_ms <= 25),
-        ("PostgreSQL + Redis ≥ 60% of SQLite (PATCH, 2 workers)", _ratio(pg, sqlite2),
-         None if not (pg and sqlite2) else pg >= 0.6 * sqlite2),
+    older = [
         ("≤ 200 bytes of limiter state per active token",
          f"{limiter:.0f} B" if limiter else "n/a", None if limiter is None else limiter <= 200),
         ("push ≥ 97% of the allowed rate (one pusher, its own token)",
          f"{push:.1f}%" if push is not None else "pending", None if push is None else push >= 97),
     ]  # fmt: skip
-    lines = ["| goal | where we stand | verdict |", "|---|---|---|"]
-    lines += [f"| {goal} | {value} | {_verdict(ok)} |" for goal, value, ok in rows]
+    lines += ["", "Older goals:", "", "| goal | where we stand | verdict |", "|---|---|---|"]
+    lines += [f"| {goal} | {value} | {_verdict(ok)} |" for goal, value, ok in older]
     return lines
+
+
+def lock_hold_section(run: Run) -> list[str]:
+    h = run.lock_hold
+    if h is None:
+        return ["Not measured in this run."]
+    statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted(h.patch_statuses.items()))
+    return [
+        "`bench/lock_hold.py`: a 2-worker SQLite server under `wrk -c8` PATCH load; a probe "
+        "asks for `/healthz` every 10 ms; two seconds in, another process takes the write "
+        f"lock (`BEGIN IMMEDIATE`) and holds it {h.hold_seconds:.2f} s (busy timeout 2 s).",
+        "",
+        f"- `/healthz` answers overlapping the hold: {h.healthz_probes_during_hold}, median "
+        f"{h.healthz_p50_ms:.1f} ms, worst **{h.healthz_worst_ms:.1f} ms** (worst outside "
+        f"the hold: {h.healthz_worst_outside_ms:.1f} ms).",
+        f"- PATCH statuses over the whole run: {statuses}; slowest PATCH {h.patch_max_ms:,.0f} ms "
+        "(a PATCH that cannot get the lock within the busy timeout answers 503 at it).",
+    ]
 
 
 def memory_section(run: Run) -> list[str]:
@@ -163,14 +216,26 @@ def profile_section(run: Run) -> list[str]:
         f"py-spy (`record --rate 250 --nonblocking`, {p.samples:,} samples) on the only worker "
         f"of a 1-worker SQLite server under the PATCH load ({p.rps:,.0f} req/s while sampled). "
         "py-spy drops samples where the process is idle in the event loop's `epoll`, so shares "
-        "are of busy time. Native time (syscalls, SQLite's C code) is charged to the Python "
-        "frame that called it.",
+        "are of busy time, over all of the worker's threads (the SQLite writer and the WAL "
+        "checkpointer have their own). Native time (syscalls, SQLite's C code, waiting for "
+        "the GIL) is charged to the Python frame that called it.",
         "",
-        "Top 10 by self time:",
-        "",
-        "| share of samples | frame |",
-        "|---:|---|",
+        *_profile_tables(p),
     ]
+    b = run.profile_before
+    if b is not None:
+        lines += [
+            "",
+            f"**Before** (the code of `BENCH_BASELINE_SRC`, same load, same run: {b.samples:,} "
+            f"samples, {b.rps:,.0f} req/s while sampled):",
+            "",
+            *_profile_tables(b),
+        ]
+    return lines
+
+
+def _profile_tables(p: Profile) -> list[str]:
+    lines = ["Top 10 by self time:", "", "| share of samples | frame |", "|---:|---|"]
     lines += [f"| {100 * c / p.samples:.1f}% | `{name}` |" for name, c in p.self_top[:10]]
     ours = [(n, c) for n, c in p.inclusive_top if n.startswith("frsync/") and "cli/" not in n
             and "__main__" not in n]  # fmt: skip
@@ -242,6 +307,46 @@ READ_SIDE = Path(__file__).parent / "results" / "read_side.md"
 SANDBOX = Path(__file__).parent / "results" / "sandbox.md"
 # Changes made after profiling, with the A/B figures measured when each went in (8 s wrk runs
 # of bench/scenarios.py's SQLite PATCH scenario, same machine, minutes apart).
+# The hot-path issue's changes, with what each bought (figures from the runs named in each).
+HOT_PATH_CHANGES = [
+    "- **SQLite writes on a writer thread, reads on the loop that never wait.** The lock "
+    "wait (`BEGIN IMMEDIATE` polling from 25 µs to 1 ms) moved off the event loop to one "
+    "writer thread per process with its own connection; the loop's read connection has "
+    "busy_timeout 0 and retries SQLITE_BUSY after an `await`. Worst `/healthz` while "
+    "another process holds the write lock 2 s, 2 workers under PATCH load: 2,094 ms before,"
+    " 26 ms after (`bench/lock_hold.py`, back to back; this run's figure is in the goals). "
+    "Reads stay on the loop: in WAL mode a reader never waits for a writer (2 s of a held "
+    "write lock with a writer polling it: 487,216 reads, 0 SQLITE_BUSY), and a reader "
+    "thread would add a thread handoff to every GET and token lookup.",
+    "- **Group commit.** Writes that queue while a transaction runs share the next one (each "
+    "in a SAVEPOINT; at most 64), so BEGIN, COMMIT and the WAL frames of shared pages "
+    "(index roots, the history table's last page) are paid once per batch; see the batch "
+    "sizes below. It does not show as throughput on this machine: the PATCH's cost is "
+    "dominated by the HTTP stack, auth and the access log (profile above), and the thread "
+    "handoffs (the GIL passing between the loop and the writer, each a scheduler wake-up "
+    "on a machine with a load average of 6–8) cost about what the saved commits save. "
+    "A/B of the writer thread against a prototype that ran the same group commit on the "
+    "loop (no thread): CPU per 1,000 PATCHes 0.38–0.46 s vs 0.38–0.44 s over two rounds, "
+    "within the noise; the thread stayed because it keeps heavy writes (1,000-item PATCHes, "
+    "loads) off the loop.",
+    "- **The cost a split connection adds**: another connection's commit empties the read "
+    "connection's page cache, so a token lookup right after a write costs 15.5 µs instead "
+    "of 8.4 µs (`SqliteStore` pragmas, 1,000 lookups, writes every 0.5 ms).",
+    "- **PostgreSQL: one round trip per PATCH** (`frsync_sync_accounting`, migration 0003) "
+    "instead of four (BEGIN+lock, state, write, COMMIT); counted by "
+    "`tests/store/test_postgres_round_trips.py`. 2 workers + Redis, 8 s of wrk each, back "
+    "to back (load average 8.7): 245 → 543 PATCH/s, server CPU per 1,000 PATCHes 1.30 → "
+    "0.84 s. The Redis bucket check was already one `EVALSHA` per request. What is left: "
+    "a 1-worker py-spy profile puts 31% of the worker's samples in asyncpg's execute "
+    "(encoding 17 parameters, the socket write, decoding the row), 9% in the Redis script "
+    "call and 10% in the token lookup (a PostgreSQL round trip per token-cache miss); the "
+    "rest is the HTTP stack, as on SQLite. Every PATCH is also one PostgreSQL commit, an "
+    "fsync of its WAL, on the same two cores.",
+    "- Reading the profile: `Writer._serve`'s self time is the writer thread blocked on its "
+    "empty queue, and `Checkpointer._run`'s is the checkpoint's copying and fsync: neither "
+    "holds the event loop. py-spy cannot tell a thread blocked in C from one working.",
+]
+
 PROFILE_CHANGES = [
     "- Token lookups: with 10,000 tokens in rotation the 1 s token cache missed on almost "
     "every request (4.6% of PATCH samples in the first profile). Known tokens are now cached "
@@ -263,6 +368,29 @@ PROFILE_CHANGES = [
     "and `accountingError` write about 10 WAL pages instead of 4 (the benchmark's bodies "
     "flip them on every request: the worst case).",
 ]
+
+
+_WRITER_LINE = re.compile(r"SQLite writer: (\d+) jobs in (\d+) transactions")
+
+
+def batch_section() -> list[str]:
+    """Group commit as it happened: each SQLite worker logs, when it stops, how many write
+    jobs it committed in how many transactions."""
+    lines = []
+    for workers in (1, 2):
+        log = ROOT / "bench" / "results" / f"server-sqlite-{workers}.log"
+        found = _WRITER_LINE.findall(log.read_text()) if log.exists() else []
+        for n, (jobs, transactions) in enumerate(found, start=1):
+            jobs_n, tx_n = int(jobs), int(transactions)
+            mean = jobs_n / tx_n if tx_n else 0.0
+            lines.append(f"- SQLite, {workers} worker{'s' if workers > 1 else ''}, worker {n}: "
+                         f"{jobs_n:,} writes in {tx_n:,} transactions ({mean:.1f} per commit) "
+                         "over all of that server's scenarios")  # fmt: skip
+    return lines or [
+        "- Not in this run's server logs (the writer logs its totals at DEBUG). In the run of "
+        "2026-11-27 08:06 UTC (INFO then): 1 worker 5.5 writes per commit; 2 workers 4.2 and "
+        "2.9 (wrk -c32, all of each server's scenarios)."
+    ]
 
 
 def read_side_section() -> list[str]:
@@ -296,10 +424,15 @@ def write(run: Run, path: Path) -> None:
         "## Results", "", *results_table(run), "",
         "## Ratios", "", *ratios(run), "",
         "## Goals", "", *goals(run), "",
+        "## /healthz while another process holds the write lock", "", *lock_hold_section(run),
+        "",
         "## Limiter memory per active token", "", *memory_section(run), "",
         "## `push` efficiency", "", *push_section(run), "",
         "## Profile of the PATCH path", "", *profile_section(run), "",
-        "## What the profile led to", "", *PROFILE_CHANGES, "",
+        "## What the profile led to", "", "The hot-path issue (one run's A/B figures, "
+        "`BENCH_BASELINE_SRC` = the commit before it):", "", *HOT_PATH_CHANGES, "",
+        "Group commit in this run:", "", *batch_section(), "",
+        "Earlier:", "", *PROFILE_CHANGES, "",
         "## SQLAlchemy Core vs raw sqlite3 (the PATCH transaction)", "", *core_section(run), "",
         *sandbox_section(),
         *read_side_section(),

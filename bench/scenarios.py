@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import databases, dataset, hotpath, limiter_memory, load
+from bench import databases, dataset, hotpath, limiter_memory, load, lock_hold
 from bench.load import Result
 from bench.servers import ROOT, Server, start_frsync, start_prism
 
@@ -24,7 +25,16 @@ DATA = ROOT / "bench" / ".data" / "suite"
 RESULTS = ROOT / "bench" / "results"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "3"))
-PORT = 18700
+
+
+def _free_port() -> int:
+    # Other runs (other checkouts' benches, tests) share the machine: never a fixed port.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 OPEN_LOOP_RATE = 1000.0
 
 
@@ -37,6 +47,8 @@ class Run:
     core_vs_raw: dict[str, float] | None = None
     push: str | None = None
     setup_seconds: dict[str, float] = field(default_factory=dict)
+    lock_hold: lock_hold.LockHoldResult | None = None
+    profile_before: hotpath.Profile | None = None  # BENCH_BASELINE_SRC's code, same load
 
     def get(self, name: str) -> Result | None:
         return next((r for r in self.results if r.name == name), None)
@@ -72,7 +84,7 @@ def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
     url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{workers}.db")
     label = f"SQLite, {workers} worker{'s' if workers > 1 else ''}"
     log = RESULTS / f"server-sqlite-{workers}.log"
-    with _serving(lambda: start_frsync(label, url, PORT + workers, workers, log)) as server:
+    with _serving(lambda: start_frsync(label, url, _free_port(), workers, log)) as server:
         modes = [("floor: GET /healthz", "healthz", "0"), ("PATCH", "patch", "0")]
         if extra:
             modes += [("GET /fulfillment-requests/{id}", "get", "0"),
@@ -97,11 +109,25 @@ def postgres_scenarios(run: Run) -> None:
         return
     log = RESULTS / "server-postgres.log"
     start = lambda: start_frsync(  # noqa: E731
-        name, databases.PG_URL, PORT + 10, 2, log, redis_url=databases.REDIS_URL
+        name, databases.PG_URL, _free_port(), 2, log, redis_url=databases.REDIS_URL
     )
     with _serving(start) as server:
         _wrk_scenarios(run, server, name, [("floor: GET /healthz", "healthz", "0"),
                                            ("PATCH", "patch", "0")])  # fmt: skip
+        _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
+        run.results.append(load.measure_open_loop(
+            f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
+            OPEN_LOOP_RATE, SECONDS,
+        ))  # fmt: skip
+
+
+def lock_hold_scenario(run: Run) -> None:
+    _log("SQLite, 2 workers: another process holds the write lock for 2 s")
+    work = DATA / "run-lock.db"
+    url = databases.fresh_sqlite(DATA / "pristine.db", work)
+    log = RESULTS / "server-lock-hold.log"
+    with _serving(lambda: start_frsync("lock hold", url, _free_port(), 2, log)) as server:
+        run.lock_hold = lock_hold.measure(server, work, _targets())
 
 
 def _check_prism_answers_204(server: Server) -> None:
@@ -118,7 +144,7 @@ def _check_prism_answers_204(server: Server) -> None:
 def prism_scenario(run: Run) -> None:
     name = "Prism mock (alternative)"
     try:
-        server = start_prism(PORT + 20, RESULTS / "prism.log")
+        server = start_prism(_free_port(), RESULTS / "prism.log")
     except RuntimeError as error:
         run.pending[name] = str(error)
         return
@@ -135,20 +161,38 @@ def memory_scenario(run: Run) -> None:
     log = RESULTS / "server-memory.log"
     # A slow refill (0.001/s): after its one hit a bucket stays "in use" for 1,000 s, so
     # none of the 100,000 expires and is pruned before the RSS is read.
-    start = lambda: start_frsync("memory", url, PORT + 30, 1, log, rate="0.001", burst="40")  # noqa: E731
+    start = lambda: start_frsync("memory", url, _free_port(), 1, log, rate="0.001", burst="40")  # noqa: E731
     with _serving(start) as server:
         run.memory = limiter_memory.server_rss(server, DATA / "memory_tokens.txt")
 
 
 def profile_scenario(run: Run) -> None:
-    _log("profiling PATCH on one SQLite worker")
-    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / "run-profile.db")
-    log = RESULTS / "server-profile.log"
+    """py-spy on a 1-worker SQLite server under PATCH load; with BENCH_BASELINE_SRC set to
+    another checkout's `src` (e.g. `git archive` of an older commit), that code too, so the
+    profile before and after a change comes from one run."""
     if hotpath.py_spy() is None:
         run.pending["profile"] = "py-spy is not installed (pip install py-spy)"
         return
-    with _serving(lambda: start_frsync("profile", url, PORT + 40, 1, log)) as server:
-        run.profile = hotpath.profile_patch(server, _targets(), 10, RESULTS / "pyspy-patch.txt")
+    _log("profiling PATCH on one SQLite worker")
+    run.profile = _profile("profile")
+    baseline = os.environ.get("BENCH_BASELINE_SRC")
+    if baseline:
+        _log(f"profiling PATCH on one SQLite worker, code from {baseline}")
+        saved = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = baseline
+        try:
+            run.profile_before = _profile("profile-before")
+        finally:
+            os.environ.pop("PYTHONPATH")
+            if saved is not None:
+                os.environ["PYTHONPATH"] = saved
+
+
+def _profile(name: str) -> hotpath.Profile:
+    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{name}.db")
+    log = RESULTS / f"server-{name}.log"
+    with _serving(lambda: start_frsync(name, url, _free_port(), 1, log)) as server:
+        return hotpath.profile_patch(server, _targets(), 10, RESULTS / f"pyspy-{name}.txt")
 
 
 def core_vs_raw_scenario(run: Run) -> None:
@@ -178,6 +222,7 @@ def run_all() -> Run:
     dataset.write_memory_tokens(DATA / "memory_tokens.txt")
     sqlite_scenarios(run, 1, extra=False)
     sqlite_scenarios(run, 2, extra=True)
+    lock_hold_scenario(run)
     prism_scenario(run)
     postgres_scenarios(run)
     memory_scenario(run)

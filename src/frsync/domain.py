@@ -118,6 +118,20 @@ def plan_accounting_sync(
     return change
 
 
+@dataclass(frozen=True, slots=True)
+class AccountingPlan:
+    """`plan_accounting_sync` for one request, kept as data: a store may call it with the
+    state it read (SQLite), or send the patch itself to a function in the database that
+    applies the same rules in one round trip (PostgreSQL)."""
+
+    principal: Principal
+    patch: AccountingPatch
+    now: int
+
+    def __call__(self, state: AccountingState | None) -> AccountingChange:
+        return plan_accounting_sync(self.principal, state, self.patch, self.now)
+
+
 def _plan_synced_at(state: AccountingState, change: AccountingChange, now: int) -> None:
     # Set when accountingSynced becomes true (re-sending true keeps the first time);
     # cleared when it becomes false or null.

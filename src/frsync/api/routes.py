@@ -13,7 +13,7 @@ from frsync.api import metrics as metrics_text
 from frsync.api.auth import authenticated
 from frsync.api.body import check_json_content_type, decode_patch, read_body
 from frsync.api.params import parse_fr_query, parse_history_query, parse_int
-from frsync.domain import Principal, plan_accounting_sync
+from frsync.domain import AccountingPlan, Principal
 from frsync.errors import NotFound, StoreBusy
 from frsync.models import now_ms
 from frsync.store import Audit, Store
@@ -43,9 +43,7 @@ async def sync_accounting(request: Request, principal: Principal) -> Response:
     patch = decode_patch(body)
     now = now_ms()
     audit = Audit(principal.token_id, principal.token_type, request.state.request_id, now)
-    await _store(request).sync_accounting(
-        fr_id, lambda state: plan_accounting_sync(principal, state, patch, now), audit
-    )
+    await _store(request).sync_accounting(fr_id, AccountingPlan(principal, patch, now), audit)
     return Response(status_code=204)
 
 

@@ -1,23 +1,32 @@
 """The PostgreSQL backend: asyncpg, one bounded pool per process, SQL shared with SQLite.
 
 Nothing waits without a bound. A connection is acquired within `pool_acquire_timeout`, a
-row lock within `store_busy_timeout` (`SET LOCAL lock_timeout`), and a whole API call ends
-within both plus a margin even if the server stops answering; each of these, and every
-dropped connection, surfaces as StoreBusy (503), see `postgres_errors`. asyncpg discards a
-connection that broke, so the pool heals by itself.
+row lock within `store_busy_timeout` (`lock_timeout`), and a whole API call ends within both
+plus a margin even if the server stops answering; each of these, and every dropped
+connection, surfaces as StoreBusy (503), see `postgres_errors`. asyncpg discards a connection
+that broke, so the pool heals by itself.
 
-The PATCH is four round trips:
+The PATCH is one round trip: `SELECT * FROM frsync_sync_accounting(…)`, a function created by
+migration 0003 that bounds its lock waits, locks the FR and then its items in id order, checks
+scope and item ids, applies the merge-patch and appends the history entry, in the implicit
+transaction of that one statement (prepared once per connection by asyncpg's statement
+cache). When it refuses, it returns the state it read, and the same Python plan as the other
+store's raises the same NotFound / InvalidItems from it. A caller that passes a plain plan
+function, not an `AccountingPlan`, gets the general path: four round trips
   1. `BEGIN; SET LOCAL lock_timeout …; SELECT … FOR NO KEY UPDATE` of the FR row
      (one simple-protocol message, `begin_sql`)
   2. read the FR's state, locking its items in id order on the way (`STATE_SQL`)
   3. update the FR, its items (`unnest` of two arrays) and append the history entry
      (one statement of data-modifying CTEs, `write_sql`)
   4. `COMMIT`
-Statements 2 and 3 are prepared once per connection (asyncpg's statement cache). Every
-writer takes the same locks in the same order (FR first, then items by id), so
+Every writer takes the same locks in the same order (FR first, then items by id), so
 concurrent PATCHes of one FR queue up instead of deadlocking. The locks are FOR NO KEY
 UPDATE, what an UPDATE of non-key columns takes anyway: they exclude each other like FOR
 UPDATE, but do not block the foreign-key checks of rows that merely point at the FR.
+
+A write refused because the disk is full or the server is read-only marks the store as
+failing: until a write succeeds again, `ping` (and so /readyz) tries a tiny write and
+answers 503 while it fails.
 """
 
 from __future__ import annotations
@@ -29,15 +38,16 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from asyncpg import exceptions as pg
 
 from frsync.config import Settings
 from frsync.contract import INT64_MAX
-from frsync.domain import Principal
+from frsync.domain import AccountingPlan, Principal
 from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries, sandbox_postgres
 from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, PlanFn, TokenInfo
-from frsync.store.postgres_errors import BROKEN, load_errors, translated
+from frsync.store.postgres_errors import BROKEN, WRITE_REFUSED, load_errors, translated
 from frsync.store.postgres_sql import (
     GET_SQL,
     HISTORY_SQL,
@@ -46,11 +56,15 @@ from frsync.store.postgres_sql import (
     PRINCIPAL_SQL,
     REVOKE_SQL,
     STATE_SQL,
+    SYNC_MISSING,
+    SYNC_OK,
+    SYNC_SQL,
     begin_sql,
     dollar,
     frs_from_joined_rows,
     list_sql,
     state_from_row,
+    sync_args,
     write_sql,
 )
 from frsync.store.rows import history_from_row
@@ -78,6 +92,8 @@ class PostgresStore:
         self._acquire_timeout = settings.pool_acquire_timeout
         self._deadline = settings.pool_acquire_timeout + settings.store_busy_timeout + _STALL_MARGIN
         self._lock_timeout_ms = max(1, round(settings.store_busy_timeout * 1000))
+        # The last write was refused for lack of disk or a read-only server (see `ping`).
+        self._write_failing = False
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresStore:
@@ -112,6 +128,13 @@ class PostgresStore:
                     except BROKEN:
                         _discard(connection)
                         raise
+                    except WRITE_REFUSED as error:
+                        self._write_failing = True
+                        # A read-only session (a standby after failover, or one opened
+                        # while the database was read-only) stays so: a new one may not.
+                        if isinstance(error, pg.ReadOnlySQLTransactionError):
+                            _discard(connection)
+                        raise
 
     @asynccontextmanager
     async def _transaction(
@@ -127,6 +150,7 @@ class PostgresStore:
                 await _rollback_quietly(connection)
                 raise
             await connection.execute("COMMIT")
+            self._write_failing = False
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
         async with self.acquire() as connection:
@@ -148,6 +172,22 @@ class PostgresStore:
         return frs[0] if frs else None
 
     async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+        if not isinstance(plan, AccountingPlan):
+            await self._sync_in_steps(fr_id, plan, audit)
+            return
+        async with self.acquire() as connection:
+            row = await connection.fetchrow(
+                SYNC_SQL, *sync_args(fr_id, plan, audit, self._lock_timeout_ms)
+            )
+        outcome = row[-1]
+        if outcome == SYNC_OK:
+            self._write_failing = False
+            return
+        # Refused: the plan raises the domain error from the state the function read.
+        plan(None if outcome == SYNC_MISSING else state_from_row(row))
+        raise RuntimeError(f"frsync_sync_accounting refused a valid PATCH ({outcome})")
+
+    async def _sync_in_steps(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
         async with self._transaction(lock_fr=fr_id) as connection:
             row = await connection.fetchrow(STATE_SQL, fr_id)
             change = plan(None if row is None else state_from_row(row))
@@ -217,8 +257,16 @@ class PostgresStore:
         return [TokenInfo(*row) for row in rows]
 
     async def ping(self) -> None:
+        """The server answers; and, after a write was refused for lack of disk or a read-only
+        server, it takes a tiny write again (tried only then, and rolled back)."""
         async with self.acquire() as connection:
             await connection.fetchval("SELECT 1")
+            if self._write_failing:
+                try:
+                    await connection.execute(WRITE_PROBE_SQL)
+                finally:
+                    await _rollback_quietly(connection)
+                self._write_failing = False
 
     async def close(self) -> None:
         # close() waits for connections in use; a request stuck past its deadline must not
@@ -227,6 +275,14 @@ class PostgresStore:
             await asyncio.wait_for(self._pool.close(), self._deadline)
         except TimeoutError:
             self._pool.terminate()
+
+
+# One row in a real table, in a transaction that is always rolled back; a read-only server
+# refuses the INSERT itself, whether or not the row could be written.
+WRITE_PROBE_SQL = (
+    "BEGIN; INSERT INTO accounts (id, name) VALUES (-1, 'frsync write probe')"
+    " ON CONFLICT (id) DO NOTHING"
+)
 
 
 def _discard(connection: asyncpg.Connection) -> None:

@@ -56,6 +56,12 @@ BROKEN: tuple[type[BaseException], ...] = (
     pg.InternalClientError,
 )
 _UNREACHABLE = (*BROKEN, pg.OperatorInterventionError, pg.ReadOnlySQLTransactionError)
+# Writes refused by the server's state, not the request: disk full (53100, a class-53 "busy"
+# error), a read-only server or session (25006). The store then probes before saying ready.
+WRITE_REFUSED: tuple[type[BaseException], ...] = (
+    pg.DiskFullError,
+    pg.ReadOnlySQLTransactionError,
+)
 
 
 @contextmanager

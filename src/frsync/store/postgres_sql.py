@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from frsync.domain import SCOPE_COLUMNS, AccountingState, Principal
+from msgspec import UNSET, UnsetType
+
+from frsync.domain import SCOPE_COLUMNS, AccountingPlan, AccountingState, Principal
 from frsync.models import FulfillmentRequest, ScopedTokenType, TokenType
 from frsync.store import queries
-from frsync.store.base import FrQuery
+from frsync.store.base import Audit, FrQuery
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_COLUMNS,
@@ -81,6 +83,33 @@ def frs_from_joined_rows(rows: Sequence[Sequence[Any]]) -> list[FulfillmentReque
         if row[FR_WIDTH] is not None:
             items.append(row[FR_WIDTH:])
     return group_items(frs, items)
+
+
+# The whole PATCH in one round trip: see migration 0005_sync_accounting_function. Columns:
+# the FR's state as STATE_SQL gives it (when it refused), then the outcome.
+SYNC_SQL = "SELECT * FROM frsync_sync_accounting(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
+SYNC_OK, SYNC_MISSING = "ok", "missing"
+
+
+def sync_args(fr_id: int, plan: AccountingPlan, audit: Audit, lock_timeout_ms: int) -> list[Any]:
+    """SYNC_SQL's parameters: for each top-level field whether the body gave it, and its
+    value; the items as three arrays (ids, given or not, values)."""
+    patch = plan.patch
+    items = patch.items or ()
+    args: list[Any] = [fr_id, plan.principal.token_type, plan.principal.scope_id, lock_timeout_ms]
+    for value in (patch.accounting_synced, patch.external_accounting_id, patch.accounting_error):
+        args += (False, None) if value is UNSET else (True, value)
+    args += [
+        [item.id for item in items],
+        [item.external_accounting_item_id is not UNSET for item in items],
+        [_given(item.external_accounting_item_id) for item in items],
+        plan.now, audit.at, audit.token_id, audit.request_id,
+    ]  # fmt: skip
+    return args
+
+
+def _given(value: str | UnsetType | None) -> str | None:
+    return None if value is UNSET else value
 
 
 _HISTORY_INSERT = (

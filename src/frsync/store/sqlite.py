@@ -1,13 +1,20 @@
-"""The SQLite backend: one connection per process, WAL, the write lock taken up front.
+"""The SQLite backend: WAL, reads on the event loop, writes on a writer thread in groups.
 
-Statements run on the event-loop thread itself. A PATCH transaction here takes tens of
-microseconds, less than handing it to a worker thread would cost, and a process serves one
-transaction at a time anyway (SQLite has one writer). Waiting for another process's lock is
-bounded by `busy_timeout`; past it the request answers 503.
+Reads run on the event-loop thread, on a connection of their own: a primary-key lookup takes
+tens of microseconds, less than a thread handoff, and in WAL mode a reader never waits for a
+writer. The rare SQLITE_BUSY a reader can still meet (WAL recovery, another process's
+checkpoint in RESTART/TRUNCATE mode) is retried with asyncio.sleep, never waited for on the
+loop, until `busy_timeout`; past it the request answers 503.
+
+Writes go to the `Writer` of store/sqlite_writer.py: one thread per process with its own
+connection, which takes the write lock (waiting there, not on the loop), applies the jobs
+that queued up meanwhile in one transaction, each in its own savepoint, and answers each after
+the COMMIT. A write not started within `busy_timeout` answers 503 at that moment.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +49,12 @@ from frsync.store.rows import (
     history_from_row,
 )
 from frsync.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
+from frsync.store.sqlite_writer import (
+    SQLITE_BUSY,
+    TRANSIENT_CODES,
+    Writer,
+    primary_code,
+)
 
 _FR_SELECT = f"SELECT {', '.join(FR_COLUMNS)} FROM fulfillment_requests"
 _ITEM_SELECT = f"SELECT {', '.join(ITEM_COLUMNS)} FROM fulfillment_request_items"
@@ -83,22 +96,9 @@ def path_from_url(url: str) -> str:
 class SqliteStore:
     def __init__(self, path: str, *, busy_timeout: float = 2.0, synchronous: str = "NORMAL"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode never loses a commit to a killed process; FULL also
-        # survives power loss at the cost of an fsync per commit.
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        # Random access over a large table: keep hot pages in this process (64 MiB) and map
-        # the file, so a lookup costs memory reads rather than read() calls.
-        self._db.execute("PRAGMA cache_size=-65536")
-        self._db.execute("PRAGMA mmap_size=268435456")
         self._busy_timeout = busy_timeout
-        self._busy_timeout_ms = int(busy_timeout * 1000)
-        self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-        self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        self._db = _connect(path, synchronous)  # the loop's, for reads: see `_query`
+        self._writer = Writer(_connect(path, synchronous), busy_timeout)
         self._checkpointer = Checkpointer(path)
 
     @classmethod
@@ -106,52 +106,38 @@ class SqliteStore:
         synchronous = "FULL" if "synchronous=full" in url.lower() else "NORMAL"
         return cls(path_from_url(url), busy_timeout=busy_timeout, synchronous=synchronous)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, the lock taken up front so it can never be upgraded into
-        a deadlock; committed on return, rolled back on raise."""
+    async def _transaction(
+        self, work: Callable[[sqlite3.Connection], T], *, foreign_keys: bool = True
+    ) -> T:
+        """Run `work(db)` in a write transaction, on the writer thread: its changes are
+        committed when it returns, rolled back when it raises (then the error propagates).
+        Other jobs may share the transaction, each in its own savepoint. Every write of this
+        store goes through here. `foreign_keys=False`: a transaction of its own, unchecked."""
         with _busy_as_503():
-            self._begin_immediate()
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(db)` in one write transaction: committed on return, rolled back on
-        raise. Every write of this store goes through here."""
-        with self._write() as db:
-            return work(db)
+            result: T = await self._writer.run(work, foreign_keys)
+            return result
 
     async def _query(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(db)`, which only reads; a locked or unreadable file is StoreBusy."""
-        with _busy_as_503():
-            return work(self._db)
-
-    def _begin_immediate(self) -> None:
-        """Take the write lock, polling every few tens of microseconds.
-
-        SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, while another
-        worker's PATCH holds the lock for about a tenth of a millisecond: with two workers
-        that wait, not the work, set the pace. So the connection's busy timeout is off for
-        BEGIN, and this loop backs off from 25 µs to 1 ms until `busy_timeout` has passed."""
-        deadline = time.monotonic() + self._busy_timeout
-        delay = 25e-6
-        self._db.execute("PRAGMA busy_timeout=0")
+        """Run `work(db)`, which only reads, on the loop's connection. It never waits there:
+        SQLITE_BUSY is retried after an await, until `busy_timeout`, then StoreBusy."""
         try:
-            while True:
-                try:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as error:
-                    if _code(error) != _SQLITE_BUSY or time.monotonic() + delay > deadline:
-                        raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1e-3)
-        finally:
-            self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            return work(self._db)  # the common case, kept free of any wrapper
+        except sqlite3.OperationalError as error:
+            if primary_code(error) != SQLITE_BUSY:
+                _raise_transient(error)
+                raise
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 1e-3
+        while time.monotonic() + delay <= deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            try:
+                return work(self._db)
+            except sqlite3.OperationalError as error:
+                if primary_code(error) != SQLITE_BUSY:
+                    _raise_transient(error)
+                    raise
+        raise StoreBusy()
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
         row = await self._query(lambda db: db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone())
@@ -222,8 +208,8 @@ class SqliteStore:
 
     async def load(self, batches: Iterable[LoadData]) -> None:
         # Foreign keys are checked once before the commit rather than row by row: an upsert
-        # checked row by row costs three times as much. The connection runs one transaction
-        # at a time, so nothing else uses it while the checks are off.
+        # checked row by row costs three times as much. The transaction is the load's alone
+        # (`foreign_keys=False`), so no other write goes unchecked.
         def upsert(db: sqlite3.Connection) -> None:
             for batch in batches:
                 for sql, rows in queries.load_statements(batch, placeholder=_qmark):
@@ -234,16 +220,13 @@ class SqliteStore:
                     raise InvalidRequest(MISSING_PARENT)
             sandbox_sqlite.take_baseline(db)  # what a sandbox reset goes back to
 
-        self._db.execute("PRAGMA foreign_keys=OFF")
         try:
-            await self._transaction(upsert)
+            await self._transaction(upsert, foreign_keys=False)
         except sqlite3.IntegrityError as error:
             # SQLite cannot say which row; the words are the PostgreSQL store's.
             if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
                 raise InvalidRequest(MISSING_PARENT) from error
             raise
-        finally:
-            self._db.execute("PRAGMA foreign_keys=ON")
 
     async def create_token(
         self, token_hash: bytes, token_type: TokenType, scope_id: int, label: str | None
@@ -285,11 +268,44 @@ class SqliteStore:
         return [TokenInfo(*row) for row in rows]
 
     async def ping(self) -> None:
+        """Readable, and, after a write failed for lack of disk (or an I/O error), writable:
+        while writes fail the server is not ready. Only then is a tiny write tried, so a
+        healthy store pays one SELECT per probe."""
         await self._query(lambda db: db.execute("SELECT 1").fetchone())
+        if self._writer.failing:
+            await self._transaction(_probe_write)
+            if self._writer.failing:  # the probe's commit failed, yet answered nothing
+                raise StoreBusy("The store cannot write; try again shortly.")
 
     async def close(self) -> None:
-        self._checkpointer.stop()
+        # Both joins wait for threads (the writer drains the jobs already submitted): not
+        # on the loop.
+        await asyncio.to_thread(self._writer.close)
+        await asyncio.to_thread(self._checkpointer.stop)
         self._db.close()
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    # busy_timeout 0: no connection sleeps inside SQLite waiting for a lock. The reader
+    # retries after an await, the writer thread polls at its own pace.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode never loses a commit to a killed process; FULL also survives power
+    # loss at the cost of an fsync per commit.
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute("PRAGMA foreign_keys=ON")
+    # Random access over a large table: keep hot pages in this process (64 MiB) and map the
+    # file, so a lookup costs memory reads rather than read() calls.
+    db.execute("PRAGMA cache_size=-65536")
+    db.execute("PRAGMA mmap_size=268435456")
+    db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+    return db
+
+
+def _probe_write(db: sqlite3.Connection) -> None:
+    # Rewrites page 1 with the value it has: a real page in the WAL, no change in the data.
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    db.execute(f"PRAGMA user_version={int(version):d}")
 
 
 def _qmark(_: int) -> str:
@@ -319,23 +335,16 @@ def _state_from_rows(rows: list[Any]) -> AccountingState:
     return accounting_state(rows[0], {r[7]: r[8] for r in rows if r[7] is not None})
 
 
-# Result codes that mean "the database cannot be used right now", as opposed to a bug:
-# BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
-_SQLITE_BUSY = 5
-_TRANSIENT_CODES = {_SQLITE_BUSY, 6, 10, 13, 14, 15}
-
-
-def _code(error: sqlite3.Error) -> int:
-    """The primary result code (extended codes carry it in the low byte)."""
-    return int(getattr(error, "sqlite_errorcode", 0)) & 0xFF
+def _raise_transient(error: sqlite3.OperationalError) -> None:
+    """A locked, missing or unreadable database is 'try again later', not a crash."""
+    if primary_code(error) in TRANSIENT_CODES:
+        raise StoreBusy() from error
 
 
 @contextmanager
 def _busy_as_503() -> Iterator[None]:
-    """A locked, missing or unreadable database is 'try again later', not a crash."""
     try:
         yield
     except sqlite3.OperationalError as error:
-        if _code(error) in _TRANSIENT_CODES:
-            raise StoreBusy() from error
+        _raise_transient(error)
         raise

@@ -1,0 +1,311 @@
+"""SQLite's writes, on one thread per process with a connection of its own, committed in groups.
+
+Why a thread: taking the write lock can wait (another process holds it: a second worker, a
+`frsync load`), and a wait on the event loop freezes every request of the process, health
+checks included. Here only the writes that need the lock wait; the loop awaits a future.
+
+Why groups: a transaction costs its BEGIN (the lock), its COMMIT (the WAL frames of every
+page it touched, index pages included) and a thread handoff each way. The jobs that queue up
+while one transaction runs are applied together in the next one, each inside its own
+SAVEPOINT, so a job that raises rolls back alone and gets its own answer; every job is
+answered only after the COMMIT that holds it, so kill -9 loses nothing acknowledged (WAL with
+synchronous=NORMAL: a commit survives the death of the process, as before).
+
+Deadlines: a job that has not started within the busy timeout of its submission answers
+StoreBusy at that moment, whether it waited for another process's lock or behind a long
+batch of this one; a job that has started always runs to its commit (or its rollback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from frsync.errors import StoreBusy
+
+log = logging.getLogger("frsync.store")
+
+# A batch holds at most this many jobs: the lock is held, and the first job's answer waits,
+# for the whole batch. 64 PATCHes are about 3 ms of work.
+MAX_BATCH = 64
+
+_PENDING, _RUNNING, _CANCELLED = 0, 1, 2
+SQLITE_BUSY = 5
+# The disk is full or failing: the write did not happen, SQLite rolled it back itself.
+DISK_CODES = frozenset({10, 13})  # SQLITE_IOERR, SQLITE_FULL
+# Result codes that mean "the database cannot be used right now", as opposed to a bug:
+# BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
+TRANSIENT_CODES = frozenset({SQLITE_BUSY, 6, 10, 13, 14, 15})
+
+
+def primary_code(error: BaseException) -> int:
+    """The primary result code of a sqlite3 error (extended codes carry it in the low byte)."""
+    return int(getattr(error, "sqlite_errorcode", 0)) & 0xFF
+
+
+class _Job:
+    __slots__ = ("foreign_keys", "future", "loop", "state", "work")
+
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        foreign_keys: bool,
+    ) -> None:
+        self.work = work
+        self.loop = loop
+        self.future = future
+        self.state = _PENDING
+        self.foreign_keys = foreign_keys
+
+
+class Writer:
+    """The process's writer thread and its connection (opened by the caller, owned here)."""
+
+    def __init__(self, db: sqlite3.Connection, busy_timeout: float) -> None:
+        self._db = db
+        self._busy_timeout = busy_timeout
+        # Jobs come in through a C queue (a put is cheap and wakes the thread at once); the
+        # thread moves them to `_waiting`, its own. A job's state changes under `_state_lock`.
+        self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._waiting: deque[_Job] = deque()
+        self._state_lock = threading.Lock()
+        self._closing = False
+        self._stopping = False  # the thread has seen the end of the inbox
+        self.failing = False
+        self.transactions = 0  # committed, and the jobs they held: the batches' mean size
+        self.jobs = 0
+        self._thread = threading.Thread(target=self._run, name="frsync-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    # --- the event loop's side -------------------------------------------------------------
+
+    async def run(self, work: Callable[[sqlite3.Connection], Any], foreign_keys: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        job = _Job(work, loop, loop.create_future(), foreign_keys)
+        if self._closing:
+            raise StoreBusy("The server is shutting down; try again shortly.")
+        self._inbox.put(job)
+        timer = loop.call_at(loop.time() + self._busy_timeout, self._expire, job)
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            self._claim(job, _CANCELLED)  # never started: it never will
+            raise
+        finally:
+            timer.cancel()
+
+    def _expire(self, job: _Job) -> None:
+        # Not started within the busy timeout: answer now rather than after the wait.
+        if self._claim(job, _CANCELLED) and not job.future.done():
+            job.future.set_exception(StoreBusy())
+
+    def _claim(self, job: _Job, state: int) -> bool:
+        with self._state_lock:
+            if job.state != _PENDING:
+                return False
+            job.state = state
+            return True
+
+    def close(self) -> None:
+        """Blocking: finish every job already submitted, then stop. Call from a thread."""
+        self._closing = True
+        self._inbox.put(None)  # after every job submitted before
+        self._thread.join()
+
+    # --- the writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._db.close()
+            log.debug("SQLite writer: %d jobs in %d transactions", self.jobs, self.transactions)
+
+    def _serve(self) -> None:
+        while True:
+            if not self._waiting:
+                if self._stopping:
+                    return
+                self._receive(self._inbox.get())
+            self._gather()
+            try:
+                self._run_batch()
+            except BaseException:  # a bug here must not leave requests waiting forever
+                log.exception("SQLite writer failed")
+                self._rollback_quietly()
+
+    def _receive(self, job: _Job | None) -> None:
+        if job is None:
+            self._stopping = True
+        else:
+            self._waiting.append(job)
+
+    def _gather(self) -> None:
+        """Move what the inbox holds to `_waiting`, without waiting, and drop the jobs that
+        were cancelled or expired meanwhile."""
+        while True:
+            try:
+                self._receive(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        while self._waiting and self._waiting[0].state == _CANCELLED:
+            self._waiting.popleft()
+
+    def _run_batch(self) -> None:
+        # A job that needs foreign keys off (a bulk load) gets a transaction of its own, and
+        # the pragma must be set before BEGIN: inside a transaction it does nothing.
+        head = next((job for job in self._waiting if job.state == _PENDING), None)
+        unchecked = head is not None and not head.foreign_keys
+        if unchecked:
+            self._db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            if self._lock():
+                self._commit(self._take_batch(unchecked))
+        finally:
+            if unchecked:
+                self._db.execute("PRAGMA foreign_keys=ON")
+
+    def _commit(self, batch: list[_Job]) -> None:
+        """Apply `batch` in the transaction `_lock` began, each job in its own savepoint (none
+        for a batch of one), and answer every job once the COMMIT is done."""
+        if not batch:
+            self._db.execute("ROLLBACK")
+            return
+        outcomes: list[tuple[_Job, bool, Any]] = []
+        single = len(batch) == 1
+        try:
+            for job in batch:
+                if not single:
+                    self._db.execute("SAVEPOINT job")
+                try:
+                    value = job.work(self._db)
+                except BaseException as error:
+                    if isinstance(error, sqlite3.Error):
+                        self._failed(error)
+                    if not self._db.in_transaction:  # SQLite rolled everything back itself
+                        raise
+                    if single:
+                        self._db.execute("ROLLBACK")
+                        self._settle([(job, False, error)])
+                        return
+                    self._db.execute("ROLLBACK TO job")
+                    self._db.execute("RELEASE job")
+                    outcomes.append((job, False, error))
+                else:
+                    if not single:
+                        self._db.execute("RELEASE job")
+                    outcomes.append((job, True, value))
+            self._db.execute("COMMIT")
+            self.transactions += 1
+            self.jobs += len(batch)
+        except BaseException as error:
+            # The transaction is lost, and with it every job of the batch.
+            if isinstance(error, sqlite3.Error):
+                self._failed(error)
+            self._rollback_quietly()
+            self._settle([(job, False, _for_each(error)) for job in batch])
+            return
+        self.failing = False
+        self._settle(outcomes)
+
+    def _lock(self) -> bool:
+        """BEGIN IMMEDIATE, polling from 25 µs up to 1 ms while another process holds the
+        lock (SQLite's own busy handler sleeps 1, 2, 5… ms, far longer than a PATCH holds
+        it). Gives up when no job is left waiting: the loop answers each one at its deadline."""
+        delay = 25e-6
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError as error:
+                if primary_code(error) != SQLITE_BUSY:
+                    self._fail_pending(error)
+                    return False
+            self._gather()
+            if not any(job.state == _PENDING for job in self._waiting):
+                self._waiting.clear()
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 1e-3)
+
+    def _take_batch(self, unchecked: bool) -> list[_Job]:
+        """Up to MAX_BATCH waiting jobs; with `unchecked` (foreign keys are off) only the one
+        job that asked for it, if it is still waiting."""
+        self._gather()  # what arrived while the lock was being taken joins this batch
+        batch: list[_Job] = []
+        with self._state_lock:
+            while self._waiting and len(batch) < MAX_BATCH:
+                job = self._waiting[0]
+                if job.state == _CANCELLED:
+                    self._waiting.popleft()
+                    continue
+                if unchecked != (not job.foreign_keys) and (unchecked or batch):
+                    break  # a bulk load waits for a transaction of its own, and vice versa
+                self._waiting.popleft()
+                job.state = _RUNNING
+                batch.append(job)
+                if unchecked:
+                    break
+        return batch
+
+    def _fail_pending(self, error: BaseException) -> None:
+        self._gather()
+        with self._state_lock:
+            jobs = [job for job in self._waiting if job.state == _PENDING]
+            for job in jobs:
+                job.state = _RUNNING
+            self._waiting.clear()
+        self._settle([(job, False, _for_each(error)) for job in jobs])
+
+    def _failed(self, error: sqlite3.Error) -> None:
+        if primary_code(error) in DISK_CODES:
+            if not self.failing:
+                log.warning("SQLite write failed (%s): writes answer 503 until one succeeds", error)
+            self.failing = True
+
+    def _rollback_quietly(self) -> None:
+        # After SQLITE_FULL or an I/O error SQLite has usually rolled back already: a second
+        # ROLLBACK would only raise "no transaction is active".
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as error:
+                log.warning("SQLite ROLLBACK failed: %s", error)
+
+    @staticmethod
+    def _settle(outcomes: list[tuple[_Job, bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, some in by_loop.items():
+            # A closed loop: nobody is waiting for these any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, some)
+
+
+def _for_each(error: BaseException) -> BaseException:
+    """The answer for every job of a lost batch: one StoreBusy each when the disk or the lock
+    is to blame (a single exception object must not be raised in several tasks)."""
+    if isinstance(error, sqlite3.OperationalError) and primary_code(error) in TRANSIENT_CODES:
+        return StoreBusy()
+    return error
+
+
+def _resolve(outcomes: list[tuple[_Job, bool, Any]]) -> None:
+    for job, ok, value in outcomes:
+        if job.future.done():  # cancelled or expired meanwhile
+            continue
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)
