@@ -342,6 +342,20 @@ HOT_PATH_CHANGES = [
     "call and 10% in the token lookup (a PostgreSQL round trip per token-cache miss); the "
     "rest is the HTTP stack, as on SQLite. Every PATCH is also one PostgreSQL commit, an "
     "fsync of its WAL, on the same two cores.",
+    "- **The read side** keeps its code path (the same statements, on a connection with the "
+    "same pragmas, on the loop) and its speed: `bench/read_side.py --sizes 1000000` run "
+    "before/after twice, back to back, load average 7–9: GET by id 0.36 → 0.39 ms and "
+    "0.40 → 0.34 ms (median), count not synced 3.55 → 14.54 ms and 7.77 → 5.42 ms, count "
+    "synced 17.7 → 39.5 ms and 35.9 → 25.5 ms: whichever ran second was slower, the code "
+    "did not decide it. The table below is this run's.",
+    "- **What the thread costs at low load**: at 1,000 PATCH/s offered (2 workers) a batch "
+    "holds about one write, and the two handoffs per PATCH cost CPU: 0.53 and 0.50 s per "
+    "1,000 PATCHes before, 0.58 and 0.59 after (`bench.openloop`, 10 s, two back-to-back "
+    "pairs, load average 1.7–2.2). p99 in those four runs: 57 and 138 ms before, 168 and "
+    "37 ms after: the machine, not the code, sets that tail here.",
+    "- **Reading the SQLite 2-worker PATCH row**: it is the first scenario on a fresh server, "
+    "with a 3 s warm-up that leaves most of the 10,000 tokens out of the token cache; the "
+    "hostile mix (90% the same PATCHes) runs later on the same server, warm.",
     "- Reading the profile: `Writer._serve`'s self time is the writer thread blocked on its "
     "empty queue, and `Checkpointer._run`'s is the checkpoint's copying and fsync: neither "
     "holds the event loop. py-spy cannot tell a thread blocked in C from one working.",
