@@ -33,6 +33,7 @@ lint: install
 BASELINE_SRC = bench/.data/baseline
 bench: install
 	$(BIN)/python bench/read_side.py
+	$(BIN)/python bench/sandbox_reset.py
 	$(if $(BASELINE),rm -rf $(BASELINE_SRC) && mkdir -p $(BASELINE_SRC) && git archive $(BASELINE) src | tar -x -C $(BASELINE_SRC))
 	$(if $(BASELINE),BENCH_BASELINE_SRC=$(CURDIR)/$(BASELINE_SRC)/src) $(BIN)/python -m bench
 

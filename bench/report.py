@@ -421,6 +421,19 @@ def sandbox_section() -> list[str]:
     return [SANDBOX.read_text().rstrip(), ""]
 
 
+CONSOLE_BEGIN, CONSOLE_END = "<!-- console-overview: begin -->", "<!-- console-overview: end -->"
+
+
+def console_section(path: Path) -> list[str]:
+    """`bench/console_overview.py` (1,000,000 FRs: minutes to load) rewrites its own marked
+    section when run; a `make bench` run keeps the last one rather than dropping it."""
+    current = path.read_text() if path.exists() else ""
+    begin, end = current.find(CONSOLE_BEGIN), current.find(CONSOLE_END)
+    if begin < 0 or end < begin:
+        return ["## Console", "", "Pending: run `python bench/console_overview.py`.", ""]
+    return [current[begin : end + len(CONSOLE_END)], ""]
+
+
 def write(run: Run, path: Path) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
@@ -449,6 +462,7 @@ def write(run: Run, path: Path) -> None:
         "Earlier:", "", *PROFILE_CHANGES, "",
         "## SQLAlchemy Core vs raw sqlite3 (the PATCH transaction)", "", *core_section(run), "",
         *sandbox_section(),
+        *console_section(path),
         *read_side_section(),
     ]  # fmt: skip
     if run.setup_seconds:
