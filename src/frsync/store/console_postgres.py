@@ -11,14 +11,12 @@ from frsync.store import console_sql as sql
 from frsync.store import queries
 from frsync.store.base import FrQuery
 from frsync.store.console_base import (
-    ErrorCount,
-    ErrorRow,
     FrDetail,
-    HourCount,
     SignedIn,
     TokenRow,
     UsageCount,
 )
+from frsync.store.console_reads import ScopedReads
 from frsync.store.console_sql import dollar
 from frsync.store.postgres import PostgresStore
 from frsync.store.postgres_sql import dollar as numbered
@@ -27,7 +25,9 @@ from frsync.store.rows import fr_from_row
 _LAST_USED = dollar(sql.add_last_used(postgres=True))
 
 
-class ConsolePostgres:
+class ConsolePostgres(ScopedReads):
+    postgres = True
+
     def __init__(self, store: Any) -> None:
         assert isinstance(store, PostgresStore)
         self._store = store
@@ -35,6 +35,9 @@ class ConsolePostgres:
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
         async with self._store.acquire() as connection:
             return list(await connection.fetch(dollar(statement), *params))
+
+    async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        return await self._rows(statement, params)  # the pool already keeps it off the loop
 
     async def create_session(
         self, session_hash: bytes, token_id: int, now: int, expires_at: int
@@ -60,28 +63,6 @@ class ConsolePostgres:
     async def end_session(self, session_hash: bytes) -> None:
         async with self._store.acquire() as connection:
             await connection.execute(dollar(sql.END_SESSION), session_hash)
-
-    async def syncs_per_hour(self, principal: Principal, since: int) -> list[HourCount]:
-        rows = await self._rows(*sql.syncs_per_hour(principal, since, postgres=True))
-        return [HourCount(*row) for row in rows]
-
-    async def top_errors(self, principal: Principal, limit: int) -> list[ErrorCount]:
-        rows = await self._rows(*sql.top_errors(principal, limit, postgres=True))
-        return [ErrorCount(*row) for row in rows]
-
-    async def errors_page(
-        self,
-        principal: Principal,
-        before: tuple[int, int] | None,
-        limit: int,
-        message: str | None = None,
-    ) -> list[ErrorRow]:
-        statement, params = sql.errors_page(principal, before, limit, True, message)
-        return [ErrorRow(*row) for row in await self._rows(statement, params)]
-
-    async def count_errors(self, principal: Principal, message: str) -> int:
-        (row,) = await self._rows(*sql.count_errors(principal, message, postgres=True))
-        return int(row[0])
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         async with self._store.acquire() as connection:

@@ -12,24 +12,24 @@ from frsync.store import console_sql as sql
 from frsync.store import queries
 from frsync.store.base import FrQuery
 from frsync.store.console_base import (
-    ErrorCount,
-    ErrorRow,
     FrDetail,
-    HourCount,
     SignedIn,
     TokenRow,
     UsageCount,
 )
 from frsync.store.console_readers import Readers
+from frsync.store.console_reads import ScopedReads
 from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
 
 _LAST_USED = sql.add_last_used(postgres=False)
 
 
-class ConsoleSqlite:
+class ConsoleSqlite(ScopedReads):
     """Small reads and every write through the store's own primitives; the big reads of the
     Overview, Errors and Tokens views on `Readers`, off the event loop."""
+
+    postgres = False
 
     def __init__(self, store: Any, path: str, busy_timeout: float) -> None:
         assert isinstance(store, SqliteStore)
@@ -65,28 +65,6 @@ class ConsoleSqlite:
 
     async def end_session(self, session_hash: bytes) -> None:
         await self._store._transaction(lambda db: db.execute(sql.END_SESSION, (session_hash,)))
-
-    async def syncs_per_hour(self, principal: Principal, since: int) -> list[HourCount]:
-        rows = await self._big(*sql.syncs_per_hour(principal, since, postgres=False))
-        return [HourCount(*row) for row in rows]
-
-    async def top_errors(self, principal: Principal, limit: int) -> list[ErrorCount]:
-        rows = await self._big(*sql.top_errors(principal, limit, postgres=False))
-        return [ErrorCount(*row) for row in rows]
-
-    async def errors_page(
-        self,
-        principal: Principal,
-        before: tuple[int, int] | None,
-        limit: int,
-        message: str | None = None,
-    ) -> list[ErrorRow]:
-        statement, params = sql.errors_page(principal, before, limit, False, message)
-        return [ErrorRow(*row) for row in await self._big(statement, params)]
-
-    async def count_errors(self, principal: Principal, message: str) -> int:
-        (row,) = await self._big(*sql.count_errors(principal, message, postgres=False))
-        return int(row[0])
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         def read(db: sqlite3.Connection) -> list[int]:
