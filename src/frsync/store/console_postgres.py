@@ -13,7 +13,6 @@ from frsync.store.base import FrQuery
 from frsync.store.console_base import (
     FrDetail,
     SignedIn,
-    TokenRow,
     UsageCount,
 )
 from frsync.store.console_reads import ScopedReads
@@ -86,10 +85,6 @@ class ConsolePostgres(ScopedReads):
             statement, params = sql.history_page(fr_id, before_id, limit)
             history = await connection.fetch(dollar(statement), *params)
         return FrDetail(fr_from_row(row, items), sql.timeline(history))
-
-    async def tokens_page(self, after_id: int, limit: int, since_minute: int) -> list[TokenRow]:
-        rows = await self._rows(sql.TOKENS_PAGE, (since_minute, after_id, limit))
-        return [TokenRow(*row) for row in rows]
 
     async def add_usage(
         self, counts: Sequence[UsageCount], last_used: dict[int, int], keep_from: int

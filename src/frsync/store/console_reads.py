@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from frsync.domain import Principal
 from frsync.store import console_sql as sql
-from frsync.store.console_base import ErrorCount, ErrorRow, HourCount
+from frsync.store.console_base import ErrorCount, ErrorRow, HourCount, TokenRow
 
 
 class ScopedReads:
@@ -39,3 +39,7 @@ class ScopedReads:
     async def count_errors(self, principal: Principal, message: str) -> int:
         (row,) = await self._big(*sql.count_errors(principal, message, postgres=self.postgres))
         return int(row[0])
+
+    async def tokens_page(self, after_id: int, limit: int, since_minute: int) -> list[TokenRow]:
+        rows = await self._big(sql.TOKENS_PAGE, (since_minute, after_id, limit))
+        return [TokenRow(*row) for row in rows]

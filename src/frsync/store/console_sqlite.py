@@ -14,7 +14,6 @@ from frsync.store.base import FrQuery
 from frsync.store.console_base import (
     FrDetail,
     SignedIn,
-    TokenRow,
     UsageCount,
 )
 from frsync.store.console_readers import Readers
@@ -88,10 +87,6 @@ class ConsoleSqlite(ScopedReads):
             return FrDetail(fr_from_row(row, items), sql.timeline(history))
 
         return await self._store._query(read)
-
-    async def tokens_page(self, after_id: int, limit: int, since_minute: int) -> list[TokenRow]:
-        rows = await self._big(sql.TOKENS_PAGE, (since_minute, after_id, limit))
-        return [TokenRow(*row) for row in rows]
 
     async def add_usage(
         self, counts: Sequence[UsageCount], last_used: dict[int, int], keep_from: int
