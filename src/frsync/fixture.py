@@ -126,16 +126,35 @@ def fr_rows(fr: FulfillmentRequestIn, where: str) -> tuple[tuple[Any, ...], list
     elif synced_at is None:
         synced_at = updated  # deterministic, so that loading the file again changes nothing
     row = (
-        fr.id, fr.fulfillment_request_number, fr.account_id, fr.source_id, fr.order_id,
-        fr.channel_id, fr.status, generated, _ms(fr.sent_at, where, "sentAt"),
-        _ms(fr.acknowledged_at, where, "acknowledgedAt"), updated,
-        fr.accounting_synced, fr.external_accounting_id, fr.accounting_error, synced_at,
-    )  # fmt: skip
+        fr.id,
+        fr.fulfillment_request_number,
+        fr.account_id,
+        fr.source_id,
+        fr.order_id,
+        fr.channel_id,
+        fr.status,
+        generated,
+        _ms(fr.sent_at, where, "sentAt"),
+        _ms(fr.acknowledged_at, where, "acknowledgedAt"),
+        updated,
+        fr.accounting_synced,
+        fr.external_accounting_id,
+        fr.accounting_error,
+        synced_at,
+    )
     items = [
-        (i.id, fr.id, i.sku, i.title, i.quantity, i.cost, i.order_item_id,
-         i.external_accounting_item_id)
+        (
+            i.id,
+            fr.id,
+            i.sku,
+            i.title,
+            i.quantity,
+            i.cost,
+            i.order_item_id,
+            i.external_accounting_item_id,
+        )
         for i in fr.items
-    ]  # fmt: skip
+    ]
     return row, items
 
 

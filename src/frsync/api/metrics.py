@@ -140,27 +140,48 @@ def render(snapshots: list[Snapshot]) -> bytes:
         total.add(snap)
     requests, buckets, sums = total.requests, total.buckets, total.sums
     live = [s for s in snapshots if s.written_at > time.time() - _STALE_AFTER]
-    states = [(pid, state, int(state == ("degraded" if degraded else "ok")))
-              for pid, degraded in ((s.pid, s.ratelimit_degraded) for s in live)
-              for state in ("ok", "degraded")]  # fmt: skip
+    states = [
+        (pid, state, int(state == ("degraded" if degraded else "ok")))
+        for pid, degraded in ((s.pid, s.ratelimit_degraded) for s in live)
+        for state in ("ok", "degraded")
+    ]
     lines = [
-        *_family("frsync_http_requests_total", "counter",
-                 "Requests answered, by route template, method and status.",
-                 _request_series(requests)),
-        *_family("frsync_http_rate_limited_total", "counter", "Requests answered 429.",
-                 [("", _status_total(requests, 429))]),
-        *_family("frsync_http_unavailable_total", "counter", "Requests answered 503.",
-                 [("", _status_total(requests, 503))]),
+        *_family(
+            "frsync_http_requests_total",
+            "counter",
+            "Requests answered, by route template, method and status.",
+            _request_series(requests),
+        ),
+        *_family(
+            "frsync_http_rate_limited_total",
+            "counter",
+            "Requests answered 429.",
+            [("", _status_total(requests, 429))],
+        ),
+        *_family(
+            "frsync_http_unavailable_total",
+            "counter",
+            "Requests answered 503.",
+            [("", _status_total(requests, 503))],
+        ),
         *_histogram(buckets, sums),
-        *_family("frsync_store_up", "gauge", "1 when the store answers, per worker process.",
-                 [(f'pid="{s.pid}"', s.store_up) for s in live]),
-        *_family("frsync_ratelimit_store_state", "gauge",
-                 "Rate-limit store per worker: ok (shared buckets) or degraded (local "
-                 "buckets: Redis unreachable).",
-                 [(f'pid="{pid}",state="{state}"', on) for pid, state, on in states]),
-        *_family("frsync_workers", "gauge", "Worker processes that published lately.",
-                 [("", len(live))]),
-    ]  # fmt: skip
+        *_family(
+            "frsync_store_up",
+            "gauge",
+            "1 when the store answers, per worker process.",
+            [(f'pid="{s.pid}"', s.store_up) for s in live],
+        ),
+        *_family(
+            "frsync_ratelimit_store_state",
+            "gauge",
+            "Rate-limit store per worker: ok (shared buckets) or degraded (local "
+            "buckets: Redis unreachable).",
+            [(f'pid="{pid}",state="{state}"', on) for pid, state, on in states],
+        ),
+        *_family(
+            "frsync_workers", "gauge", "Worker processes that published lately.", [("", len(live))]
+        ),
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -194,8 +215,10 @@ def _histogram(
     buckets: dict[tuple[str, str], list[int]], sums: dict[tuple[str, str], float]
 ) -> list[str]:
     name = "frsync_http_request_duration_seconds"
-    lines = [f"# HELP {name} Time from request head to last response byte sent, by route.",
-             f"# TYPE {name} histogram"]  # fmt: skip
+    lines = [
+        f"# HELP {name} Time from request head to last response byte sent, by route.",
+        f"# TYPE {name} histogram",
+    ]
     for (route, method), counts in sorted(buckets.items()):
         labels = f'route="{_escape(route)}",method="{method}"'
         running = 0

@@ -159,9 +159,14 @@ def error_response(error: FrsyncError, request_id: str | None) -> Response:
     if status == 400 and not field_errors:
         field_errors = [FieldError("", error.detail)]
     return problem_response(
-        status, title, slug, error.detail,
-        field_errors=field_errors, request_id=request_id, headers=headers,
-    )  # fmt: skip
+        status,
+        title,
+        slug,
+        error.detail,
+        field_errors=field_errors,
+        request_id=request_id,
+        headers=headers,
+    )
 
 
 def _lookup(kind: type[FrsyncError]) -> tuple[int, str, str]:

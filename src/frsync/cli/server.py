@@ -55,10 +55,16 @@ def _metrics_dir(settings: Settings) -> tuple[Settings, str | None]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    flags = {"redis_url": args.redis_url, "host": args.host, "port": args.port,
-             "workers": args.workers, "rate": args.rate, "burst": args.burst,
-             "forwarded_allow_ips": args.forwarded_allow_ips,
-             "sandbox": True if args.sandbox else None}  # fmt: skip
+    flags = {
+        "redis_url": args.redis_url,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "rate": args.rate,
+        "burst": args.burst,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
+        "sandbox": True if args.sandbox else None,
+    }
     settings, made_dir = _metrics_dir(settings_from(args, **flags))
     try:
         settings, made_table = supervisor.shared_rate_limits(settings)

@@ -60,14 +60,27 @@ def layout(hours: list[HourCount]) -> Chart:
         failed_h = plot_h * hour.failed / top
         start = format_ms(hour.hour * _HOUR_MS)[11:16]
         end = format_ms((hour.hour + 1) * _HOUR_MS)[11:16]
-        bars.append(Bar(
-            x=LEFT + index * slot + 2, width=max(slot - 4, 1),
-            synced_y=baseline - synced_h, synced_height=synced_h,
-            failed_y=baseline - synced_h - failed_h, failed_height=failed_h,
-            # Every third hour, counted back from the current one so that it is labelled.
-            label=start if (len(hours) - 1 - index) % 3 == 0 else None,
-            title=f"{start}–{end} UTC: {hour.synced:,} synced, {hour.failed:,} failed",
-        ))  # fmt: skip
+        bars.append(
+            Bar(
+                x=LEFT + index * slot + 2,
+                width=max(slot - 4, 1),
+                synced_y=baseline - synced_h,
+                synced_height=synced_h,
+                failed_y=baseline - synced_h - failed_h,
+                failed_height=failed_h,
+                # Every third hour, counted back from the current one so that it is labelled.
+                label=start if (len(hours) - 1 - index) % 3 == 0 else None,
+                title=f"{start}–{end} UTC: {hour.synced:,} synced, {hour.failed:,} failed",
+            )
+        )
     grid = [(baseline - plot_h * step / 4, top * step // 4) for step in range(5)]
-    return Chart(WIDTH, HEIGHT, bars, top, grid, baseline,
-                 sum(h.synced for h in hours), sum(h.failed for h in hours))  # fmt: skip
+    return Chart(
+        WIDTH,
+        HEIGHT,
+        bars,
+        top,
+        grid,
+        baseline,
+        sum(h.synced for h in hours),
+        sum(h.failed for h in hours),
+    )

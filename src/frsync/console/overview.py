@@ -146,8 +146,14 @@ class OverviewCache:
             before = {h: c for h, c in counted.items() if h < current}
             _bounded(self._past)[key] = _PastHours(self._clock() + self._past_ttl, current, before)
         span = range(current - HOURS + 1, current + 1)
-        return Overview(synced, not_synced, with_error,
-                        [counted.get(h, HourCount(h, 0, 0)) for h in span], top, now)  # fmt: skip
+        return Overview(
+            synced,
+            not_synced,
+            with_error,
+            [counted.get(h, HourCount(h, 0, 0)) for h in span],
+            top,
+            now,
+        )
 
 
 def _note_failure(task: asyncio.Task[Overview]) -> None:

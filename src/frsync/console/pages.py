@@ -116,8 +116,16 @@ async def errors(request: Request, visit: Visit) -> Response:
         total = await queries.count(visit.principal, WITH_ERROR)
     else:
         total = await queries.count_errors(visit.principal, message)
-    return render(request, "errors.html", visit=visit, rows=rows, older=older, total=total,
-                  first_page=before is None, message=message)  # fmt: skip
+    return render(
+        request,
+        "errors.html",
+        visit=visit,
+        rows=rows,
+        older=older,
+        total=total,
+        first_page=before is None,
+        message=message,
+    )
 
 
 def _cursor(text: str | None) -> tuple[int, int] | None:
@@ -144,8 +152,9 @@ async def fulfillment_request(request: Request, visit: Visit) -> Response:
         return render(request, "not_found.html", 404, visit=visit, query=text)
     history = detail.history[:HISTORY_PAGE_SIZE]
     older = history[-1].id if len(detail.history) > HISTORY_PAGE_SIZE else None
-    return render(request, "fr.html", visit=visit, query=text, fr=detail.fr,
-                  history=history, older=older)  # fmt: skip
+    return render(
+        request, "fr.html", visit=visit, query=text, fr=detail.fr, history=history, older=older
+    )
 
 
 def _int(text: str | None) -> int | None:
@@ -161,5 +170,6 @@ async def tokens(request: Request, visit: Visit) -> Response:
     since_minute = now_ms() // 60_000 - 59  # this minute and the 59 before it
     rows = await resources(request).queries.tokens_page(after, TOKENS_PAGE_SIZE + 1, since_minute)
     more = rows[TOKENS_PAGE_SIZE - 1].id if len(rows) > TOKENS_PAGE_SIZE else None
-    return render(request, "tokens.html", visit=visit, rows=rows[:TOKENS_PAGE_SIZE], more=more,
-                  after=after)  # fmt: skip
+    return render(
+        request, "tokens.html", visit=visit, rows=rows[:TOKENS_PAGE_SIZE], more=more, after=after
+    )

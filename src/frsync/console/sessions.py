@@ -44,9 +44,14 @@ def same(a: str | None, b: str | None) -> bool:
 
 def set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
     response.set_cookie(
-        name, value, max_age=age, path=PATH, httponly=True, samesite="strict",
+        name,
+        value,
+        max_age=age,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https",
-    )  # fmt: skip
+    )
 
 
 def clear_cookie(request: Request, response: Response, name: str) -> None:

@@ -28,11 +28,13 @@ REFUSED = "That token is not valid: it is unknown or has been revoked."
 EXPIRED_FORM = "The sign-in form had expired. Please try again."
 
 
-async def _sign_in_form(request: Request, status: int = 200, message: str | None = None,
-                        notice: str | None = None) -> Response:  # fmt: skip
+async def _sign_in_form(
+    request: Request, status: int = 200, message: str | None = None, notice: str | None = None
+) -> Response:
     form_token = secrets.token_urlsafe(24)
-    response = render(request, "sign_in.html", status, csrf=form_token, message=message,
-                      notice=notice)  # fmt: skip
+    response = render(
+        request, "sign_in.html", status, csrf=form_token, message=message, notice=notice
+    )
     sessions.set_cookie(request, response, sessions.SIGN_IN_COOKIE, form_token, _FORM_AGE)
     return response
 

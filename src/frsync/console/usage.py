@@ -72,5 +72,6 @@ class UsageRecorder:
         try:
             await self.flush(store)
         except Exception as error:  # the loop must outlive any failure of one flush
-            log.warning("token usage not written yet (%s); kept for the next flush",
-                        type(error).__name__)  # fmt: skip
+            log.warning(
+                "token usage not written yet (%s); kept for the next flush", type(error).__name__
+            )

@@ -45,9 +45,11 @@ def request_from_fields(
     if len(problems) > before:
         return None
     return AccountingSyncRequest(
-        accounting_synced=synced, external_accounting_id=external_id, accounting_error=error,
+        accounting_synced=synced,
+        external_accounting_id=external_id,
+        accounting_error=error,
         items=items,
-    )  # fmt: skip
+    )
 
 
 def positive_id_problem(value: object) -> str | None:

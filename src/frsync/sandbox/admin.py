@@ -25,9 +25,13 @@ class Tenant:
     tokens: dict[TokenType, str]  # plaintext, shown once
 
     def to_json(self) -> dict[str, Any]:
-        return {"accountId": self.ids.account_id, "sourceId": self.ids.source_id,
-                "channelId": self.ids.channel_id, "tokens": self.tokens,
-                "fulfillmentRequestIds": self.ids.fulfillment_request_ids}  # fmt: skip
+        return {
+            "accountId": self.ids.account_id,
+            "sourceId": self.ids.source_id,
+            "channelId": self.ids.channel_id,
+            "tokens": self.tokens,
+            "fulfillmentRequestIds": self.ids.fulfillment_request_ids,
+        }
 
 
 async def reset(store: SandboxStore, limiter: RateLimitStore) -> None:
@@ -50,13 +54,18 @@ def tenant_plan(body: Any) -> tuple[int, int]:
     """(FRs, items per FR) from the POST /__admin/tenants body (`{}`: the defaults)."""
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.", [FieldError("", "not an object")])
-    errors = [FieldError(key, unknown_key(key, _TENANT_KEYS)) for key in body
-              if key not in _TENANT_KEYS]  # fmt: skip
+    errors = [
+        FieldError(key, unknown_key(key, _TENANT_KEYS)) for key in body if key not in _TENANT_KEYS
+    ]
     frs = _count(body, "fulfillmentRequests", 10, MAX_TENANT_FRS, errors)
     items = _count(body, "itemsPerRequest", 2, MAX_ITEMS_PER_FR, errors)
     if errors:
-        raise InvalidRequest(errors[0].message if len(errors) == 1 else
-                             "The tenant request is invalid; see `errors`.", errors)  # fmt: skip
+        raise InvalidRequest(
+            errors[0].message
+            if len(errors) == 1
+            else "The tenant request is invalid; see `errors`.",
+            errors,
+        )
     return frs, items
 
 

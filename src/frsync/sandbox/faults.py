@@ -26,9 +26,16 @@ from frsync.store.sandbox_base import SandboxStore, StoredRule
 
 DROP_SCOPE_KEY = "frsync.drop"  # set on the scope when the connection is to be dropped
 FR_ID = "fulfillmentRequestId"
-_TITLES = {**HTTP_TITLES, 400: "Bad Request", 401: "Unauthorized", 409: "Conflict",
-           429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable",
-           504: "Gateway Timeout"}  # fmt: skip
+_TITLES = {
+    **HTTP_TITLES,
+    400: "Bad Request",
+    401: "Unauthorized",
+    409: "Conflict",
+    429: "Too Many Requests",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class ForcedAnswer(FrsyncError):
@@ -70,8 +77,13 @@ class FaultInjector:
     async def _first_firing(
         self, request: Request, principal: Principal, rules: list[Rule]
     ) -> Rule | None:
-        facts = Facts(request.method, request.url.path, principal.token_type,
-                      principal.token_id, _fr_id(request))  # fmt: skip
+        facts = Facts(
+            request.method,
+            request.url.path,
+            principal.token_type,
+            principal.token_id,
+            _fr_id(request),
+        )
         account: list[int | None] = []  # looked up once, and only if a rule asks
         for rule in rules:
             if "accountId" in rule.match and not account:
@@ -114,5 +126,6 @@ def forced_response(error: ForcedAnswer, request_id: str | None) -> Response:
     title = _TITLES.get(error.status, "Error")
     slug = "sandbox-" + title.lower().replace(" ", "-")
     headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
-    return problem_response(error.status, title, slug, error.detail, request_id=request_id,
-                            headers=headers)  # fmt: skip
+    return problem_response(
+        error.status, title, slug, error.detail, request_id=request_id, headers=headers
+    )

@@ -114,14 +114,18 @@ class SandboxMiddleware:
         principal = scope.get(PRINCIPAL_SCOPE_KEY)
         text, truncated = body.json()
         entry = JournalEntry(
-            at=now_ms(), method=scope["method"], path=scope["path"],
-            query=redacted(scope.get("query_string", b"").decode("latin-1")), status=status,
+            at=now_ms(),
+            method=scope["method"],
+            path=scope["path"],
+            query=redacted(scope.get("query_string", b"").decode("latin-1")),
+            status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             request_id=scope.get("state", {}).get("request_id", ""),
             token_id=None if principal is None else principal.token_id,
             token_type=None if principal is None else principal.token_type,
-            body=text, body_truncated=truncated,
-        )  # fmt: skip
+            body=text,
+            body_truncated=truncated,
+        )
         try:
             await self._store(scope).record(entry)
         except Exception:
@@ -157,12 +161,18 @@ def entry_json(row: tuple[Any, ...]) -> dict[str, Any]:
     values = dict(zip(("id", *JOURNAL_COLUMNS), row, strict=True))
     body = values["body"]
     entry = {
-        "id": values["id"], "at": format_ms(values["at"]), "method": values["method"],
-        "path": values["path"], "query": values["query"], "status": values["status"],
-        "durationMs": values["duration_ms"], "requestId": values["request_id"],
-        "tokenId": values["token_id"], "tokenType": values["token_type"],
+        "id": values["id"],
+        "at": format_ms(values["at"]),
+        "method": values["method"],
+        "path": values["path"],
+        "query": values["query"],
+        "status": values["status"],
+        "durationMs": values["duration_ms"],
+        "requestId": values["request_id"],
+        "tokenId": values["token_id"],
+        "tokenType": values["token_type"],
         "body": None if body is None else msgspec.Raw(body.encode()),
-    }  # fmt: skip
+    }
     if values["body_truncated"]:
         entry["bodyTruncated"] = True
     return entry

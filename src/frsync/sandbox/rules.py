@@ -34,12 +34,22 @@ class Rule:
     remaining: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "match": self.match, "action": self.action, "times": self.times,
-                "probability": self.probability, "remaining": self.remaining}  # fmt: skip
+        return {
+            "id": self.id,
+            "match": self.match,
+            "action": self.action,
+            "times": self.times,
+            "probability": self.probability,
+            "remaining": self.remaining,
+        }
 
     def stored(self) -> str:
-        body = {"match": self.match, "action": self.action, "times": self.times,
-                "probability": self.probability}  # fmt: skip
+        body = {
+            "match": self.match,
+            "action": self.action,
+            "times": self.times,
+            "probability": self.probability,
+        }
         return msgspec.json.encode(body).decode()
 
 
@@ -139,15 +149,20 @@ def parse_rule(body: Any) -> Rule:
     ):
         errors.add("probability", "must be a number from 0 to 1.")
     if errors.found:
-        raise InvalidRequest(errors.found[0].message if len(errors.found) == 1 else
-                             "The fault rule is invalid; see `errors`.", errors.found)  # fmt: skip
+        raise InvalidRequest(
+            errors.found[0].message
+            if len(errors.found) == 1
+            else "The fault rule is invalid; see `errors`.",
+            errors.found,
+        )
     return Rule(match, action, times, None if probability is None else float(probability))
 
 
 def rule_from_store(rule_id: int, stored: str, remaining: int | None) -> Rule:
     body = msgspec.json.decode(stored)
-    return Rule(body["match"], body["action"], body["times"], body["probability"],
-                rule_id, remaining)  # fmt: skip
+    return Rule(
+        body["match"], body["action"], body["times"], body["probability"], rule_id, remaining
+    )
 
 
 @dataclass(frozen=True, slots=True)

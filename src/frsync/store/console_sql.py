@@ -123,9 +123,11 @@ def errors_page(
     message: str | None = None,
 ) -> tuple[str, list[Any]]:
     binds = Binds()
-    index = "ix_fr_error_recent" if principal.is_operator else (
-        f"ix_fr_{principal.token_type}_error_recent"
-    )  # fmt: skip
+    index = (
+        "ix_fr_error_recent"
+        if principal.is_operator
+        else (f"ix_fr_{principal.token_type}_error_recent")
+    )
     hint = "" if postgres else f" INDEXED BY {index}"
     where = f"{HAS_ERROR}{scoped(principal, binds)}"
     if message is not None:

@@ -103,8 +103,11 @@ def sync_args(fr_id: int, plan: AccountingPlan, audit: Audit, lock_timeout_ms: i
         [item.id for item in items],
         [item.external_accounting_item_id is not UNSET for item in items],
         [_given(item.external_accounting_item_id) for item in items],
-        plan.now, audit.at, audit.token_id, audit.request_id,
-    ]  # fmt: skip
+        plan.now,
+        audit.at,
+        audit.token_id,
+        audit.request_id,
+    ]
     return args
 
 

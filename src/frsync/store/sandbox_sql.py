@@ -10,9 +10,18 @@ from frsync.models import SCOPED_TOKEN_TYPES
 from frsync.store.sandbox_base import BASELINE_MARK, JournalFilter, TenantIds, TenantPlan
 
 JOURNAL_COLUMNS = (
-    "at", "method", "path", "query", "status", "duration_ms", "request_id", "token_id",
-    "token_type", "body", "body_truncated",
-)  # fmt: skip
+    "at",
+    "method",
+    "path",
+    "query",
+    "status",
+    "duration_ms",
+    "request_id",
+    "token_id",
+    "token_type",
+    "body",
+    "body_truncated",
+)
 JOURNAL_INSERT = (
     f"INSERT INTO sandbox_journal ({', '.join(JOURNAL_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))}) RETURNING id"
@@ -38,8 +47,13 @@ TAKE_BASELINE = (
 BASELINE_MARK_SQL = f"SELECT value FROM sandbox_state WHERE name = '{BASELINE_MARK}'"
 # The FRs with history since the baseline: only they can differ from it.
 TOUCHED = "SELECT DISTINCT fulfillment_request_id FROM accounting_history WHERE id > ?"
-_FR_FIELDS = ("accounting_synced", "external_accounting_id", "accounting_error",
-              "accounting_synced_at", "updated_at")  # fmt: skip
+_FR_FIELDS = (
+    "accounting_synced",
+    "external_accounting_id",
+    "accounting_error",
+    "accounting_synced_at",
+    "updated_at",
+)
 
 
 def restore(differs: str, touched: str) -> tuple[str, str]:
@@ -73,11 +87,13 @@ _FRS = "SELECT id FROM fulfillment_requests WHERE account_id = ?"
 # Removing one tenant: each statement with the number of times it takes the account id; a
 # statement that starts with UPDATE takes the time first.
 REMOVE_TENANT = (
-    ("UPDATE api_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND ("
-     "(token_type = 'account' AND scope_id = ?) OR (token_type = 'source' AND"
-     " scope_id IN (SELECT id FROM sources WHERE account_id = ?)) OR"
-     " (token_type = 'channel' AND scope_id IN (SELECT id FROM channels WHERE account_id = ?)))",
-     3),
+    (
+        "UPDATE api_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND ("
+        "(token_type = 'account' AND scope_id = ?) OR (token_type = 'source' AND"
+        " scope_id IN (SELECT id FROM sources WHERE account_id = ?)) OR"
+        " (token_type = 'channel' AND scope_id IN (SELECT id FROM channels WHERE account_id = ?)))",
+        3,
+    ),
     (f"DELETE FROM accounting_history WHERE fulfillment_request_id IN ({_FRS})", 1),
     (f"DELETE FROM fulfillment_request_items WHERE fulfillment_request_id IN ({_FRS})", 1),
     ("DELETE FROM fulfillment_requests WHERE account_id = ?", 1),
@@ -85,7 +101,7 @@ REMOVE_TENANT = (
     ("DELETE FROM sources WHERE account_id = ?", 1),
     ("DELETE FROM accounts WHERE id = ?", 1),
     ("UPDATE sandbox_tenants SET removed_at = ? WHERE account_id = ?", 1),
-)  # fmt: skip
+)
 
 
 def removal(account_id: int, now: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -125,8 +141,17 @@ def tenant_rows(plan: TenantPlan, first: int) -> tuple[TenantIds, dict[str, list
     for k, fr_id in enumerate(fr_ids):
         for n in range(per):
             item_id = next_item + k * per + n
-            items.append((item_id, fr_id, f"SKU-{n + 1}", f"Tenant item {n + 1}", 1 + n % 3,
-                          10.0 + n, item_id))  # fmt: skip
+            items.append(
+                (
+                    item_id,
+                    fr_id,
+                    f"SKU-{n + 1}",
+                    f"Tenant item {n + 1}",
+                    1 + n % 3,
+                    10.0 + n,
+                    item_id,
+                )
+            )
     label = f"sandbox tenant {account}"
     rows: dict[str, list[tuple[Any, ...]]] = {
         "account": [(account, f"Sandbox tenant {account}")],

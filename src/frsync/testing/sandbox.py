@@ -72,9 +72,10 @@ class Sandbox:
         self.base_url = url.rstrip("/")
         self.operator_token: str = operator_token or ""
         self._http = httpx.Client(
-            base_url=self.base_url, timeout=timeout,
+            base_url=self.base_url,
+            timeout=timeout,
             headers={"X-API-TOKEN": self.operator_token, "Accept": "application/json"},
-        )  # fmt: skip
+        )
 
     # -- admin API -------------------------------------------------------------------------
 
@@ -122,8 +123,15 @@ class Sandbox:
     def new_tenant(self, fulfillment_requests: int = 10, items_per_request: int = 2) -> Tenant:
         body = {"fulfillmentRequests": fulfillment_requests, "itemsPerRequest": items_per_request}
         made = self._call("POST", "/__admin/tenants", json=body).json()
-        return Tenant(made["accountId"], made["sourceId"], made["channelId"], made["tokens"],
-                      made["fulfillmentRequestIds"], self.base_url, self)  # fmt: skip
+        return Tenant(
+            made["accountId"],
+            made["sourceId"],
+            made["channelId"],
+            made["tokens"],
+            made["fulfillmentRequestIds"],
+            self.base_url,
+            self,
+        )
 
     def delete_tenant(self, account_id: int) -> None:
         self._call("DELETE", f"/__admin/tenants/{account_id}")
@@ -150,8 +158,9 @@ class Sandbox:
         frsync = [sys.executable, "-m", "frsync"]
         try:
             _run([*frsync, "demo"], env)
-            token = _run([*frsync, "token", "create", "--type", "operator",
-                          "--label", "frsync.testing"], env).strip()  # fmt: skip
+            token = _run(
+                [*frsync, "token", "create", "--type", "operator", "--label", "frsync.testing"], env
+            ).strip()
         except BaseException:
             shutil.rmtree(self._workdir, ignore_errors=True)
             raise
@@ -159,8 +168,10 @@ class Sandbox:
         log = (Path(self._workdir) / "serve.log").open("wb")
         self._process = subprocess.Popen(  # noqa: S603 (our own command line)
             [*frsync, "serve", "--sandbox", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         url = f"http://127.0.0.1:{port}"
         self._wait_until_up(url)
