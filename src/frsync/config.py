@@ -21,6 +21,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from frsync.contract import MAX_BODY_BYTES
+
 ENV_PREFIX = "FRSYNC_"
 
 NonEmpty = Annotated[str, Meta(min_length=1)]  # URLs, host names
@@ -84,7 +86,7 @@ class Settings:
     # Sandbox mode: the /__admin API (reset, tenants, fault rules, request journal) for an
     # integrator's test suite. Off, every /__admin path is a 404.
     sandbox: bool = False
-    max_body_bytes: Size = 1024 * 1024
+    max_body_bytes: Size = MAX_BODY_BYTES
     # How long a write waits for a busy store before answering 503.
     store_busy_timeout: Seconds = 2.0
     # Database connection pool per worker process (PostgreSQL).

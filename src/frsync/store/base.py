@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from frsync.contract import DEFAULT_HISTORY_LIMIT, DEFAULT_PAGE_SIZE
 from frsync.domain import AccountingChange, AccountingState, Principal
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
 
@@ -37,7 +38,7 @@ class FrQuery:
     """Filters of `GET /fulfillment-requests` (and `/count`); None means "no filter"."""
 
     page_number: int = 1
-    page_size: int = 20
+    page_size: int = DEFAULT_PAGE_SIZE
     since_id: int | None = None
     order_id: int | None = None
     fr_numbers: tuple[str, ...] | None = None
@@ -88,7 +89,12 @@ class Store(Protocol):
         ...
 
     async def accounting_history(
-        self, fr_id: int, principal: Principal, *, limit: int = 20, before_id: int | None = None
+        self,
+        fr_id: int,
+        principal: Principal,
+        *,
+        limit: int = DEFAULT_HISTORY_LIMIT,
+        before_id: int | None = None,
     ) -> list[HistoryEntry] | None:
         """At most `limit` entries older than `before_id` (all when None), newest first; None
         when the FR is missing or out of scope. One index range scan, whatever the length."""

@@ -41,7 +41,7 @@ import msgspec
 from asyncpg import exceptions as pg
 
 from frsync.config import Settings
-from frsync.contract import INT64_MAX
+from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
 from frsync.domain import AccountingPlan, Principal
 from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
@@ -200,7 +200,12 @@ class PostgresStore:
             await connection.execute(write_sql(columns, bool(items)), *args)
 
     async def accounting_history(
-        self, fr_id: int, principal: Principal, *, limit: int = 20, before_id: int | None = None
+        self,
+        fr_id: int,
+        principal: Principal,
+        *,
+        limit: int = DEFAULT_HISTORY_LIMIT,
+        before_id: int | None = None,
     ) -> list[HistoryEntry] | None:
         sql = HISTORY_SQL[principal.scope_column]
         newest = INT64_MAX if before_id is None else before_id - 1

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from frsync.contract import INT64_MAX
+from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
 from frsync.domain import AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
@@ -167,7 +167,12 @@ class SqliteStore:
         await self._transaction(lambda db: _apply_sync(db, fr_id, plan, audit))
 
     async def accounting_history(
-        self, fr_id: int, principal: Principal, *, limit: int = 20, before_id: int | None = None
+        self,
+        fr_id: int,
+        principal: Principal,
+        *,
+        limit: int = DEFAULT_HISTORY_LIMIT,
+        before_id: int | None = None,
     ) -> list[HistoryEntry] | None:
         owner_sql = (
             f"SELECT 1 FROM fulfillment_requests WHERE id = ? AND {principal.scope_column} = ?"
