@@ -332,7 +332,7 @@ HOT_PATH_CHANGES = [
     "- **The cost a split connection adds**: another connection's commit empties the read "
     "connection's page cache, so a token lookup right after a write costs 15.5 µs instead "
     "of 8.4 µs (`SqliteStore` pragmas, 1,000 lookups, writes every 0.5 ms).",
-    "- **PostgreSQL: one round trip per PATCH** (`frsync_sync_accounting`, migration 0003) "
+    "- **PostgreSQL: one round trip per PATCH** (`frsync_sync_accounting`, migration 0005) "
     "instead of four (BEGIN+lock, state, write, COMMIT); counted by "
     "`tests/store/test_postgres_round_trips.py`. 2 workers + Redis, 8 s of wrk each, back "
     "to back (load average 8.7): 245 → 543 PATCH/s, server CPU per 1,000 PATCHes 1.30 → "

@@ -7,7 +7,7 @@ connection, surfaces as StoreBusy (503), see `postgres_errors`. asyncpg discards
 that broke, so the pool heals by itself.
 
 The PATCH is one round trip: `SELECT * FROM frsync_sync_accounting(…)`, a function created by
-migration 0003 that bounds its lock waits, locks the FR and then its items in id order, checks
+migration 0005 that bounds its lock waits, locks the FR and then its items in id order, checks
 scope and item ids, applies the merge-patch and appends the history entry, in the implicit
 transaction of that one statement (prepared once per connection by asyncpg's statement
 cache). When it refuses, it returns the state it read, and the same Python plan as the other
