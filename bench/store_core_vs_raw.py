@@ -28,12 +28,12 @@ from sqlalchemy import Connection, bindparam, create_engine, event, insert, sele
 from bench import dataset
 from frsync.domain import (
     AccountingPatch,
+    AccountingPlan,
     AccountingState,
     PatchItem,
     Principal,
-    plan_accounting_sync,
 )
-from frsync.store.base import Audit, PlanFn
+from frsync.store.base import Audit
 from frsync.store.schema import accounting_history as history_t
 from frsync.store.schema import fulfillment_request_items as items_t
 from frsync.store.schema import fulfillment_requests as frs_t
@@ -67,12 +67,12 @@ def _patch(fr_id: int, n: int) -> tuple[Principal, AccountingPatch]:
     return principal, AccountingPatch(True, f"QB-INV-{fr_id}-{n}", None, items)
 
 
-def _plan(fr_id: int, n: int) -> tuple[PlanFn, Audit]:
+def _plan(fr_id: int, n: int) -> tuple[AccountingPlan, Audit]:
     """The plan function a PATCH of `fr_id` hands the store, and its audit record."""
     principal, patch = _patch(fr_id, n)
     now = int(time.time() * 1000)
     audit = Audit(principal.token_id, principal.token_type, "bench", now)
-    return (lambda state: plan_accounting_sync(principal, state, patch, now)), audit
+    return AccountingPlan(principal, patch, now), audit
 
 
 def _fr_ids(n: int) -> list[int]:
@@ -110,7 +110,9 @@ def _core_engine(path: Path) -> Any:
     return engine
 
 
-def _core_transaction(connection: Connection, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+def _core_transaction(
+    connection: Connection, fr_id: int, plan: AccountingPlan, audit: Audit
+) -> None:
     with connection.begin():
         row = connection.execute(_STATE, {"fr_id": fr_id}).one()
         items = dict(connection.execute(_ITEMS, {"fr_id": fr_id}).tuples().all())

@@ -9,13 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
 from starlette.applications import Starlette
 
-from frsync.domain import AccountingPatch, AccountingPlan, Principal
-from frsync.errors import InvalidItems
-from frsync.store import Audit
 from frsync.store.postgres import PostgresStore
 from tests.conftest import POSTGRES_URL, TABLES, client_for
 from tests.support import TOKENS, make_settings, run_sql, running_app
@@ -79,32 +75,6 @@ async def test_a_patch_is_one_round_trip_and_so_is_a_refused_one(app: Starlette)
         assert fr["fulfillmentRequestItems"][0]["externalAccountingItemId"] == "L-1"
         history = (await api.get(SYNC.format(221) + "/history")).json()
         assert len(history) == 2  # the refused PATCH left none
-
-
-async def test_a_plain_plan_function_takes_the_general_path_with_the_same_errors(
-    app: Starlette,
-) -> None:
-    # Four round trips (BEGIN+lock, state, write, COMMIT): what the function saves.
-    store: PostgresStore = app.state.store
-    principal = Principal(1, "account", 1)
-    patch = AccountingPatch(external_accounting_id="QB-steps")
-    plan = AccountingPlan(principal, patch, 1_700_000_000_000)
-    audit = Audit(1, "account", "req-steps", 1_700_000_000_000)
-    await store.sync_accounting(221, lambda state: plan(state), audit)  # warm the statements
-    log = await _logged(store)
-    await store.sync_accounting(221, lambda state: plan(state), audit)
-    assert len(log.statements) == 4, log.statements
-    bad = AccountingPlan(principal, _items_patch([12312, 99999, 12312]), 0)
-    with pytest.raises(InvalidItems) as via_function:
-        await store.sync_accounting(221, bad, audit)
-    with pytest.raises(InvalidItems) as via_steps:
-        await store.sync_accounting(221, lambda state: bad(state), audit)
-    assert via_function.value.errors == via_steps.value.errors
-    assert via_function.value.detail == via_steps.value.detail
-
-
-def _items_patch(ids: list[int]) -> AccountingPatch:
-    return msgspec.convert({"items": [{"id": i} for i in ids]}, AccountingPatch)
 
 
 async def test_a_read_only_database_answers_503_and_readyz_503_until_it_takes_writes(

@@ -7,15 +7,14 @@ unreachable raises `StoreBusy`, never a driver error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from frsync.contract import DEFAULT_HISTORY_LIMIT, DEFAULT_PAGE_SIZE
-from frsync.domain import AccountingChange, AccountingState, Principal
+from frsync.domain import AccountingPlan, Principal
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
 
-PlanFn = Callable[[AccountingState | None], AccountingChange]
 # Every backend says this when a load names a parent row that is not there.
 MISSING_PARENT = (
     "A row refers to an account, source or channel that does not exist; nothing was loaded."
@@ -83,7 +82,7 @@ class Store(Protocol):
         self, fr_id: int, principal: Principal
     ) -> FulfillmentRequest | None: ...
 
-    async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+    async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
         """In one write transaction: lock the FR, read its state, apply `plan(state)`, record
         history. If `plan` raises, nothing is written and the error propagates."""
         ...

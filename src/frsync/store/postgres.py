@@ -11,16 +11,9 @@ migration 0005 that bounds its lock waits, locks the FR and then its items in id
 scope and item ids, applies the merge-patch and appends the history entry, in the implicit
 transaction of that one statement (prepared once per connection by asyncpg's statement
 cache). When it refuses, it returns the state it read, and the same Python plan as the other
-store's raises the same NotFound / InvalidItems from it. A caller that passes a plain plan
-function, not an `AccountingPlan`, gets the general path: four round trips
-  1. `BEGIN; SET LOCAL lock_timeout …; SELECT … FOR NO KEY UPDATE` of the FR row
-     (one simple-protocol message, `begin_sql`)
-  2. read the FR's state, locking its items in id order on the way (`STATE_SQL`)
-  3. update the FR, its items (`unnest` of two arrays) and append the history entry
-     (one statement of data-modifying CTEs, `write_sql`)
-  4. `COMMIT`
-Every writer takes the same locks in the same order (FR first, then items by id), so
-concurrent PATCHes of one FR queue up instead of deadlocking. The locks are FOR NO KEY
+store's raises the same NotFound / InvalidItems from it. Every writer takes the same locks in
+the same order (FR first, then items by id), so concurrent PATCHes of one FR queue up instead
+of deadlocking. The locks are FOR NO KEY
 UPDATE, what an UPDATE of non-key columns takes anyway: they exclude each other like FOR
 UPDATE, but do not block the foreign-key checks of rows that merely point at the FR.
 
@@ -34,10 +27,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
 
 import asyncpg
-import msgspec
 from asyncpg import exceptions as pg
 
 from frsync.config import Settings
@@ -46,7 +37,7 @@ from frsync.domain import AccountingPlan, Principal
 from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries, sandbox_postgres
-from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, PlanFn, TokenInfo
+from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, TokenInfo
 from frsync.store.postgres_errors import BROKEN, WRITE_REFUSED, load_errors, translated
 from frsync.store.postgres_sql import (
     GET_SQL,
@@ -55,7 +46,6 @@ from frsync.store.postgres_sql import (
     ISSUED_SQL,
     PRINCIPAL_SQL,
     REVOKE_SQL,
-    STATE_SQL,
     SYNC_MISSING,
     SYNC_OK,
     SYNC_SQL,
@@ -65,7 +55,6 @@ from frsync.store.postgres_sql import (
     list_sql,
     state_from_row,
     sync_args,
-    write_sql,
 )
 from frsync.store.rows import history_from_row
 
@@ -137,14 +126,12 @@ class PostgresStore:
                         raise
 
     @asynccontextmanager
-    async def _transaction(
-        self, *, lock_fr: int | None = None, bounded: bool = True
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """Committed on return, rolled back on raise; `lock_fr` is locked before the body."""
+    async def _transaction(self, *, bounded: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        """Committed on return, rolled back on raise."""
         async with self.acquire(bounded=bounded) as connection:
             try:
                 # Inside the try: the FR lock can time out after BEGIN took effect.
-                await connection.execute(begin_sql(self._lock_timeout_ms, lock_fr))
+                await connection.execute(begin_sql(self._lock_timeout_ms))
                 yield connection
             except BaseException:
                 await _rollback_quietly(connection)
@@ -171,10 +158,7 @@ class PostgresStore:
         frs = frs_from_joined_rows(rows)
         return frs[0] if frs else None
 
-    async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
-        if not isinstance(plan, AccountingPlan):
-            await self._sync_in_steps(fr_id, plan, audit)
-            return
+    async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
         async with self.acquire() as connection:
             row = await connection.fetchrow(
                 SYNC_SQL, *sync_args(fr_id, plan, audit, self._lock_timeout_ms)
@@ -186,18 +170,6 @@ class PostgresStore:
         # Refused: the plan raises the domain error from the state the function read.
         plan(None if outcome == SYNC_MISSING else state_from_row(row))
         raise RuntimeError(f"frsync_sync_accounting refused a valid PATCH ({outcome})")
-
-    async def _sync_in_steps(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
-        async with self._transaction(lock_fr=fr_id) as connection:
-            row = await connection.fetchrow(STATE_SQL, fr_id)
-            change = plan(None if row is None else state_from_row(row))
-            columns = tuple(change.fr_columns)
-            items = change.item_external_ids
-            args: list[Any] = [fr_id, audit.at, audit.token_id, audit.token_type, audit.request_id]
-            args += [_encode_json(change.diff), *change.fr_columns.values()]
-            if items:
-                args += [list(items), list(items.values())]
-            await connection.execute(write_sql(columns, bool(items)), *args)
 
     async def accounting_history(
         self,
@@ -305,7 +277,3 @@ async def _rollback_quietly(connection: asyncpg.Connection) -> None:
     with suppress(Exception):
         if not connection.is_closed():
             await connection.execute("ROLLBACK")
-
-
-def _encode_json(diff: dict[str, Any]) -> str:
-    return msgspec.json.encode(diff).decode()

@@ -4,13 +4,12 @@ SQLite's, the same results.
 Reads that SQLite answers in two statements (an FR, then its items) are one here: the FR
 columns joined to its items' columns, so a page comes back in one round trip and from one
 snapshot. Column and table names come from constants, never from the caller; values are
-bound, except the FR id in `begin_sql`, which is formatted as an integer.
+bound.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from msgspec import UNSET, UnsetType
@@ -21,7 +20,6 @@ from frsync.store import queries
 from frsync.store.base import Audit, FrQuery
 from frsync.store.rows import (
     FR_COLUMNS,
-    HISTORY_COLUMNS,
     HISTORY_READ_COLUMNS,
     ITEM_COLUMNS,
     accounting_state,
@@ -44,29 +42,9 @@ PRINCIPAL_SQL = (
 )
 
 
-def begin_sql(lock_timeout_ms: int, fr_id: int | None = None) -> str:
-    """Open a transaction whose lock waits are bounded; for a PATCH, lock the FR row in the
-    same round trip. The simple protocol carries several statements but no parameters, so
-    the id is formatted in, as an integer (`:d` refuses anything else)."""
-    sql = f"BEGIN; SET LOCAL lock_timeout = {lock_timeout_ms:d}"
-    if fr_id is not None:
-        sql += f"; SELECT 1 FROM fulfillment_requests WHERE id = {fr_id:d} FOR NO KEY UPDATE"
-    return sql
-
-
-# Read under the FR lock, in a snapshot taken after it was granted, so whatever the previous
-# holder committed is seen; the items are locked in id order on the way.
-STATE_SQL = """
-WITH items AS MATERIALIZED (
-    SELECT id, external_accounting_item_id FROM fulfillment_request_items
-    WHERE fulfillment_request_id = $1 ORDER BY id FOR NO KEY UPDATE
-)
-SELECT account_id, source_id, channel_id, accounting_synced, external_accounting_id,
-       accounting_error, accounting_synced_at,
-       (SELECT array_agg(id ORDER BY id) FROM items),
-       (SELECT array_agg(external_accounting_item_id ORDER BY id) FROM items)
-FROM fulfillment_requests WHERE id = $1
-"""
+def begin_sql(lock_timeout_ms: int) -> str:
+    """Open a transaction whose lock waits are bounded, in one simple-protocol message."""
+    return f"BEGIN; SET LOCAL lock_timeout = {lock_timeout_ms:d}"
 
 
 def state_from_row(row: Sequence[Any]) -> AccountingState:
@@ -86,7 +64,8 @@ def frs_from_joined_rows(rows: Sequence[Sequence[Any]]) -> list[FulfillmentReque
 
 
 # The whole PATCH in one round trip: see migration 0005_sync_accounting_function. Columns:
-# the FR's state as STATE_SQL gives it (when it refused), then the outcome.
+# the FR's state (when it refused: accounting columns, item ids, their external ids), then the
+# outcome.
 SYNC_SQL = "SELECT * FROM frsync_sync_accounting(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
 SYNC_OK, SYNC_MISSING = "ok", "missing"
 
@@ -113,34 +92,6 @@ def sync_args(fr_id: int, plan: AccountingPlan, audit: Audit, lock_timeout_ms: i
 
 def _given(value: str | UnsetType | None) -> str | None:
     return None if value is UNSET else value
-
-
-_HISTORY_INSERT = (
-    f"INSERT INTO accounting_history (fulfillment_request_id, {', '.join(HISTORY_COLUMNS)})"
-    " VALUES ($1, $2, $3, $4, $5, $6)"
-)
-_ITEMS_UPDATE = (
-    "items AS (UPDATE fulfillment_request_items AS t SET external_accounting_item_id = u.ext"
-    " FROM unnest(${0}::bigint[], ${1}::text[]) AS u(id, ext)"
-    " WHERE t.id = u.id AND t.fulfillment_request_id = $1)"
-)
-_WRITABLE = frozenset(FR_COLUMNS) - {"id"}
-
-
-@lru_cache(maxsize=64)
-def write_sql(fr_columns: tuple[str, ...], with_items: bool) -> str:
-    """One statement for the whole write: $1–$6 the history entry, then the FR columns'
-    new values, then two arrays (item ids, their new external ids)."""
-    if not _WRITABLE.issuperset(fr_columns):
-        raise ValueError(f"not an FR column: {sorted(set(fr_columns) - _WRITABLE)}")
-    ctes = []
-    if fr_columns:
-        sets = ", ".join(f"{column} = ${n}" for n, column in enumerate(fr_columns, start=7))
-        ctes.append(f"fr AS (UPDATE fulfillment_requests SET {sets} WHERE id = $1)")
-    if with_items:
-        first = 7 + len(fr_columns)
-        ctes.append(_ITEMS_UPDATE.format(first, first + 1))
-    return (f"WITH {', '.join(ctes)} " if ctes else "") + _HISTORY_INSERT
 
 
 def _scoped(sql: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
-from frsync.domain import AccountingState, Principal
+from frsync.domain import AccountingPlan, AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries, sandbox_sqlite
@@ -35,7 +35,6 @@ from frsync.store.base import (
     Audit,
     FrQuery,
     LoadData,
-    PlanFn,
     TokenInfo,
 )
 from frsync.store.rows import (
@@ -163,7 +162,7 @@ class SqliteStore:
 
         return await self._query(read)
 
-    async def sync_accounting(self, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+    async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
         await self._transaction(lambda db: _apply_sync(db, fr_id, plan, audit))
 
     async def accounting_history(
@@ -317,7 +316,7 @@ def _qmark(_: int) -> str:
     return "?"
 
 
-def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: PlanFn, audit: Audit) -> None:
+def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
     rows = db.execute(_STATE_SQL, (fr_id,)).fetchall()
     change = plan(_state_from_rows(rows) if rows else None)
     if change.fr_columns:
