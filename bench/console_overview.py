@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from frsync.api import create_app
+from frsync.app import create_app
 from frsync.config import Settings
 from frsync.console.overview import NOT_SYNCED, SYNCED, WITH_ERROR, OverviewCache
 from frsync.domain import Principal

@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 
 from frsync import generate
-from frsync.api import create_app
+from frsync.app import create_app
 from frsync.config import Settings
 from frsync.store import open_store
 from frsync.tokens import hash_token

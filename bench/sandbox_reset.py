@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from frsync import generate
-from frsync.api import create_app
+from frsync.app import create_app
 from frsync.config import Settings
 from frsync.store import migrate, open_store
 from frsync.tokens import hash_token

@@ -17,7 +17,7 @@ import msgspec
 import uvicorn
 from starlette.applications import Starlette
 
-from frsync.api import create_app
+from frsync.app import create_app
 from frsync.config import Settings
 from frsync.fixture import Fixture, fixture_to_rows
 from frsync.models import now_ms

@@ -14,7 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.python import asgi as schemathesis_asgi
 
-from frsync.api import create_app
+from frsync.app import create_app
 from frsync.config import Settings
 from tests.support import BASIC_FIXTURE, OPERATOR_TOKEN, load_fixture
 

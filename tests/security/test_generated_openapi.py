@@ -25,7 +25,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.python import asgi as schemathesis_asgi
 
-from frsync.api import create_app
+from frsync.app import create_app
 from frsync.config import Settings
 from tests.security.schemathesis_hooks import beyond_schema
 from tests.security.tally import Recorder

@@ -1,5 +1,5 @@
-"""The HTTP API: `create_app(settings)` builds it."""
+"""The HTTP API's toolkit: routes, auth, body and query parsing, the one error→HTTP table.
 
-from frsync.api.app import create_app
-
-__all__ = ["create_app"]
+The app factory that wires it with the sandbox and the console is `frsync.app.create_app`,
+one layer above; nothing here imports it.
+"""

@@ -23,7 +23,7 @@ from frsync.server_protocol import PROTOCOL
 
 def app_from_env() -> Any:
     """uvicorn's factory in each worker process: settings come through the environment."""
-    from frsync.api import create_app
+    from frsync.app import create_app
     from frsync.server_protocol import GuardedHttpToolsProtocol
 
     configure_logging()  # worker processes are spawned fresh: set logging up in each

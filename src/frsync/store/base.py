@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from frsync.contract import DEFAULT_HISTORY_LIMIT, DEFAULT_PAGE_SIZE
 from frsync.domain import AccountingPlan, Principal
@@ -70,6 +70,8 @@ class LoadData:
 
 
 class Store(Protocol):
+    kind: ClassVar[str]  # "sqlite" or "postgresql": feature packages pick their SQL by it
+
     async def find_token(self, token_hash: bytes) -> Principal | None:
         """The live (not revoked) token with this SHA-256 hash."""
         ...

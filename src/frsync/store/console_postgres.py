@@ -1,4 +1,4 @@
-"""The console's queries on PostgreSQL, on the store's pool (`acquire`, `_transaction`), so
+"""The console's queries on PostgreSQL, on the store's pool (`acquire`, `transaction`), so
 they share its bounds on waiting and its error mapping."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class ConsolePostgres(ScopedReads):
     async def create_session(
         self, session_hash: bytes, token_id: int, now: int, expires_at: int
     ) -> None:
-        async with self._store._transaction() as connection:
+        async with self._store.transaction() as connection:
             await connection.execute(dollar(sql.DROP_EXPIRED_SESSIONS), now)
             await connection.execute(
                 dollar(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
@@ -76,7 +76,7 @@ class ConsolePostgres(ScopedReads):
         self, principal: Principal, fr_id: int, before_id: int | None, limit: int
     ) -> FrDetail | None:
         # One snapshot for the FR, its items and its history.
-        async with self._store._transaction() as connection:
+        async with self._store.transaction() as connection:
             statement, params = sql.fr_in_scope(principal, fr_id)
             row = await connection.fetchrow(dollar(statement), *params)
             if row is None:
@@ -91,7 +91,7 @@ class ConsolePostgres(ScopedReads):
     ) -> None:
         usage = [(c.token_id, c.minute, c.requests, c.rate_limited, c.token_id) for c in counts]
         used = [(token_id, at, token_id) for token_id, at in last_used.items()]
-        async with self._store._transaction() as connection:
+        async with self._store.transaction() as connection:
             if usage:
                 await connection.executemany(dollar(sql.ADD_USAGE), usage)
             if used:

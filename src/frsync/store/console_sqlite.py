@@ -1,5 +1,5 @@
 """The console's queries on SQLite, through the store's own read and write primitives
-(`_query`, `_transaction`), so they share its connection, locking and 503 mapping."""
+(`read`, `transaction`), so they share its connection, locking and 503 mapping."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class ConsoleSqlite(ScopedReads):
         self._readers = Readers(path, busy_timeout)
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
-        return await self._store._query(lambda db: db.execute(statement, params).fetchall())
+        return await self._store.read(lambda db: db.execute(statement, params).fetchall())
 
     async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
         return await self._readers.run(lambda db: db.execute(statement, params).fetchall())
@@ -56,14 +56,14 @@ class ConsoleSqlite(ScopedReads):
             db.execute(sql.DROP_EXPIRED_SESSIONS, (now,))
             db.execute(sql.CREATE_SESSION, (session_hash, token_id, now, expires_at))
 
-        await self._store._transaction(write)
+        await self._store.transaction(write)
 
     async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
         rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))
         return SignedIn(Principal(*rows[0][:3]), rows[0][3]) if rows else None
 
     async def end_session(self, session_hash: bytes) -> None:
-        await self._store._transaction(lambda db: db.execute(sql.END_SESSION, (session_hash,)))
+        await self._store.transaction(lambda db: db.execute(sql.END_SESSION, (session_hash,)))
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         def read(db: sqlite3.Connection) -> list[int]:
@@ -73,7 +73,7 @@ class ConsoleSqlite(ScopedReads):
                     return ids
             return []
 
-        return await self._store._query(read)
+        return await self._store.read(read)
 
     async def detail(
         self, principal: Principal, fr_id: int, before_id: int | None, limit: int
@@ -86,7 +86,7 @@ class ConsoleSqlite(ScopedReads):
             history = db.execute(*sql.history_page(fr_id, before_id, limit)).fetchall()
             return FrDetail(fr_from_row(row, items), sql.timeline(history))
 
-        return await self._store._query(read)
+        return await self._store.read(read)
 
     async def add_usage(
         self, counts: Sequence[UsageCount], last_used: dict[int, int], keep_from: int
@@ -99,7 +99,7 @@ class ConsoleSqlite(ScopedReads):
             db.executemany(_LAST_USED, used)
             db.execute(sql.DROP_OLD_USAGE, (keep_from,))
 
-        await self._store._transaction(write)
+        await self._store.transaction(write)
 
 
 def _qmark(_: int) -> str:

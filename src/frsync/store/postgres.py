@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
+from typing import ClassVar
 
 import asyncpg
 from asyncpg import exceptions as pg
@@ -76,6 +77,8 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 class PostgresStore:
+    kind: ClassVar[str] = "postgresql"  # what feature packages choose their own SQL by
+
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._acquire_timeout = settings.pool_acquire_timeout
@@ -126,7 +129,7 @@ class PostgresStore:
                         raise
 
     @asynccontextmanager
-    async def _transaction(self, *, bounded: bool = True) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self, *, bounded: bool = True) -> AsyncIterator[asyncpg.Connection]:
         """Committed on return, rolled back on raise."""
         async with self.acquire(bounded=bounded) as connection:
             try:
@@ -204,7 +207,7 @@ class PostgresStore:
     async def load(self, batches: Iterable[LoadData]) -> None:
         # Unbounded: a large load legitimately takes long (lock waits are still bounded).
         # executemany pipelines the rows; COPY into a temporary table would be the next step.
-        async with self._transaction(bounded=False) as connection:
+        async with self.transaction(bounded=False) as connection:
             with load_errors():
                 for batch in batches:
                     for sql, rows in queries.load_statements(batch, placeholder=dollar):

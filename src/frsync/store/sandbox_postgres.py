@@ -63,7 +63,7 @@ class PostgresSandboxStore:
         now = now_ms()
         # Unbounded, like a load: after a test that changed every FR, a reset of a large
         # database legitimately takes longer than an API call may (lock waits stay bounded).
-        async with self._store._transaction(bounded=False) as connection:
+        async with self._store.transaction(bounded=False) as connection:
             for row in await connection.fetch(sql.LIVE_TENANTS):
                 await _remove(connection, row[0], now)
             mark = await connection.fetchval(sql.BASELINE_MARK_SQL)
@@ -79,7 +79,7 @@ class PostgresSandboxStore:
 
     async def create_tenant(self, plan: TenantPlan) -> TenantIds:
         count = plan.id_count
-        async with self._store._transaction() as connection:
+        async with self._store.transaction() as connection:
             last = await connection.fetchval(
                 pg(sql.RESERVE_IDS), NEXT_ID, TENANT_ID_BASE + count, count
             )
@@ -89,7 +89,7 @@ class PostgresSandboxStore:
         return ids
 
     async def delete_tenant(self, account_id: int, now: int) -> bool | None:
-        async with self._store._transaction() as connection:
+        async with self._store.transaction() as connection:
             row = await connection.fetchrow(pg(sql.TENANT_STATE + " FOR UPDATE"), account_id)
             if row is None:
                 return None

@@ -80,53 +80,53 @@ class SqliteSandboxStore:
         self._store = store
 
     async def reset(self) -> None:
-        await self._store._transaction(_reset)
+        await self._store.transaction(_reset)
 
     async def create_tenant(self, plan: TenantPlan) -> TenantIds:
-        return await self._store._transaction(lambda db: _create_tenant(db, plan))
+        return await self._store.transaction(lambda db: _create_tenant(db, plan))
 
     async def delete_tenant(self, account_id: int, now: int) -> bool | None:
-        return await self._store._transaction(lambda db: _delete_tenant(db, account_id, now))
+        return await self._store.transaction(lambda db: _delete_tenant(db, account_id, now))
 
     async def add_rule(self, rule: str, remaining: int | None, now: int) -> int:
-        row = await self._store._transaction(
+        row = await self._store.transaction(
             lambda db: db.execute(sql.ADD_RULE, (rule, remaining, now)).fetchone()
         )
         return int(row[0])
 
     async def rules(self) -> list[StoredRule]:
-        rows = await self._store._query(lambda db: db.execute(sql.RULES_SQL).fetchall())
+        rows = await self._store.read(lambda db: db.execute(sql.RULES_SQL).fetchall())
         return [StoredRule(*row) for row in rows]
 
     async def fire(self, rule_id: int) -> bool:
-        count = await self._store._transaction(
+        count = await self._store.transaction(
             lambda db: db.execute(sql.FIRE_SQL, (rule_id,)).rowcount
         )
         return bool(count == 1)
 
     async def delete_rule(self, rule_id: int) -> bool:
-        count = await self._store._transaction(
+        count = await self._store.transaction(
             lambda db: db.execute(sql.DELETE_RULE, (rule_id,)).rowcount
         )
         return bool(count == 1)
 
     async def clear_rules(self) -> None:
-        await self._store._transaction(lambda db: db.execute(sql.CLEAR_RULES))
+        await self._store.transaction(lambda db: db.execute(sql.CLEAR_RULES))
 
     async def account_of(self, token_type: TokenType, scope_id: int) -> int | None:
         if token_type not in sql.ACCOUNT_OF:
             return None
         statement = sql.ACCOUNT_OF[token_type]
-        row = await self._store._query(lambda db: db.execute(statement, (scope_id,)).fetchone())
+        row = await self._store.read(lambda db: db.execute(statement, (scope_id,)).fetchone())
         return None if row is None else int(row[0])
 
     async def record(self, entry: JournalEntry) -> None:
-        await self._store._transaction(lambda db: _record(db, entry))
+        await self._store.transaction(lambda db: _record(db, entry))
 
     async def journal(self, where: JournalFilter) -> list[tuple[Any, ...]]:
         statement, params = sql.journal_query(where)
-        rows = await self._store._query(lambda db: db.execute(statement, params).fetchall())
+        rows = await self._store.read(lambda db: db.execute(statement, params).fetchall())
         return [(*row[:-1], bool(row[-1])) for row in rows]
 
     async def clear_journal(self) -> None:
-        await self._store._transaction(lambda db: db.execute(sql.CLEAR_JOURNAL))
+        await self._store.transaction(lambda db: db.execute(sql.CLEAR_JOURNAL))

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -93,10 +93,12 @@ def path_from_url(url: str) -> str:
 
 
 class SqliteStore:
+    kind: ClassVar[str] = "sqlite"  # what feature packages choose their own SQL by
+
     def __init__(self, path: str, *, busy_timeout: float = 2.0, synchronous: str = "NORMAL"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout = busy_timeout
-        self._db = _connect(path, synchronous)  # the loop's, for reads: see `_query`
+        self._db = _connect(path, synchronous)  # the loop's, for reads: see `read`
         self._writer = Writer(_connect(path, synchronous), busy_timeout)
         self._checkpointer = Checkpointer(path)
 
@@ -105,7 +107,7 @@ class SqliteStore:
         synchronous = "FULL" if "synchronous=full" in url.lower() else "NORMAL"
         return cls(path_from_url(url), busy_timeout=busy_timeout, synchronous=synchronous)
 
-    async def _transaction(
+    async def transaction(
         self, work: Callable[[sqlite3.Connection], T], *, foreign_keys: bool = True
     ) -> T:
         """Run `work(db)` in a write transaction, on the writer thread: its changes are
@@ -116,7 +118,7 @@ class SqliteStore:
             result: T = await self._writer.run(work, foreign_keys)
             return result
 
-    async def _query(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(db)`, which only reads, on the loop's connection. It never waits there:
         SQLITE_BUSY is retried after an await, until `busy_timeout`, then StoreBusy."""
         try:
@@ -139,11 +141,11 @@ class SqliteStore:
         raise StoreBusy()
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
-        row = await self._query(lambda db: db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone())
+        row = await self.read(lambda db: db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone())
         return None if row is None else Principal(row[0], row[1], row[2])
 
     async def revoked_token_count(self) -> int:
-        (count,) = await self._query(lambda db: db.execute(REVOKED_COUNT_SQL).fetchone())
+        (count,) = await self.read(lambda db: db.execute(REVOKED_COUNT_SQL).fetchone())
         return int(count)
 
     async def get_fulfillment_request(
@@ -160,10 +162,10 @@ class SqliteStore:
             ).fetchall()
             return fr_from_row(row, items)
 
-        return await self._query(read)
+        return await self.read(read)
 
     async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
-        await self._transaction(lambda db: _apply_sync(db, fr_id, plan, audit))
+        await self.transaction(lambda db: _apply_sync(db, fr_id, plan, audit))
 
     async def accounting_history(
         self,
@@ -185,7 +187,7 @@ class SqliteStore:
             rows = db.execute(_HISTORY_PAGE_SQL, (fr_id, newest, limit)).fetchall()
             return [history_from_row(row) for row in rows]
 
-        return await self._query(read)
+        return await self.read(read)
 
     async def list_fulfillment_requests(
         self, principal: Principal, query: FrQuery
@@ -203,11 +205,11 @@ class SqliteStore:
             ).fetchall()
             return group_items(rows, items)
 
-        return await self._query(read)
+        return await self.read(read)
 
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
         sql, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
-        (count,) = await self._query(lambda db: db.execute(sql, params).fetchone())
+        (count,) = await self.read(lambda db: db.execute(sql, params).fetchone())
         return int(count)
 
     async def load(self, batches: Iterable[LoadData]) -> None:
@@ -225,7 +227,7 @@ class SqliteStore:
             sandbox_sqlite.take_baseline(db)  # what a sandbox reset goes back to
 
         try:
-            await self._transaction(upsert, foreign_keys=False)
+            await self.transaction(upsert, foreign_keys=False)
         except sqlite3.IntegrityError as error:
             # SQLite cannot say which row; the words are the PostgreSQL store's.
             if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
@@ -250,7 +252,7 @@ class SqliteStore:
             )
             return int(cursor.lastrowid or 0)
 
-        return await self._transaction(issue)
+        return await self.transaction(issue)
 
     async def revoke_token(self, token_id: int) -> bool:
         def revoke(db: sqlite3.Connection) -> bool:
@@ -260,10 +262,10 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-        return await self._transaction(revoke)
+        return await self.transaction(revoke)
 
     async def list_tokens(self) -> list[TokenInfo]:
-        rows = await self._query(
+        rows = await self.read(
             lambda db: db.execute(
                 "SELECT id, token_type, scope_id, label, created_at, revoked_at"
                 " FROM api_tokens ORDER BY id"
@@ -275,9 +277,9 @@ class SqliteStore:
         """Readable, and, after a write failed for lack of disk (or an I/O error), writable:
         while writes fail the server is not ready. Only then is a tiny write tried, so a
         healthy store pays one SELECT per probe."""
-        await self._query(lambda db: db.execute("SELECT 1").fetchone())
+        await self.read(lambda db: db.execute("SELECT 1").fetchone())
         if self._writer.failing:
-            await self._transaction(_probe_write)
+            await self.transaction(_probe_write)
             if self._writer.failing:  # the probe's commit failed, yet answered nothing
                 raise StoreBusy("The store cannot write; try again shortly.")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -46,45 +46,50 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return http_problem(exc.status_code, detail, _request_id(request), **(exc.headers or {}))
 
 
+@asynccontextmanager
+async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `work` as a task while the block runs; cancel it and wait for it at the end."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlette:
     """The API. `clock` (monotonic seconds) drives rate limits and the token cache; tests
     pass their own to control time."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await open_store(settings)
-        limiter = open_rate_limit_store(
-            settings.redis_url, timeout=settings.redis_timeout, clock=clock
-        )
-        app.state.settings = settings
-        app.state.store = store
-        app.state.limiter = limiter
-        tokens = TokenCache(store, settings.token_cache_seconds, clock)
-        faults = sandbox.start(app.state, settings.database_url) if settings.sandbox else None
-        usage = UsageRecorder()  # per-token counts for the console's Tokens view
-        app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record)
-        app.state.metrics = metrics
-        queries = open_console_store(settings, store)
-        app.state.console = ConsoleResources(queries)
-        app.state.usage = usage
-        flusher = asyncio.create_task(usage.run(queries))
-        publisher = None
-        if settings.metrics_dir:
-            publisher = asyncio.create_task(metrics.publish_every(store, limiter))
-        try:
+        # Each resource is closed by the stack, in reverse order: a failure while starting
+        # closes what was already open, and shutdown closes everything.
+        async with contextlib.AsyncExitStack() as stack:
+            store = await open_store(settings)
+            stack.push_async_callback(store.close)
+            limiter = open_rate_limit_store(
+                settings.redis_url, timeout=settings.redis_timeout, clock=clock
+            )
+            stack.push_async_callback(limiter.close)
+            app.state.settings = settings
+            app.state.store = store
+            app.state.limiter = limiter
+            tokens = TokenCache(store, settings.token_cache_seconds, clock)
+            faults = sandbox.start(app.state, settings.database_url) if settings.sandbox else None
+            usage = UsageRecorder()  # per-token counts for the console's Tokens view
+            app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record)
+            app.state.metrics = metrics
+            queries = open_console_store(settings, store)
+            app.state.console = ConsoleResources(queries)
+            stack.push_async_callback(app.state.console.close)
+            app.state.usage = usage
+            await stack.enter_async_context(_background(usage.run(queries)))
+            if settings.metrics_dir:
+                stack.callback(metrics.publish)  # this worker's last counts stay in the sum
+                await stack.enter_async_context(_background(metrics.publish_every(store, limiter)))
             yield
-        finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
-            await app.state.console.close()
-            if publisher is not None:
-                publisher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await publisher
-                metrics.publish()  # this worker's last counts stay in the sum
-            await limiter.close()
-            await store.close()
 
     metrics = Metrics(settings.metrics_dir)
     routes = [*ROUTES, *console_routes(), *(DOCS_ROUTES if settings.docs_enabled else ())]
