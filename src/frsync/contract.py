@@ -8,6 +8,7 @@ alone knows (ids that do not exist or are out of scope).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 
 INT64_MAX = 2**63 - 1  # ids: 1 … INT64_MAX
@@ -44,6 +45,25 @@ FR_QUERY_PARAMETERS = (
     "filterHasAccountingError",
 )
 HISTORY_QUERY_PARAMETERS = ("limit", "beforeId")
+
+# Names and numbers on the wire are ASCII, as the documents say (SPEC §5). Python's own
+# `str.isdigit`, `str.isalpha`, `int()` and `str.upper()` take `٣`, `１２`, `í` and fold `ß` into
+# `SS`: every parser of a path, query or body uses these two rules instead.
+_CANONICAL_INT = re.compile(r"0|[1-9][0-9]{0,18}")  # [0-9] and [A-Za-z] are ASCII only
+_METHOD_NAME = re.compile(r"[A-Za-z]{1,16}")
+
+
+def canonical_int(text: str) -> int | None:
+    """`text` as an integer when it is written in canonical ASCII decimal (`221`; never
+    `0221`, `+221`, `221.0`, ` 221`, `٢٢١` or `２２１`), else None. The caller bounds it."""
+    return int(text) if _CANONICAL_INT.fullmatch(text) else None
+
+
+def method_name(text: str) -> str | None:
+    """`text` upper-cased when it is an HTTP method name (1–16 ASCII letters), else None:
+    `ＰＡＴＣＨ` and `ß` are refused, never folded."""
+    return text.upper() if _METHOD_NAME.fullmatch(text) else None
+
 
 _SHOWN = 60  # characters of a caller's unknown name worth repeating back
 

@@ -9,7 +9,6 @@ refused, not ignored, so a typo never widens a query silently.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -24,6 +23,7 @@ from frsync.contract import (
     MAX_LISTED_ERRORS,
     MAX_PAGE_NUMBER,
     MAX_PAGE_SIZE,
+    canonical_int,
     shown,
     unknown_name_message,
 )
@@ -40,8 +40,6 @@ __all__ = [
     "parse_int",
     "parse_query",
 ]
-
-_CANONICAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 class QueryParams(Protocol):
@@ -67,8 +65,9 @@ def parse_int(raw: str, name: str, low: int = 1, high: int = INT64_MAX) -> int:
 
 
 def _int(raw: str, low: int = 1, high: int = INT64_MAX) -> int:
-    if _CANONICAL.fullmatch(raw) and low <= int(raw) <= high:
-        return int(raw)
+    value = canonical_int(raw)
+    if value is not None and low <= value <= high:
+        return value
     raise _Bad(f"Must be an integer from {low} to {high}, written in plain digits.")
 
 
