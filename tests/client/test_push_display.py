@@ -36,7 +36,9 @@ def test_the_bar_reads_the_pace_from_the_clients_bucket() -> None:
         bucket = client.bucket
         assert bucket is not None
         for _ in range(40):  # the burst is spent
-            bucket.spend()
+            ticket = bucket.reserve()
+            assert bucket.poll(ticket) == 0.0
+            bucket.settle(ticket)
         assert _estimate(client, 13, seconds_per_row=0.01) == pytest.approx(6.5)
         now[0] += 5.0  # ten requests' worth refilled
         assert _estimate(client, 13, seconds_per_row=0.01) == pytest.approx(1.5)

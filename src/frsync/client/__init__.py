@@ -10,17 +10,22 @@ with Client(token) as client:  # base URL: $FRSYNC_BASE_URL, else a local `frsyn
         ...
 ```
 
+`AsyncClient` is the same on asyncio (`async with`, `await`, `async for`). Both are safe to
+share between threads / tasks: one bucket per token and base URL paces them all.
+
 Imports nothing from the server side, so `pip install frsync` (no extras) is enough.
 """
 
-from frsync.client._bucket import ClientBucket
-from frsync.client._client import (
+from frsync.client._async_client import AsyncClient
+from frsync.client._base import (
     BASE_URL_VARIABLE,
     DEFAULT_BASE_URL,
     FLXPOINT_BASE_URL,
-    Client,
     base_url_from_env,
 )
+from frsync.client._bucket import ClientBucket
+from frsync.client._client import Client
+from frsync.client._core import ClientStats
 from frsync.client._errors import (
     APIConnectionError,
     APIStatusError,
@@ -47,7 +52,6 @@ from frsync.client._models import (
     UnsetType,
 )
 from frsync.client._retry import RetryPolicy
-from frsync.client._sender import ClientStats
 
 __all__ = [
     "BASE_URL_VARIABLE",
@@ -58,6 +62,7 @@ __all__ = [
     "APIStatusError",
     "AccountingSyncItem",
     "AccountingSyncRequest",
+    "AsyncClient",
     "BadRequestError",
     "Client",
     "ClientBucket",

@@ -101,7 +101,13 @@ class FrsyncError(Exception):
 
 
 class APIConnectionError(FrsyncError):
-    """The API could not be reached or did not answer in time."""
+    """The API could not be reached or did not answer in time.
+
+    `url` is where it was tried (None when unknown), `reason` what the transport said.
+    """
+
+    url: str | None = None
+    reason: str = ""
 
 
 class UnexpectedResponseError(FrsyncError):

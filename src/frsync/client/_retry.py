@@ -8,6 +8,10 @@ to repeat: the reads change nothing and the PATCH is idempotent by value.
 A 429 is the server pacing a token that another process also spends, not a failure: it has a
 budget of its own, in seconds waited, so a client that waits its turn behind a busy neighbour
 does not give up after a handful of refusals.
+
+A refused connection before the API has ever answered is far more often a wrong base URL than
+an outage: with `unreached_patience` set (the commands set 15 s), such retries stop once that
+many seconds have been waited, so a typo costs seconds, not a minute.
 """
 
 from __future__ import annotations
@@ -36,11 +40,33 @@ class RetryPolicy:
     max_retry_after: float = 120.0
     # Seconds one call may spend waiting out 429s before the RateLimitedError is raised.
     rate_limit_patience: float = 3600.0
+    # Seconds one call may wait out connection errors while the API has never answered
+    # (None: no limit but `max_retries`).
+    unreached_patience: float | None = None
 
     def delay(
+        self,
+        error: FrsyncError,
+        attempts: Attempts,
+        random: Callable[[], float],
+        *,
+        answered: bool = True,
+    ) -> float | None:
+        """Seconds to wait before retrying after `error`, or None to give up and raise it.
+
+        `answered`: whether the API has answered anything yet (see `unreached_patience`).
+        """
+        wait = self._delay(error, attempts, random)
+        if wait is None or answered or self.unreached_patience is None:
+            return wait
+        if not isinstance(error, APIConnectionError):
+            return wait
+        left = self.unreached_patience - attempts.unreached_wait
+        return None if left <= 0 else min(wait, left)
+
+    def _delay(
         self, error: FrsyncError, attempts: Attempts, random: Callable[[], float]
     ) -> float | None:
-        """Seconds to wait before retrying after `error`, or None to give up and raise it."""
         if isinstance(error, RateLimitedError):
             wait = self._rate_limited_wait(error, random)
             if wait is None or attempts.rate_limited_wait + wait > self.rate_limit_patience:
@@ -73,12 +99,15 @@ class Attempts:
 
     failures: int = 0  # retries after 5xx and connection errors
     rate_limited_wait: float = 0.0  # seconds waited out after 429s
+    unreached_wait: float = 0.0  # seconds waited out after connection errors
 
     def record(self, error: FrsyncError, delay: float) -> None:
         if isinstance(error, RateLimitedError):
             self.rate_limited_wait += delay
         else:
             self.failures += 1
+        if isinstance(error, APIConnectionError):
+            self.unreached_wait += delay
 
 
 def _retry_after(error: FrsyncError) -> float | None:

@@ -130,11 +130,12 @@ def _why(error: FrsyncError) -> str:
         title = error.problem.title if error.problem is not None else None
         return f"{error.status} {title or error.message}".strip()
     if isinstance(error, APIConnectionError):
-        kind, _, text = error.message.partition(": ")
+        at = f" at {error.url}" if error.url else ""
+        kind, _, text = (error.reason or error.message).partition(": ")
         if not text:  # httpx says nothing more for its timeouts
-            return _QUIET_FAILURES.get(kind, kind)
+            return _QUIET_FAILURES.get(kind, kind) + at
         text = re.sub(r"\[Errno -?\d+\] ", "", text)  # "[Errno 111] Connection refused"
-        return text[:1].lower() + text[1:]
+        return text[:1].lower() + text[1:] + at
     return error.message
 
 
