@@ -1,24 +1,27 @@
 """The integrator's side against the real server: in-process (ASGI) and over TCP.
 
-The client is synchronous, so the in-process server runs its lifespan and requests on an anyio
-portal thread and `BlockingASGITransport` hands it each request. Timing tests inject a clock
-and a sleep instead of waiting.
+The in-process server runs its lifespan and requests on an anyio portal thread;
+`BlockingASGITransport` hands it each request of a `Client`, and an `AsyncClient` runs on that
+portal's loop itself. `make_client` gives every behaviour test both clients: an `AsyncClient`
+behind `AsyncAdapter`, which calls it from the test's thread with `Client`'s signatures.
+Timing tests inject a clock and a sleep instead of waiting.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio.from_thread
 import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from frsync.client import Client
+from frsync.client import AsyncClient, Client
 from frsync.config import Settings
 from tests.support import TOKENS, make_settings, running_app, serve_over_tcp
 
@@ -26,6 +29,7 @@ from tests.support import TOKENS, make_settings, running_app, serve_over_tcp
 FAST = {"burst": 1000, "rate": 1000.0}
 
 MakeClient = Callable[..., Client]
+_servers = itertools.count()  # a host name per in-process server: buckets are per base URL
 
 
 class BlockingASGITransport(httpx.BaseTransport):
@@ -65,20 +69,77 @@ def tcp_server(server_settings: Callable[..., Settings]) -> Iterator[Callable[..
         )
 
 
+class AsyncAdapter:
+    """An `AsyncClient` called from a test's thread, on `portal`'s loop, like a `Client`:
+    coroutine methods return their result, async iterators become (lazy) iterators."""
+
+    def __init__(self, client: AsyncClient, portal: anyio.from_thread.BlockingPortal) -> None:
+        self._client = client
+        self._portal = portal
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name.startswith("iter_"):
+            return lambda *args, **kwargs: self._iterate(attribute(*args, **kwargs))
+        if callable(attribute):
+            return lambda *args, **kwargs: self._portal.call(lambda: attribute(*args, **kwargs))
+        return attribute
+
+    def __repr__(self) -> str:
+        return repr(self._client)
+
+    def _iterate(self, iterator: AsyncIterator[Any]) -> Iterator[Any]:
+        end = object()
+
+        async def step() -> Any:
+            return await anext(iterator, end)
+
+        while (item := self._portal.call(step)) is not end:
+            yield item
+
+
+def adapt(client: AsyncClient, stack: ExitStack, portal: Any = None) -> Client:
+    """`client` behind an `AsyncAdapter` (on `portal`, else a new one), closed with `stack`."""
+    if portal is None:
+        portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
+    stack.callback(portal.call, client.aclose)
+    return cast(Client, AsyncAdapter(client, portal))
+
+
+class InProcess:
+    """The app running on a portal thread: transports for either client."""
+
+    def __init__(self, app: ASGIApp, portal: anyio.from_thread.BlockingPortal) -> None:
+        self.app, self.portal = app, portal
+        self.base_url = f"http://testserver-{next(_servers)}"
+
+    def transport(self) -> httpx.BaseTransport:
+        return BlockingASGITransport(self.app, self.portal)
+
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        return httpx.ASGITransport(app=self.app)
+
+
 @pytest.fixture
-def asgi_transport(
-    server_settings: Callable[..., Settings],
-) -> Iterator[Callable[..., httpx.BaseTransport]]:
-    """Start the app in-process (lifespan on, fixture loaded); returns a sync transport."""
+def in_process(server_settings: Callable[..., Settings]) -> Iterator[Callable[..., InProcess]]:
+    """Start the app in-process (lifespan on, fixture loaded)."""
     with ExitStack() as stack:
 
-        def start(**overrides: Any) -> httpx.BaseTransport:
+        def start(**overrides: Any) -> InProcess:
             portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
             settings = server_settings(**{**FAST, **overrides})
             app = stack.enter_context(portal.wrap_async_context_manager(running_app(settings)))
-            return BlockingASGITransport(app, portal)
+            return InProcess(app, portal)
 
         yield start
+
+
+@pytest.fixture
+def asgi_transport(
+    in_process: Callable[..., InProcess],
+) -> Callable[..., httpx.BaseTransport]:
+    """Start the app in-process (lifespan on, fixture loaded); returns a sync transport."""
+    return lambda **overrides: in_process(**overrides).transport()
 
 
 @pytest.fixture
@@ -94,13 +155,15 @@ def api(base_url: str) -> Iterator[Client]:
         yield client
 
 
-@pytest.fixture(params=["asgi", "tcp"])
+@pytest.fixture(params=["asgi-sync", "tcp-sync", "asgi-async", "tcp-async"])
 def make_client(
     request: pytest.FixtureRequest,
-    asgi_transport: Callable[..., httpx.BaseTransport],
+    in_process: Callable[..., InProcess],
     tcp_server: Callable[..., str],
 ) -> Iterator[MakeClient]:
-    """`make_client(token_name="account1", server={...overrides}, **client_options)`."""
+    """`make_client(token_name="account1", server={...overrides}, **client_options)`: a
+    `Client`, or an `AsyncClient` behind `AsyncAdapter`, on one server per test."""
+    where, kind = request.param.split("-")
     with ExitStack() as stack:
         started: dict[str, Any] = {}
 
@@ -108,15 +171,21 @@ def make_client(
             token_name: str = "account1", server: dict[str, Any] | None = None, **options: Any
         ) -> Client:
             if not started:  # one server per test, started by the first client
-                if request.param == "asgi":
-                    started["transport"] = asgi_transport(**(server or {}))
-                    started["base_url"] = "http://testserver"
+                if where == "asgi":
+                    started["app"] = app = in_process(**(server or {}))
+                    started["base_url"] = app.base_url
                 else:
                     started["base_url"] = tcp_server(**(server or {}))
             token = TOKENS.get(token_name, token_name)
-            client = Client(
-                token, base_url=started["base_url"], transport=started.get("transport"), **options
+            app = started.get("app")
+            if kind == "sync":
+                transport = None if app is None else app.transport()
+                client = Client(token, base_url=started["base_url"], transport=transport, **options)
+                return stack.enter_context(client)
+            async_transport = None if app is None else app.async_transport()
+            async_client = AsyncClient(
+                token, base_url=started["base_url"], transport=async_transport, **options
             )
-            return stack.enter_context(client)
+            return adapt(async_client, stack, None if app is None else app.portal)
 
         yield make

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from frsync.client import (
     APIConnectionError,
     APIStatusError,
+    AsyncClient,
     BadRequestError,
     Client,
     FrsyncError,
@@ -25,8 +28,10 @@ from frsync.client import (
     UnauthorizedError,
     UnexpectedResponseError,
 )
+from tests.client.conftest import adapt
 
 Answer = httpx.Response | Exception
+TOKEN = "tok-test-token-0000000000"
 
 
 class FakeTime:
@@ -54,7 +59,8 @@ class Script:
         answer = next(self._answers)
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        # A fresh copy: a client binds the response it reads, and answers are reused.
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
 
 class FixedRandom(random.Random):
@@ -80,22 +86,31 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
-@pytest.fixture
-def scripted(fake_time: FakeTime) -> Scripted:
-    def make(*answers: Answer, jitter: float = 0.0, **options: object) -> tuple[Client, Script]:
-        script = Script(list(answers))
-        client = Client(
-            "tok-test-token-0000000000",
-            base_url="https://api.flxpoint.com",
-            transport=httpx.MockTransport(script),
-            clock=fake_time.clock,
-            sleep=fake_time.sleep,
-            jitter=FixedRandom(jitter),
-            **options,  # type: ignore[arg-type]
-        )
-        return client, script
+@pytest.fixture(params=["sync", "async"])
+def scripted(request: pytest.FixtureRequest, fake_time: FakeTime) -> Iterator[Scripted]:
+    """`scripted(*answers, jitter=0.0, **options)`: a `Client`, or an `AsyncClient` behind
+    `AsyncAdapter`, on a `MockTransport` that plays `answers`, with fake time."""
 
-    return make
+    async def sleep(seconds: float) -> None:
+        fake_time.sleep(seconds)
+
+    with ExitStack() as stack:
+
+        def make(*answers: Answer, jitter: float = 0.0, **options: Any) -> tuple[Client, Script]:
+            script = Script(list(answers))
+            common: dict[str, Any] = {
+                "base_url": "https://api.flxpoint.com",
+                "transport": httpx.MockTransport(script),
+                "clock": fake_time.clock,
+                "jitter": FixedRandom(jitter),
+                **options,
+            }
+            if request.param == "sync":
+                client = Client(TOKEN, sleep=fake_time.sleep, **common)
+                return stack.enter_context(client), script
+            return adapt(AsyncClient(TOKEN, sleep=sleep, **common), stack), script
+
+        yield make
 
 
 def test_429_waits_retry_after_then_succeeds(scripted: Scripted, fake_time: FakeTime) -> None:
@@ -240,7 +255,7 @@ def test_wire_format_matches_the_real_api(scripted: Scripted, fake_time: FakeTim
     request = script.requests[0]
     assert request.method == "PATCH"
     assert str(request.url) == "https://api.flxpoint.com/fulfillment-requests/221/accounting-sync"
-    assert request.headers["X-API-TOKEN"] == "tok-test-token-0000000000"
+    assert request.headers["X-API-TOKEN"] == TOKEN
     assert request.headers["Content-Type"] == "application/json"
     assert request.content == b'{"accountingSynced":false,"accountingError":null}'
 
@@ -304,8 +319,37 @@ def test_client_and_commands_default_to_frsync_base_url_else_a_local_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("FRSYNC_BASE_URL", raising=False)
-    with Client("tok-test-token-0000000000") as client:
+    with Client(TOKEN) as client:
         assert repr(client) == "<Client base_url='http://127.0.0.1:8000'>"
+    assert repr(AsyncClient(TOKEN)) == "<AsyncClient base_url='http://127.0.0.1:8000'>"
     monkeypatch.setenv("FRSYNC_BASE_URL", "https://api.flxpoint.com")
-    with Client("tok-test-token-0000000000") as client:
+    with Client(TOKEN) as client:
         assert repr(client) == "<Client base_url='https://api.flxpoint.com'>"
+    assert repr(AsyncClient(TOKEN)) == "<AsyncClient base_url='https://api.flxpoint.com'>"
+
+
+def test_an_unreachable_api_that_never_answered_is_given_up_within_the_patience(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    refused = [httpx.ConnectError("[Errno 111] Connection refused")] * 20
+    client, script = scripted(*refused, pace=False, retry=RetryPolicy(unreached_patience=15.0))
+    with pytest.raises(APIConnectionError) as caught:
+        client.get_fulfillment_request(221)
+    assert sum(fake_time.sleeps) == pytest.approx(15.0)
+    assert caught.value.url == "https://api.flxpoint.com"
+    assert "cannot reach https://api.flxpoint.com" in str(caught.value)
+    assert len(script.requests) == len(fake_time.sleeps) + 1
+
+
+def test_once_the_api_has_answered_outages_are_retried_as_before(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    refused = [httpx.ConnectError("[Errno 111] Connection refused")] * 8
+    policy = RetryPolicy(unreached_patience=15.0)
+    client, script = scripted(
+        httpx.Response(200, json={"count": 1}), *refused, NO_CONTENT, pace=False, retry=policy
+    )
+    assert client.count_fulfillment_requests() == 1
+    client.sync_accounting(221)
+    assert sum(fake_time.sleeps) > 15.0  # the default 8 retries, all waited out
+    assert len(script.requests) == 10
