@@ -31,6 +31,7 @@ from frsync.client import AsyncClient, Client
 
 __all__ = ["Run", "markdown", "tasks", "threads", "two_clients"]
 
+
 @dataclass
 class Run:
     """What the callers of one scenario sent: the times of the requests, and the 429s."""

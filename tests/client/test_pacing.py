@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from bench.client_pacing import Run, tasks, threads, two_clients
+
 from tests.support import TOKENS
 
 BURST, RATE, SECONDS = 40, 20.0, 6.0

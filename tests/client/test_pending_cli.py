@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from frsync.client import Client
+from frsync.cli import connector
+from frsync.client import Client, RetryPolicy
 from tests.client.helpers import TOKEN, run_cli
+from tests.support import free_port
 
 NOT_SYNCED = [221, 222, 223, 224, 226, 227, 228]  # account 1; 225 is synced
 
@@ -88,3 +90,30 @@ def test_missing_token_exit_2(monkeypatch: Any) -> None:
 
 def test_unknown_format_exit_2(base_url: str) -> None:
     assert run_cli("pending", "--token", TOKEN, "--format", "xml") == 2
+
+
+def test_errors_table_wraps_the_error_on_an_80_column_terminal(
+    base_url: str, api: Client, capsys: Any, monkeypatch: Any
+) -> None:
+    error = "Vendor 'ACME Industrial Supply' is not mapped to a QuickBooks vendor; map it first"
+    api.sync_accounting(226, accounting_error=error)
+    monkeypatch.setenv("COLUMNS", "80")
+    output = pending(base_url, capsys, "--errors")
+    assert max(len(line) for line in output.splitlines()) <= 80
+    assert "…" not in output
+    assert all(word in output.split() for word in error.split())  # wrapped between words
+
+
+def test_pending_at_a_closed_port_names_the_url_says_each_retry_and_gives_up(
+    capsys: Any, monkeypatch: Any
+) -> None:
+    assert connector._RETRY.unreached_patience == 15.0  # the commands' own budget
+    # The same rule on a short budget, so the test does not wait 15 s.
+    monkeypatch.setattr(connector, "_RETRY", RetryPolicy(backoff_base=0.01, unreached_patience=0.1))
+    url = f"http://127.0.0.1:{free_port()}"
+    assert run_cli("pending", "--token", TOKEN, "--base-url", url) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("retrying in") >= 2
+    assert f"connection refused at {url}" in err
+    assert f"error: cannot reach {url}" in err
+    assert "wrong --base-url" in err

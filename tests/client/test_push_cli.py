@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from frsync.client import Client
+from frsync.cli import connector
+from frsync.client import Client, RetryPolicy
+from frsync.push.journal import Journal
+from frsync.push.session import plan_push
 from tests.client.helpers import TOKEN, run_cli, write_csv
+from tests.support import free_port
 
 
 def read_report(path: Path) -> dict[str, Any]:
@@ -138,3 +142,35 @@ def test_fixed_rows_are_sent_on_the_rerun_and_nothing_else(
     assert run_cli("push", write_csv(tmp_path, "221,true,,,", "223,true,,,99999=X"), *args) == 1
     assert run_cli("push", write_csv(tmp_path, "221,true,,,", "223,true,,,12330=X"), *args) == 0
     assert history_lengths(api, 221, 223) == [1, 1]
+
+
+def test_a_second_concurrent_push_is_refused_before_it_says_resuming(
+    tmp_path: Path, base_url: str, capsys: Any
+) -> None:
+    path = write_csv(tmp_path, "221,true,QB-221,,", "222,true,QB-222,,")
+    plan = plan_push(path)
+    journal = Journal(plan.journal_path, plan.file.sha256, fresh=False)
+    journal.record_done(plan.to_send[0])  # a first push, still running, has done one row
+    try:
+        assert run_cli("push", path, "--token", TOKEN, "--base-url", base_url) == 2
+    finally:
+        journal.close()
+    err = capsys.readouterr().err
+    assert "another frsync push is using" in err
+    assert "resuming" not in err
+    assert run_cli("push", path, "--token", TOKEN, "--base-url", base_url) == 0  # once it ended
+    assert "resuming: 1 of 2 rows" in capsys.readouterr().err
+
+
+def test_push_to_a_url_that_never_answered_names_it_and_gives_up(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    assert connector._RETRY.unreached_patience == 15.0  # the commands' own budget
+    # The same rule on a short budget, so the test does not wait 15 s.
+    monkeypatch.setattr(connector, "_RETRY", RetryPolicy(backoff_base=0.01, unreached_patience=0.1))
+    url = f"http://127.0.0.1:{free_port()}"
+    path = write_csv(tmp_path, "221,true,QB-221,,", "222,true,QB-222,,")
+    assert run_cli("push", path, "--token", TOKEN, "--base-url", url) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count(f"connection refused at {url}") >= 2  # each retry said, with the URL
+    assert "wrong --base-url" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from frsync.cli.common import OK, SOME_FAILED, USAGE
 from frsync.client import (
     BASE_URL_VARIABLE,
     DEFAULT_BASE_URL,
+    APIConnectionError,
     Client,
     ClientStats,
     FrsyncError,
+    RetryPolicy,
     UnauthorizedError,
     base_url_from_env,
 )
@@ -38,6 +41,9 @@ from frsync.push.stopper import Stopper
 __all__ = ["register"]
 
 _MAX_INPUT_MESSAGES = 50
+# A refused first connection is far more often a wrong URL than an outage: give up on a URL
+# that has never answered within 15 s; once it has, ride out outages with the full policy.
+_RETRY = RetryPolicy(unreached_patience=15.0)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +91,22 @@ def _error(err: Console, message: object) -> None:
     err.print(f"[red]error:[/] {escape(str(message))}")
 
 
+def _retrying(err: Console) -> Callable[[FrsyncError, float], None]:
+    """Say each retry as it is decided: what failed, where, and the wait."""
+
+    def say(error: FrsyncError, seconds: float) -> None:
+        err.print(f"[yellow]{escape(retry_notice(error, seconds))}")
+
+    return say
+
+
+def _never_answered(err: Console, base_url: str) -> None:
+    err.print(
+        f"nothing has answered at {escape(base_url)} yet: a refused first connection is far"
+        f" more often a wrong --base-url (or ${BASE_URL_VARIABLE}) than an outage"
+    )
+
+
 def _token(args: argparse.Namespace, err: Console) -> str | None:
     token: str | None = args.token or os.environ.get("FRSYNC_TOKEN")
     if not token:
@@ -106,7 +128,10 @@ def run_push(args: argparse.Namespace) -> int:
     plan = _plan(args, err)
     if plan is None:
         return USAGE
-    outcome = (dry_run(plan), ClientStats()) if args.dry_run else _push(args, plan, err)
+    try:
+        outcome = (dry_run(plan), ClientStats()) if args.dry_run else _push(args, plan, err)
+    finally:
+        plan.release()
     if isinstance(outcome, int):
         return outcome
     result, stats = outcome
@@ -140,7 +165,7 @@ def _push(
 def _plan(args: argparse.Namespace, err: Console) -> PushPlan | None:
     """The validated file and its journal, or None after saying what is wrong."""
     try:
-        plan = plan_push(args.file, force=args.force)
+        plan = plan_push(args.file, force=args.force, lock=not args.dry_run)
     except InputError as error:
         messages = error.messages()
         for message in messages[:_MAX_INPUT_MESSAGES]:
@@ -184,15 +209,17 @@ def _send(
     def notice() -> None:
         err.print("[yellow]stopping after the request in flight… (Ctrl-C again to quit now)")
 
-    def retrying(error: FrsyncError, seconds: float) -> None:
-        err.print(f"[yellow]{escape(retry_notice(error, seconds))}")
-
+    client = Client(
+        token, base_url=base_url, retry=_RETRY, sleep=stopper.sleep, on_retry=_retrying(err)
+    )
     with (
-        Client(token, base_url=base_url, sleep=stopper.sleep, on_retry=retrying) as client,
+        client,
         stopper.stop_on_sigint(notice),
         progress_bar(err, len(plan.to_send), client) as advance,
     ):
         result = execute(plan, client, stopper=stopper, on_result=advance)
+    if result.stopped_by is StopReason.CONNECTION_ERROR and not client.answered:
+        _never_answered(err, base_url)
     return result, client.stats
 
 
@@ -212,8 +239,10 @@ def run_pending(args: argparse.Namespace) -> int:
     token = _token(args, err)
     if token is None:
         return USAGE
+    base_url = _base_url(args)
+    client = Client(token, base_url=base_url, retry=_RETRY, on_retry=_retrying(err))
     try:
-        with Client(token, base_url=_base_url(args)) as client:
+        with client:
             count = write_pending(
                 client, errors=args.errors, output_format=args.format, out=sys.stdout, console=out
             )
@@ -222,6 +251,8 @@ def run_pending(args: argparse.Namespace) -> int:
         return USAGE
     except FrsyncError as error:
         _error(err, error)
+        if isinstance(error, APIConnectionError) and not client.answered:
+            _never_answered(err, base_url)
         return SOME_FAILED
     except KeyboardInterrupt:
         _error(err, "interrupted; the listing is incomplete")

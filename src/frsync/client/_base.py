@@ -69,6 +69,12 @@ class BaseClient:
         return self._core.bucket
 
     @property
+    def answered(self) -> bool:
+        """Whether the API has answered anything yet (before that, a refused connection is
+        more likely a wrong base URL than an outage)."""
+        return self._core.answered
+
+    @property
     def stats(self) -> ClientStats:
         return self._core.stats
 

@@ -32,7 +32,7 @@ from typing import IO, Any
 from frsync.client._errors import JournalError  # its home is the client's tree
 from frsync.push.rows import PushRow
 
-__all__ = ["Journal", "JournalError", "JournalState", "journal_path", "load_state"]
+__all__ = ["Journal", "JournalError", "JournalState", "journal_path", "load_state", "lock_journal"]
 
 
 def journal_path(input_path: Path) -> Path:
@@ -90,14 +90,13 @@ def _apply(state: JournalState, record: dict[str, Any]) -> None:
 class Journal:
     """The journal opened for appending during one push (locked against a second push)."""
 
-    def __init__(self, path: Path, file_sha256: str, *, fresh: bool) -> None:
+    def __init__(
+        self, path: Path, file_sha256: str, *, fresh: bool, locked: IO[str] | None = None
+    ) -> None:
+        """`locked`: the journal already opened by `lock_journal` (else it is locked here)."""
         self.path = path
         self._file_sha256 = file_sha256
-        try:
-            self._out: IO[str] = path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise JournalError(f"cannot write the journal {path}: {exc.strerror}") from exc
-        _lock(self._out, path)
+        self._out = lock_journal(path) if locked is None else locked
         if fresh:  # only once locked: never cut the journal of a push still running
             self._out.truncate(0)
         self._append({"push": file_sha256, "at": _now()})
@@ -119,8 +118,19 @@ class Journal:
         os.fsync(self._out.fileno())
 
 
+def lock_journal(path: Path) -> IO[str]:
+    """Open the journal for appending, refusing a second push of the same file at the same
+    time: their journals would mix. Take it before reading the journal, so what a push says
+    it resumes is what no other push is changing."""
+    try:
+        out = path.open("a", encoding="utf-8")
+    except OSError as exc:
+        raise JournalError(f"cannot write the journal {path}: {exc.strerror}") from exc
+    _lock(out, path)
+    return out
+
+
 def _lock(out: IO[str], path: Path) -> None:
-    """Refuse a second push of the same file at the same time: their journals would mix."""
     if sys.platform == "win32":
         return
     import fcntl

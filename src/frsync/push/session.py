@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from frsync.client import Client
-from frsync.push.journal import Journal, JournalState, journal_path, load_state
+from frsync.push.journal import (
+    Journal,
+    JournalError,
+    JournalState,
+    journal_path,
+    load_state,
+    lock_journal,
+)
 from frsync.push.pushfile import PushFile, read_push_file
 from frsync.push.rows import PushRow
 from frsync.push.runner import Outcome, PushResult, RowResult, StopReason, push_rows
@@ -27,6 +35,13 @@ class PushPlan:
     already_done: list[PushRow]
     # Start the journal over: --force, or the last push of this path finished every row.
     fresh_journal: bool
+    # The journal, locked before it was read (`plan_push(lock=True)`); `execute` takes it.
+    locked: IO[str] | None = None
+
+    def release(self) -> None:
+        """Let go of the journal without pushing (safe to call more than once)."""
+        if self.locked is not None:
+            self.locked.close()
 
     @property
     def previously_completed(self) -> bool:
@@ -34,14 +49,22 @@ class PushPlan:
         return self.state.completed_sha256 == self.file.sha256
 
 
-def plan_push(path: Path, *, force: bool = False) -> PushPlan:
+def plan_push(path: Path, *, force: bool = False, lock: bool = False) -> PushPlan:
     """Read and validate `path` whole, then split its rows by the journal beside it.
 
+    With `lock`, the journal is locked against a second push before it is read, so a plan
+    never reports progress another push is making (release it, or `execute` the plan).
     Raises `InputError` (the file) or `JournalError` (the journal) before anything is sent.
     """
     push_file = read_push_file(path)
     journal = journal_path(path)
-    state = JournalState() if force else load_state(journal)
+    locked = lock_journal(journal) if lock else None
+    try:
+        state = JournalState() if force else load_state(journal)
+    except JournalError:
+        if locked is not None:
+            locked.close()
+        raise
     to_send: list[PushRow] = []
     already_done: list[PushRow] = []
     for row in push_file.rows:
@@ -53,6 +76,7 @@ def plan_push(path: Path, *, force: bool = False) -> PushPlan:
         to_send=to_send,
         already_done=already_done,
         fresh_journal=force or state.completed_sha256 is not None,
+        locked=locked,
     )
 
 
@@ -71,8 +95,11 @@ def execute(
 ) -> PushResult:
     """Send the rows left; mark the journal complete once every row of the file succeeded."""
     if plan.previously_completed and not plan.to_send:
+        plan.release()
         return PushResult(_skipped(plan))
-    journal = Journal(plan.journal_path, plan.file.sha256, fresh=plan.fresh_journal)
+    journal = Journal(
+        plan.journal_path, plan.file.sha256, fresh=plan.fresh_journal, locked=plan.locked
+    )
     try:
         sent = push_rows(client, plan.to_send, journal, stopper=stopper, on_result=on_result)
         result = PushResult(_in_file_order(_skipped(plan) + sent.results), sent.stopped_by)
