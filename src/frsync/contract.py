@@ -1,15 +1,24 @@
 """The API's limits and names (SPEC §2, §6), in one place for the server and the client.
 
-No dependencies beyond the standard library: the client-only install imports it too, so a
-file that `frsync push --dry-run` passes is refused by the server only for what the server
-alone knows (ids that do not exist or are out of scope).
+No dependencies beyond the standard library and msgspec (a base dependency): the client-only
+install imports it too. The PATCH body is defined here once (`AccountingSyncRequest`: the
+server decodes it, the client encodes it), with the one walk that lists every way a body
+breaks the contract (`body_violations`, `value_violations`): the server's 400 and
+`frsync push --dry-run` both use it, so a file that passes the dry run is refused by the
+server only for what the server alone knows (ids that do not exist or are out of scope).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 INT64_MAX = 2**63 - 1  # ids: 1 … INT64_MAX
 MAX_EXTERNAL_ID = 255  # externalAccountingId, externalAccountingItemId (characters)
@@ -113,3 +122,213 @@ def unknown_name_message(
 def shown(name: str) -> str:
     """A caller's name as an error message repeats it: quoted, and cut when very long."""
     return repr(name if len(name) <= _SHOWN else name[:_SHOWN] + "…")
+
+
+# -- The PATCH body --------------------------------------------------------------------------
+
+INT64_MIN = -(2**63)
+ExternalId = Annotated[str, msgspec.Meta(max_length=MAX_EXTERNAL_ID)]
+ErrorText = Annotated[str, msgspec.Meta(max_length=MAX_ACCOUNTING_ERROR)]
+# Any int64 decodes; whether it is an item of the FR is the server's check #6 (SPEC §2).
+ItemId = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+
+class AccountingSyncItem(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
+    """`FulfillmentAccountingSyncItem`: an item id and its id in the accounting system."""
+
+    id: ItemId
+    external_accounting_item_id: ExternalId | UnsetType | None = UNSET
+
+
+class AccountingSyncRequest(
+    msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True
+):
+    """`FulfillmentAccountingSyncRequest`, the PATCH body: `UNSET` (omitted) leaves a field
+    alone and is not sent; None (null) clears it (JSON merge-patch)."""
+
+    accounting_synced: bool | UnsetType | None = UNSET
+    external_accounting_id: ExternalId | UnsetType | None = UNSET
+    accounting_error: ErrorText | UnsetType | None = UNSET
+    items: (
+        Annotated[tuple[AccountingSyncItem, ...], msgspec.Meta(max_length=MAX_ITEMS)]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
+# -- Every violation of a body ---------------------------------------------------------------
+# msgspec's typed decoder is the fast path and stops at the first error. A refused body is
+# parsed again, generically, and walked against the same rules, so each violation is named
+# with its field path: a string for `accountingSynced`, a number for `externalAccountingId`
+# and an item without `id` are three entries, not one.
+
+Violation = tuple[str, str]  # (field path, message)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_STRING_LIMITS = {
+    "externalAccountingId": MAX_EXTERNAL_ID,
+    "accountingError": MAX_ACCOUNTING_ERROR,
+    "externalAccountingItemId": MAX_EXTERNAL_ID,
+}
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys it was given more than once."""
+
+    twice: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    result = _Object(pairs)
+    result.twice = []
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                result.twice.append(key)
+            seen.add(key)
+    return result
+
+
+def more_violations(count: int) -> Violation:
+    """The last entry of a 400's `errors` when more violations than are listed were found."""
+    return ("", f"… and {count:,} more violations.")
+
+
+class Violations:
+    """The violations of one body: the first ones in full, the rest only counted, so a 1 MiB
+    body of bad keys costs a parse and a count, not a message (and a fuzzy match) each."""
+
+    def __init__(self) -> None:
+        self.listed: list[Violation] = []
+        self.total = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.listed) >= MAX_LISTED_ERRORS - 1  # one entry left for "… and N more"
+
+    def add(self, field: str, message: str | Callable[[], str]) -> None:
+        self.total += 1
+        if not self.full:
+            self.listed.append((field, message if isinstance(message, str) else message()))
+
+    def errors(self) -> list[Violation]:
+        unlisted = self.total - len(self.listed)
+        return self.listed + ([more_violations(unlisted)] if unlisted else [])
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def body_violations(body: bytes) -> Violations | None:
+    """Every violation in the JSON `body`; None when it cannot be parsed generically (nested
+    too deep, a number too long): the caller then reports the decoder's first error alone."""
+    try:
+        value = json.loads(
+            body.decode("utf-8"), object_pairs_hook=_object, parse_constant=_no_constants
+        )
+    except (ValueError, RecursionError):
+        return None
+    return value_violations(value)
+
+
+def value_violations(value: object) -> Violations:
+    """Every violation in a body already parsed into JSON values (dicts, lists, …)."""
+    found = Violations()
+    if isinstance(value, dict):
+        _check_object(value, "", REQUEST_FIELDS, REQUEST_SIBLING_NAMES, found)
+        _check_fields(value, "", REQUEST_FIELDS, found)
+        _check_items(value.get("items"), found)
+    else:
+        found.add("", f"The body must be a JSON object, not {json_kind(value)}.")
+    return found
+
+
+def unknown_field(name: str, allowed: tuple[str, ...], siblings: Mapping[str, str]) -> str:
+    return unknown_name_message("field", name, allowed, siblings)
+
+
+def _check_object(
+    value: dict[str, Any],
+    prefix: str,
+    allowed: tuple[str, ...],
+    siblings: Mapping[str, str],
+    found: Violations,
+) -> None:
+    for key in getattr(value, "twice", ()):
+        found.add(prefix + key, f"The key {shown(key)} appears twice in one object.")
+    for key in value:
+        if key not in allowed:
+            found.add(prefix + key, partial(unknown_field, key, allowed, siblings))
+
+
+def _check_fields(
+    value: dict[str, Any], prefix: str, names: tuple[str, ...], found: Violations
+) -> None:
+    if "accountingSynced" in names and "accountingSynced" in value:
+        synced = value["accountingSynced"]
+        if synced is not None and not isinstance(synced, bool):
+            message = f"Must be true, false or null, not {json_kind(synced)}."
+            found.add(prefix + "accountingSynced", message)
+    for name, most in _STRING_LIMITS.items():
+        if name in names and value.get(name) is not None:
+            problem = _string_problem(value[name], most)
+            if problem:
+                found.add(prefix + name, problem)
+
+
+def _string_problem(value: object, most: int) -> str | None:
+    if not isinstance(value, str):
+        return f"Must be a string or null, not {json_kind(value)}."
+    if len(value) > most:
+        return f"Is {len(value):,} characters long; at most {most:,} are allowed."
+    if "\x00" in value:
+        return "Must not contain U+0000."
+    if _SURROGATE.search(value):
+        return "Must not contain a lone surrogate (invalid Unicode)."
+    return None
+
+
+def _check_items(items: object, found: Violations) -> None:
+    if items is None:
+        return
+    if not isinstance(items, list):
+        found.add("items", f"Must be an array or null, not {json_kind(items)}.")
+        return
+    if len(items) > MAX_ITEMS:
+        message = f"Has {len(items):,} entries; at most {MAX_ITEMS:,} are allowed."
+        found.add("items", message)
+    # Entries past the limit are already a violation, counted once above.
+    for index, item in enumerate(items[:MAX_ITEMS]):
+        where = f"items[{index}]"
+        if not isinstance(item, dict):
+            found.add(where, f"Must be an object, not {json_kind(item)}.")
+            continue
+        _check_object(item, where + ".", ITEM_FIELDS, ITEM_SIBLING_NAMES, found)
+        _check_item_id(item, where + ".id", found)
+        _check_fields(item, where + ".", ITEM_FIELDS, found)
+
+
+def _check_item_id(item: dict[str, Any], where: str, found: Violations) -> None:
+    if "id" not in item:
+        found.add(where, "Is required.")
+        return
+    value = item["id"]
+    if isinstance(value, float) and value.is_integer():
+        message = f"Must be an integer written without a fraction or exponent, not {value!r}."
+        found.add(where, message)
+    elif not isinstance(value, int) or isinstance(value, bool):
+        found.add(where, f"Must be an integer, not {json_kind(value)}.")
+    elif not INT64_MIN <= value <= INT64_MAX:
+        found.add(where, f"Must be an integer from {INT64_MIN} to {INT64_MAX}.")
+
+
+def json_kind(value: object) -> str:
+    """A JSON value as a message names it: `a string`, `a number`, `true`, `null`…"""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object"

@@ -7,32 +7,24 @@ transaction, so what it decides is applied whole or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 
-from frsync.contract import INT64_MAX, MAX_ACCOUNTING_ERROR, MAX_EXTERNAL_ID, MAX_ITEMS
+from frsync.contract import AccountingSyncItem, AccountingSyncRequest
+from frsync.contract import ErrorText as ErrorText  # re-exported: fixture.py checks its
+from frsync.contract import ExternalId as ExternalId  # strings with the body's limits
 from frsync.errors import FieldError, InvalidItems, NotFound
 from frsync.models import OPERATOR, TokenType
 
-ExternalId = Annotated[str, msgspec.Meta(max_length=MAX_EXTERNAL_ID)]
-ErrorText = Annotated[str, msgspec.Meta(max_length=MAX_ACCOUNTING_ERROR)]
-ItemId = Annotated[int, msgspec.Meta(ge=-(2**63), le=INT64_MAX)]
-
-
-class PatchItem(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    id: ItemId
-    external_accounting_item_id: ExternalId | UnsetType | None = UNSET
-
-
-class AccountingPatch(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """The PATCH body. UNSET (omitted) leaves a field alone; None (null) clears it."""
-
-    accounting_synced: bool | UnsetType | None = UNSET
-    external_accounting_id: ExternalId | UnsetType | None = UNSET
-    accounting_error: ErrorText | UnsetType | None = UNSET
-    items: Annotated[list[PatchItem], msgspec.Meta(max_length=MAX_ITEMS)] | UnsetType | None = UNSET
+# The PATCH body is defined once, in `frsync.contract` (the client sends the same type).
+# `plan_accounting_sync` below has a twin: the PL/pgSQL function `frsync_sync_accounting` of
+# migration 0005 (store/migrations/versions/0005_sync_accounting_function.py), which applies
+# the PATCH inside PostgreSQL. tests/api/test_sync_accounting.py holds them equal: it runs on
+# SQLite (this Python plan) and on PostgreSQL (the function), asserting the same state,
+# history diffs and refusals.
+AccountingPatch = AccountingSyncRequest
+PatchItem = AccountingSyncItem
 
 
 SCOPE_COLUMNS: dict[TokenType, str] = {

@@ -14,6 +14,9 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+# The PATCH body, defined once with the server's limits (the server decodes the same type).
+from frsync.contract import AccountingSyncItem, AccountingSyncRequest
+
 __all__ = [
     "UNSET",
     "AccountingSyncItem",
@@ -88,21 +91,3 @@ class Count(msgspec.Struct, frozen=True):
     """`GET /fulfillment-requests/count` answers `{"count": N}`."""
 
     count: int
-
-
-class AccountingSyncItem(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
-    """`FulfillmentAccountingSyncItem`: an item id and its id in the accounting system."""
-
-    id: int
-    external_accounting_item_id: str | UnsetType | None = UNSET
-
-
-class AccountingSyncRequest(
-    msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True
-):
-    """`FulfillmentAccountingSyncRequest`: the PATCH body; `UNSET` fields are not sent."""
-
-    accounting_synced: bool | UnsetType | None = UNSET
-    external_accounting_id: str | UnsetType | None = UNSET
-    accounting_error: str | UnsetType | None = UNSET
-    items: tuple[AccountingSyncItem, ...] | UnsetType | None = UNSET
