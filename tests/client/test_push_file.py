@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from frsync.api.violations import body_violations
 from frsync.push.pushfile import read_push_file
 from frsync.push.rows import InputError
 
@@ -130,8 +131,8 @@ def test_jsonl_body_is_sent_exactly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('{"fulfillmentRequestId": 1, "accountingSynced": "true"}', 'not string "true"'),
-        ('{"fulfillmentRequestId": 1, "accountingSynced": 1}', "not number 1"),
+        ('{"fulfillmentRequestId": 1, "accountingSynced": "true"}', "not a string"),
+        ('{"fulfillmentRequestId": 1, "accountingSynced": 1}', "not a number"),
         ('{"fulfillmentRequestId": 1.0}', "must be an integer"),
         ('{"fulfillmentRequestId": "7"}', "must be an integer"),
         ('{"fulfillmentRequestId": 9223372036854775808}', "must be between 1 and"),
@@ -181,7 +182,21 @@ def test_limits_match_the_endpoint(tmp_path: Path) -> None:
     path = write(tmp_path, "r.jsonl", json.dumps(ok) + "\n" + json.dumps(too_much) + "\n")
     found = problems(path)
     assert len(found) == 2
-    assert "4001 characters" in found[0] and "1001 entries" in found[1]
+    assert "4,001 characters" in found[0] and "1,001 entries" in found[1]
+
+
+def test_a_file_row_gets_the_servers_own_400_violations(tmp_path: Path) -> None:
+    body = {
+        "accountingSynced": "yes",
+        "externalAccountingId": 5,
+        "accountingEror": "x",
+        "items": [{"id": 1.0}, {"externalAccountingItemId": None}],
+    }
+    path = write(tmp_path, "r.jsonl", json.dumps({"fulfillmentRequestId": 1, **body}) + "\n")
+    server = body_violations(json.dumps(body).encode())
+    assert server is not None
+    expected = [f"{e.field}: {e.message[:1].lower()}{e.message[1:-1]}" for e in server[0]]
+    assert [message.split(", line 1: ", 1)[1] for message in problems(path)] == expected
 
 
 def test_invalid_utf8_names_its_line(tmp_path: Path) -> None:
