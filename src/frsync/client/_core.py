@@ -10,7 +10,8 @@ perform the steps (`httpx.Client.send` and `time.sleep`, or their awaitable twin
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import httpx
@@ -61,6 +62,12 @@ class ClientStats:
     retries: int = 0
     rate_limited: int = 0  # 429 answers met
     seconds_paced: float = 0.0  # time spent waiting for the client-side bucket
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, amount: float = 1) -> None:
+        """Count under a lock: a client's threads update the same counters."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
 
 
 class Core:
@@ -96,14 +103,14 @@ class Core:
                 self._on_retry(outcome, delay)
             yield Sleep(delay)
             attempts.record(outcome, delay)
-            self.stats.retries += 1
+            self.stats.add("retries")
 
     def _attempt(self, request: httpx.Request) -> Call[httpx.Response | FrsyncError]:
         """One request on the wire: the 2xx answer, or the error it amounts to."""
         ticket = None if self.bucket is None else (yield from self._take_turn(self.bucket))
         headers = None
         try:
-            self.stats.requests += 1
+            self.stats.add("requests")
             answer = yield Send(request)
             if isinstance(answer, httpx.Response):
                 headers = answer.headers
@@ -116,7 +123,7 @@ class Core:
         ticket = bucket.reserve()
         try:
             while (delay := bucket.poll(ticket)) > 0:
-                self.stats.seconds_paced += delay
+                self.stats.add("seconds_paced", delay)
                 yield Sleep(delay)
         except BaseException:
             bucket.cancel(ticket)
@@ -138,7 +145,7 @@ class Core:
             return answer
         error = error_from_response(answer)
         if isinstance(error, RateLimitedError):
-            self.stats.rate_limited += 1
+            self.stats.add("rate_limited")
             if self.bucket is not None:
                 self.bucket.block_for(error.retry_after or 0.0)
         return error
