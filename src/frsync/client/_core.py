@@ -9,8 +9,8 @@ perform the steps (`httpx.Client.send` and `time.sleep`, or their awaitable twin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
 import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
