@@ -6,6 +6,7 @@ really sleeps. Everything else in tests/client runs against the real server.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -353,3 +354,30 @@ def test_once_the_api_has_answered_outages_are_retried_as_before(
     client.sync_accounting(221)
     assert sum(fake_time.sleeps) > 15.0  # the default 8 retries, all waited out
     assert len(script.requests) == 10
+
+
+def test_a_cancelled_task_gives_its_turn_back() -> None:
+    now = [0.0]
+
+    async def main() -> tuple[float, float]:
+        transport = httpx.MockTransport(lambda _: httpx.Response(200, json={"count": 1}))
+        async with AsyncClient(
+            TOKEN, base_url="https://cancel.test", transport=transport, clock=lambda: now[0]
+        ) as client:
+            bucket = client.bucket
+            assert bucket is not None
+            for _ in range(40):  # the burst is spent; the clock stands still
+                ticket = bucket.reserve()
+                assert bucket.poll(ticket) == 0.0
+                bucket.settle(ticket)
+            waiting = asyncio.create_task(client.count_fulfillment_requests())
+            await asyncio.sleep(0.01)  # it has queued and sleeps for its turn
+            behind_it = bucket.poll(probe := bucket.reserve())
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            alone = bucket.poll(probe)
+            return behind_it, alone
+
+    behind_it, alone = asyncio.run(main())
+    assert (behind_it, alone) == (1.0, 0.5)  # two turns at 2/s, then one
