@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.markup import escape
 
@@ -42,8 +43,11 @@ __all__ = ["register"]
 
 _MAX_INPUT_MESSAGES = 50
 # A refused first connection is far more often a wrong URL than an outage: give up on a URL
-# that has never answered within 15 s; once it has, ride out outages with the full policy.
-_RETRY = RetryPolicy(unreached_patience=15.0)
+# that has never answered within 15 s (10 s of retries, one last connection attempt of at most
+# 4 s, and starting Python); once it has, ride out outages with the full policy.
+_RETRY = RetryPolicy(unreached_patience=10.0)
+_TIMEOUT = httpx.Timeout(30.0, connect=4.0)
+GIVE_UP_WITHIN = 15.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -210,7 +214,12 @@ def _send(
         err.print("[yellow]stopping after the request in flight… (Ctrl-C again to quit now)")
 
     client = Client(
-        token, base_url=base_url, retry=_RETRY, sleep=stopper.sleep, on_retry=_retrying(err)
+        token,
+        base_url=base_url,
+        timeout=_TIMEOUT,
+        retry=_RETRY,
+        sleep=stopper.sleep,
+        on_retry=_retrying(err),
     )
     with (
         client,
@@ -240,7 +249,9 @@ def run_pending(args: argparse.Namespace) -> int:
     if token is None:
         return USAGE
     base_url = _base_url(args)
-    client = Client(token, base_url=base_url, retry=_RETRY, on_retry=_retrying(err))
+    client = Client(
+        token, base_url=base_url, timeout=_TIMEOUT, retry=_RETRY, on_retry=_retrying(err)
+    )
     try:
         with client:
             count = write_pending(

@@ -47,6 +47,7 @@ class BaseClient:
             retry=retry or RetryPolicy(),
             bucket=shared_bucket(token, self._base_url, clock) if pace else None,
             random=(jitter or random.Random()).random,
+            clock=clock,
             on_retry=on_retry,
         )
 

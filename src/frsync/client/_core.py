@@ -79,8 +79,10 @@ class Core:
         retry: RetryPolicy,
         bucket: ClientBucket | None,
         random: Callable[[], float],
+        clock: Callable[[], float],
         on_retry: RetryHook | None = None,
     ) -> None:
+        self._clock = clock
         self.retry = retry
         self.bucket = bucket
         self._random = random
@@ -91,12 +93,14 @@ class Core:
 
     def call(self, request: httpx.Request, decode: Callable[[httpx.Response], T]) -> Call[T]:
         """Send `request` with pacing and retries; return the decoded 2xx answer."""
-        attempts = Attempts()
+        attempts = Attempts(started=self._clock())
         while True:
             outcome = yield from self._attempt(request)
             if not isinstance(outcome, FrsyncError):
                 return decode(outcome)
-            delay = self.retry.delay(outcome, attempts, self._random, answered=self.answered)
+            delay = self.retry.delay(
+                outcome, attempts, self._random, answered=self.answered, now=self._clock()
+            )
             if delay is None:
                 raise outcome
             if self._on_retry is not None:

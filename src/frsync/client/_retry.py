@@ -10,8 +10,9 @@ budget of its own, in seconds waited, so a client that waits its turn behind a b
 does not give up after a handful of refusals.
 
 A refused connection before the API has ever answered is far more often a wrong base URL than
-an outage: with `unreached_patience` set (the commands set 15 s), such retries stop once that
-many seconds have been waited, so a typo costs seconds, not a minute.
+an outage: with `unreached_patience` set, such a call stops retrying that many seconds after it
+began (by the client's clock, the attempts' own time included), so a typo costs seconds, not
+a minute.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class RetryPolicy:
     max_retry_after: float = 120.0
     # Seconds one call may spend waiting out 429s before the RateLimitedError is raised.
     rate_limit_patience: float = 3600.0
-    # Seconds one call may wait out connection errors while the API has never answered
-    # (None: no limit but `max_retries`).
+    # Seconds one call may spend retrying connection errors while the API has never
+    # answered, counted from its start (None: no limit but `max_retries`).
     unreached_patience: float | None = None
 
     def delay(
@@ -51,17 +52,19 @@ class RetryPolicy:
         random: Callable[[], float],
         *,
         answered: bool = True,
+        now: float = 0.0,
     ) -> float | None:
         """Seconds to wait before retrying after `error`, or None to give up and raise it.
 
-        `answered`: whether the API has answered anything yet (see `unreached_patience`).
+        `answered`: whether the API has answered anything yet, and `now` the client's clock
+        (see `unreached_patience`).
         """
         wait = self._delay(error, attempts, random)
         if wait is None or answered or self.unreached_patience is None:
             return wait
         if not isinstance(error, APIConnectionError):
             return wait
-        left = self.unreached_patience - attempts.unreached_wait
+        left = self.unreached_patience - (now - attempts.started)
         return None if left <= 0 else min(wait, left)
 
     def _delay(
@@ -99,15 +102,13 @@ class Attempts:
 
     failures: int = 0  # retries after 5xx and connection errors
     rate_limited_wait: float = 0.0  # seconds waited out after 429s
-    unreached_wait: float = 0.0  # seconds waited out after connection errors
+    started: float = 0.0  # the client's clock when the call began
 
     def record(self, error: FrsyncError, delay: float) -> None:
         if isinstance(error, RateLimitedError):
             self.rate_limited_wait += delay
         else:
             self.failures += 1
-        if isinstance(error, APIConnectionError):
-            self.unreached_wait += delay
 
 
 def _retry_after(error: FrsyncError) -> float | None:

@@ -121,7 +121,7 @@ def _estimate(client: Client, rows_left: int, seconds_per_row: float) -> float:
 
 def retry_notice(error: FrsyncError, seconds: float) -> str:
     """What a push waits for while it looks idle: "retrying in 4 s: connection refused"."""
-    wait = f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+    wait = f"{seconds:.0f} s" if seconds >= 0.95 else f"{seconds:.1f} s"
     return f"retrying in {wait}: {_why(error)}"
 
 
