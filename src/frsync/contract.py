@@ -163,6 +163,8 @@ class AccountingSyncRequest(
 # and an item without `id` are three entries, not one.
 
 Violation = tuple[str, str]  # (field path, message)
+# The sentence for an unknown name: (name, allowed names, sibling endpoint's names) -> message.
+UnknownWording = Callable[[str, tuple[str, ...], Mapping[str, str]], str]
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING_LIMITS = {
     "externalAccountingId": MAX_EXTERNAL_ID,
@@ -198,9 +200,10 @@ class Violations:
     """The violations of one body: the first ones in full, the rest only counted, so a 1 MiB
     body of bad keys costs a parse and a count, not a message (and a fuzzy match) each."""
 
-    def __init__(self) -> None:
+    def __init__(self, unknown: UnknownWording) -> None:
         self.listed: list[Violation] = []
         self.total = 0
+        self.unknown = unknown
 
     @property
     def full(self) -> bool:
@@ -232,9 +235,10 @@ def body_violations(body: bytes) -> Violations | None:
     return value_violations(value)
 
 
-def value_violations(value: object) -> Violations:
-    """Every violation in a body already parsed into JSON values (dicts, lists, …)."""
-    found = Violations()
+def value_violations(value: object, *, unknown: UnknownWording | None = None) -> Violations:
+    """Every violation in a body already parsed into JSON values (dicts, lists, …); an
+    unknown field is worded by `unknown` (default: the server's `unknown_field`)."""
+    found = Violations(unknown or unknown_field)
     if isinstance(value, dict):
         _check_object(value, "", REQUEST_FIELDS, REQUEST_SIBLING_NAMES, found)
         _check_fields(value, "", REQUEST_FIELDS, found)
@@ -259,7 +263,7 @@ def _check_object(
         found.add(prefix + key, f"The key {shown(key)} appears twice in one object.")
     for key in value:
         if key not in allowed:
-            found.add(prefix + key, partial(unknown_field, key, allowed, siblings))
+            found.add(prefix + key, partial(found.unknown, key, allowed, siblings))
 
 
 def _check_fields(

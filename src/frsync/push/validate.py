@@ -19,7 +19,7 @@ import msgspec
 
 from frsync.client import AccountingSyncRequest
 from frsync.contract import INT64_MAX as MAX_ID
-from frsync.contract import value_violations
+from frsync.contract import unknown_name_advice, value_violations
 
 __all__ = ["MAX_ID", "Problems", "positive_id_problem", "request_from_fields"]
 
@@ -31,8 +31,8 @@ def request_from_fields(
 ) -> AccountingSyncRequest | None:
     """The request body for `fields`, or None after appending what is wrong to `problems`."""
     before = len(problems)
-    for field, message in value_violations(dict(fields)).errors():
-        problems.append((field, _as_clause(message)))
+    for field, message in value_violations(dict(fields), unknown=_unknown).errors():
+        problems.append((field, message[:1].lower() + message[1:]))
     if len(problems) == before:
         _check_item_ids(fields.get("items") or [], problems)
     if len(problems) > before:
@@ -66,9 +66,9 @@ def _check_item_ids(items: list[dict[str, Any]], problems: Problems) -> None:
         first_index.setdefault(item_id, index)
 
 
-def _as_clause(message: str) -> str:
-    """The server's sentence as the rest of a push problem line: "Must be …." → "must be …"."""
-    return message[:1].lower() + message[1:].removesuffix(".")
+def _unknown(name: str, allowed: tuple[str, ...], siblings: Mapping[str, str]) -> str:
+    """An unknown field as a push problem line ends: the server's advice, in its words."""
+    return f"is not a field of this request; {unknown_name_advice(name, allowed, siblings)}"
 
 
 def _show(value: object) -> str:
