@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 
 from frsync.config import Settings
 from frsync.console.overview import OverviewCache
+from frsync.console.store import ConsoleStore
 from frsync.domain import Principal
-from frsync.store.console_base import ConsoleStore
 from tests.conftest import client_for
 from tests.console.conftest import console_client, csrf_of, sign_in
 from tests.support import OPERATOR_TOKEN, TOKENS, fixture_copy, running_app

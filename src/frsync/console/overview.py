@@ -26,10 +26,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from frsync.console.store import ConsoleStore, ErrorCount, HourCount
 from frsync.domain import Principal
 from frsync.models import now_ms
 from frsync.store.base import FrQuery
-from frsync.store.console_base import ConsoleStore, ErrorCount, HourCount
 
 CACHE_SECONDS = 2.0
 STALE_SECONDS = 30.0

@@ -20,8 +20,8 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import Response
 
+from frsync.console.store import ConsoleStore, SignedIn
 from frsync.models import now_ms
-from frsync.store.console_base import ConsoleStore, SignedIn
 
 SESSION_COOKIE = "frsync_console"
 SIGN_IN_COOKIE = "frsync_console_signin"

@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from frsync.domain import Principal
-from frsync.store import console_sql as sql
-from frsync.store import queries
-from frsync.store.base import FrQuery
-from frsync.store.console_base import (
+from frsync.console import sql
+from frsync.console.scoped_reads import ScopedReads
+from frsync.console.sql import dollar
+from frsync.console.store import (
     FrDetail,
     SignedIn,
     UsageCount,
 )
-from frsync.store.console_reads import ScopedReads
-from frsync.store.console_sql import dollar
+from frsync.domain import Principal
+from frsync.store import queries
+from frsync.store.base import FrQuery
 from frsync.store.postgres import PostgresStore
 from frsync.store.postgres_sql import dollar as numbered
 from frsync.store.rows import fr_from_row
@@ -27,8 +27,7 @@ _LAST_USED = dollar(sql.add_last_used(postgres=True))
 class ConsolePostgres(ScopedReads):
     postgres = True
 
-    def __init__(self, store: Any) -> None:
-        assert isinstance(store, PostgresStore)
+    def __init__(self, store: PostgresStore) -> None:
         self._store = store
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:

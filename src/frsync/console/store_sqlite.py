@@ -7,17 +7,17 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from frsync.domain import Principal
-from frsync.store import console_sql as sql
-from frsync.store import queries
-from frsync.store.base import FrQuery
-from frsync.store.console_base import (
+from frsync.console import sql
+from frsync.console.scoped_reads import ScopedReads
+from frsync.console.sqlite_readers import Readers
+from frsync.console.store import (
     FrDetail,
     SignedIn,
     UsageCount,
 )
-from frsync.store.console_readers import Readers
-from frsync.store.console_reads import ScopedReads
+from frsync.domain import Principal
+from frsync.store import queries
+from frsync.store.base import FrQuery
 from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
 
@@ -30,8 +30,7 @@ class ConsoleSqlite(ScopedReads):
 
     postgres = False
 
-    def __init__(self, store: Any, path: str, busy_timeout: float) -> None:
-        assert isinstance(store, SqliteStore)
+    def __init__(self, store: SqliteStore, path: str, busy_timeout: float) -> None:
         self._store = store
         self._readers = Readers(path, busy_timeout)
 

@@ -1,6 +1,7 @@
 """What the console asks of a database beyond the API's store: sessions, per-token usage,
-and the reads behind its views. One small interface; each SQL backend wraps its own store
-(`open_console_store`, chosen by the database URL like the store itself).
+and the reads behind its views. One small interface; the console's own SQL (`sql.py`) runs
+on each store's public interface (`store_sqlite.py`, `store_postgres.py`), chosen by the
+store's `kind`.
 """
 
 from __future__ import annotations
@@ -132,16 +133,20 @@ class ConsoleStore(Protocol):
 
 
 def open_console_store(settings: Settings, store: Store) -> ConsoleStore:
-    """The console's queries on the same connections as `store` (one per backend)."""
-    from frsync.store import scheme_of
+    """The console's queries on the same connections as `store`, by the store's kind (each
+    backend's module is imported only when used: PostgreSQL's needs asyncpg)."""
+    if store.kind == "sqlite":
+        from frsync.console.store_sqlite import ConsoleSqlite
+        from frsync.store.sqlite import SqliteStore, path_from_url
 
-    if scheme_of(settings.database_url) == "sqlite":
-        from frsync.store.console_sqlite import ConsoleSqlite
-        from frsync.store.sqlite import path_from_url
+        if isinstance(store, SqliteStore):
+            # Its own read connections to the same file, for the big reads (sqlite_readers).
+            path = path_from_url(settings.database_url)
+            return ConsoleSqlite(store, path, settings.store_busy_timeout)
+    elif store.kind == "postgresql":
+        from frsync.console.store_postgres import ConsolePostgres
+        from frsync.store.postgres import PostgresStore
 
-        return ConsoleSqlite(
-            store, path_from_url(settings.database_url), settings.store_busy_timeout
-        )
-    from frsync.store.console_postgres import ConsolePostgres
-
-    return ConsolePostgres(store)
+        if isinstance(store, PostgresStore):
+            return ConsolePostgres(store)
+    raise ValueError(f"the console has no SQL for this store ({store.kind})")
