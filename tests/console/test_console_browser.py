@@ -65,7 +65,7 @@ def test_overview_refreshes_itself_after_a_patch(page: Any, server: str) -> None
 
 def test_live_toggle_pauses_the_refresh(page: Any, server: str) -> None:
     browser_sign_in(page, TOKENS["account1"])
-    page.get_by_label("Live: refresh every 5 s").uncheck()
+    page.get_by_label("Live: refresh every 10 s").uncheck()
     expect(page.locator("#live-status")).to_have_text("Paused")
     before = count(page, "synced")
     with httpx.Client(base_url=server, headers={"X-API-TOKEN": TOKENS["account1"]}) as api:
@@ -73,7 +73,7 @@ def test_live_toggle_pauses_the_refresh(page: Any, server: str) -> None:
                          json={"accountingSynced": True}).status_code == 204  # fmt: skip
     page.wait_for_timeout(7_000)
     assert count(page, "synced") == before
-    page.get_by_label("Live: refresh every 5 s").check()
+    page.get_by_label("Live: refresh every 10 s").check()
     expect(page.locator("#count-synced")).to_have_text(str(before + 1), timeout=20_000)
 
 

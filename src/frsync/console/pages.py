@@ -1,7 +1,9 @@
 """The console's pages. Thin: who is signed in, one query, one template.
 
 Every page but sign-in needs a live session (`signed_in`), and every query takes the
-session's principal, so a page can only ever show the signed-in token's scope.
+session's principal, so a page can only ever show the signed-in token's scope. Every
+signed-in request spends one request of the token's rate-limit bucket first (`limits.py`);
+over the limit, the page says so instead of reading anything.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from frsync.console import sessions
+from frsync.api.auth import bucket_key
+from frsync.console import limits, sessions
 from frsync.console.chart import layout
 from frsync.console.headers import secure
 from frsync.console.overview import WITH_ERROR
@@ -22,7 +25,7 @@ from frsync.console.resources import resources
 from frsync.console.templating import templates
 from frsync.contract import MAX_ACCOUNTING_ERROR
 from frsync.domain import Principal
-from frsync.errors import StoreBusy
+from frsync.errors import RateLimited, StoreBusy
 from frsync.models import now_ms
 
 HOME = "/console"
@@ -57,16 +60,28 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+Refusal = Callable[[Request, Visit, RateLimited], Response]
 
 
 async def _to_sign_in(request: Request) -> Response:
     return RedirectResponse(HOME, 303)
 
 
-def signed_in(handler: Page, anonymous: Handler = _to_sign_in) -> Handler:
+def over_limit_page(request: Request, visit: Visit, refused: RateLimited) -> Response:
+    """A page in the console's frame that says what happened and when to try again."""
+    wait = limits.wait_seconds(refused)
+    response = render(request, "over_limit.html", 429, visit=visit, wait=wait)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def signed_in(
+    handler: Page, anonymous: Handler = _to_sign_in, over_limit: Refusal = over_limit_page
+) -> Handler:
     """Route wrapper: call `handler` with the session's Visit, or `anonymous` (by default a
-    redirect to the sign-in page). A busy store answers a 503 page that says it will pass,
-    not an error trace."""
+    redirect to the sign-in page); the token's bucket is charged first, and `over_limit`
+    answers when it is empty. A busy store answers a 503 page that says it will pass, not
+    an error trace."""
 
     @wraps(handler)
     async def route(request: Request) -> Response:
@@ -76,6 +91,10 @@ def signed_in(handler: Page, anonymous: Handler = _to_sign_in) -> Handler:
                 return await anonymous(request)
             signed, session_id = found
             visit = Visit(signed.principal, signed.scope_name, sessions.csrf_token(session_id))
+            bucket = bucket_key(signed.token_hash)  # the bucket its API requests spend
+            refused = await limits.spend(request, signed.principal.token_id, bucket)
+            if refused is not None:
+                return over_limit(request, visit, refused)
             return await handler(request, visit)
         except StoreBusy:
             response = render(request, "busy.html", 503)

@@ -53,8 +53,23 @@ _SCOPE_NAME = (
     " WHEN 'source' THEN (SELECT name FROM sources WHERE id = t.scope_id)"
     " WHEN 'channel' THEN (SELECT name FROM channels WHERE id = t.scope_id) END"
 )
+# A token's sessions past its newest `keep` (the new one, bound first, always stays).
+TRIM_SESSIONS = (
+    "DELETE FROM console_sessions WHERE token_id = ? AND session_hash <> ?"
+    " AND session_hash NOT IN (SELECT session_hash FROM console_sessions"
+    "  WHERE token_id = ? AND session_hash <> ?"
+    "  ORDER BY created_at DESC, session_hash DESC LIMIT ?)"
+)
+
+
+def trim_sessions(session_hash: bytes, token_id: int, keep: int) -> tuple[Any, ...]:
+    """TRIM_SESSIONS's values: the new session and the `keep` - 1 before it stay."""
+    return (token_id, session_hash, token_id, session_hash, keep - 1)
+
+
 SESSION_PRINCIPAL = (
-    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME} FROM console_sessions AS s"
+    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME}, t.token_hash"
+    " FROM console_sessions AS s"
     " JOIN api_tokens AS t ON t.id = s.token_id"
     " WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL"
 )

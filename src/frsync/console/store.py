@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class SignedIn:
     principal: Principal
     scope_name: str | None  # the account's, source's or channel's name; None for an operator
+    token_hash: bytes  # names the token's rate-limit bucket (api.auth.bucket_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,10 @@ class UsageCount:
 
 class ConsoleStore(Protocol):
     async def create_session(
-        self, session_hash: bytes, token_id: int, now: int, expires_at: int
+        self, session_hash: bytes, token_id: int, now: int, expires_at: int, keep: int
     ) -> None:
-        """Record a signed-in browser; sessions already expired are removed on the way."""
+        """Record a signed-in browser, and end the token's oldest sessions beyond its `keep`
+        newest (this one always kept); sessions already expired are removed on the way."""
         ...
 
     async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
