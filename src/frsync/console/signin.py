@@ -34,6 +34,10 @@ _FORM_AGE = 3600  # seconds a sign-in form stays usable
 
 REFUSED = "That token is not valid: it is unknown or has been revoked."
 EXPIRED_FORM = "The sign-in form had expired. Please try again."
+OTHER_ORIGIN = (
+    "That sign-in was sent by another page, not this form, so it was ignored."
+    " To sign in, use the form below."
+)
 
 
 async def _sign_in_form(
@@ -62,7 +66,9 @@ async def _form(request: Request) -> dict[str, str]:
 async def sign_in(request: Request) -> Response:
     form = await _form(request)
     planted = request.cookies.get(sessions.sign_in_cookie(request))
-    if not sessions.same_origin(request) or not sessions.same(form.get("csrf"), planted):
+    if not sessions.same_origin(request):
+        return await _sign_in_form(request, 403, OTHER_ORIGIN)
+    if not sessions.same(form.get("csrf"), planted):
         return await _sign_in_form(request, 403, EXPIRED_FORM)
     token = form.get("token", "")
     if len(token) > 1000 or not token.isascii():
