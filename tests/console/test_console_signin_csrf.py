@@ -35,7 +35,8 @@ async def _post_sign_in(console: httpx.AsyncClient, **headers: str) -> httpx.Res
         {"Sec-Fetch-Site": "cross-site"},
         {"Origin": "http://testserver:8081"},
         {"Origin": "http://evil.testserver"},
-        {"Origin": "null"},
+        {"Origin": "null"},  # and no Sec-Fetch-Site to vouch for it
+        {"Origin": "null", "Sec-Fetch-Site": "same-site"},
         {"Origin": "http://testserver:8081", "Sec-Fetch-Site": "same-origin"},  # lying half
     ],
 )
@@ -55,6 +56,7 @@ async def test_a_sign_in_posted_from_another_origin_is_refused(
     [
         {},  # a client that sends neither header: the double-submit pair decides
         {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},  # a no-referrer page
         {"Origin": "http://testserver:80"},
     ],
 )

@@ -43,16 +43,19 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def same_origin(request: Request) -> bool:
-    """Whether a form post comes from a page of this origin, as far as the browser says:
-    `Sec-Fetch-Site` (sent by every current browser) must be same-origin, and `Origin`,
-    when sent, must name this host and port. A client that sends neither (curl, an old
-    browser) is judged by the form's token alone."""
+    """Whether a form post comes from a page of this origin, as far as the browser says
+    (no page can set these headers): `Sec-Fetch-Site`, sent by every current browser, must
+    be same-origin, and `Origin`, when sent, must name this host and port. `Origin: null`
+    (a privacy-minded page or browser) passes only when `Sec-Fetch-Site` vouches for it. A
+    client that sends neither (curl, a test client) is judged by the form's token alone."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):  # none: typed by the user
         return False
     origin = request.headers.get("origin")
     if origin is None:
         return True
+    if origin == "null":
+        return site == "same-origin"
     return _host_port(origin) == _host_port(
         f"{request.url.scheme}://{request.headers.get('host', '')}"
     )
