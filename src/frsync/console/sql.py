@@ -77,8 +77,10 @@ END_SESSION = "DELETE FROM console_sessions WHERE session_hash = ?"
 
 
 def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[str, list[Any]]:
-    """Per hour: entries that set an error (failed), and the others that set
-    accountingSynced true (synced). Entries that changed neither are not syncs.
+    """Per hour, the accounting-history entries that hold a change — one per applied PATCH
+    that changed something, whichever fields it changed: those that set a (non-empty)
+    accountingError are failed, every other one is synced. An entry with no change (older
+    versions wrote one for a PATCH that changed nothing) is not a sync.
 
     Each entry's changes are parsed once, in a subquery the planner must not flatten
     (`OFFSET 0` / `LIMIT -1`): flattened, every reference would parse the JSON again."""
@@ -94,24 +96,20 @@ def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[st
         scope = scoped(principal, binds, "f.")
     if postgres:
         parsed = (
-            "SELECT hour, c #>> '{accountingSynced,after}' AS s,"
-            " c #>> '{accountingError,after}' AS e FROM (SELECT h.at / 3600000 AS hour,"
-            f" h.changes::jsonb AS c FROM accounting_history AS h{join}"
-            f" WHERE h.at >= {at_least}{scope} OFFSET 0) AS entries"
+            "SELECT hour, c #>> '{accountingError,after}' AS e FROM (SELECT h.at / 3600000"
+            f" AS hour, h.changes::jsonb AS c FROM accounting_history AS h{join}"
+            f" WHERE h.at >= {at_least}{scope} OFFSET 0) AS entries WHERE c <> '{{}}'::jsonb"
         )
-        true = "'true'"  # #>> gives text
     else:
         parsed = (
             "SELECT h.at / 3600000 AS hour,"
-            " json_extract(h.changes, '$.accountingSynced.after') AS s,"
             " json_extract(h.changes, '$.accountingError.after') AS e"
             f" FROM accounting_history AS h INDEXED BY ix_history_at{join}"
-            f" WHERE h.at >= {at_least}{scope} LIMIT -1"
+            f" WHERE h.at >= {at_least}{scope} AND json(h.changes) <> '{{}}' LIMIT -1"
         )
-        true = "1"  # json_extract gives 1 for true
     failed = "COALESCE(e <> '', FALSE)"
     sql = (
-        f"SELECT hour, SUM(CASE WHEN s = {true} AND NOT {failed} THEN 1 ELSE 0 END),"
+        f"SELECT hour, SUM(CASE WHEN {failed} THEN 0 ELSE 1 END),"
         f" SUM(CASE WHEN {failed} THEN 1 ELSE 0 END) FROM ({parsed}) AS day"
         " GROUP BY hour ORDER BY hour"
     )

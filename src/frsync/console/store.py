@@ -28,8 +28,9 @@ class SignedIn:
 @dataclass(frozen=True, slots=True)
 class HourCount:
     hour: int  # hours since the epoch, UTC
-    synced: int  # applied syncs that left accountingSynced true and no error
-    failed: int  # applied syncs that set an accountingError
+    # History entries with a change (one per applied PATCH that changed something):
+    synced: int  # those that did not set an accountingError
+    failed: int  # those that set one
 
 
 @dataclass(frozen=True, slots=True)
