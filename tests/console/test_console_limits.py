@@ -91,3 +91,17 @@ async def test_a_token_keeps_its_ten_newest_sessions(frozen: Starlette) -> None:
             await browser.aclose()
     assert 'name="token"' in pages[0].text and "Sign out" not in pages[0].text  # ended
     assert all("Sign out" in page.text for page in pages[1:])  # the ten newest live on
+
+
+@pytest.mark.parametrize("text", ["0221", "+221", "２２１", "٢٢١", "221.0"])
+async def test_console_pages_read_integers_by_the_apis_rule(frozen: Starlette, text: str) -> None:
+    async with console_client(frozen) as console:
+        await sign_in(console, TOKENS["account1"])
+        assert (await console.get("/console/fulfillment-request?q=221")).status_code == 200
+        found = await console.get("/console/fulfillment-request", params={"q": text})
+        assert found.status_code == 404, text  # not an id (and no FR has that number)
+        # A history cursor that is not a canonical integer means "from the newest".
+        page = await console.get(
+            "/console/fulfillment-request", params={"q": "221", "before": text}
+        )
+        assert page.status_code == 200

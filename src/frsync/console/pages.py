@@ -23,7 +23,7 @@ from frsync.console.headers import secure
 from frsync.console.overview import WITH_ERROR
 from frsync.console.resources import resources
 from frsync.console.templating import templates
-from frsync.contract import MAX_ACCOUNTING_ERROR
+from frsync.contract import MAX_ACCOUNTING_ERROR, canonical_int
 from frsync.domain import Principal
 from frsync.errors import RateLimited, StoreBusy
 from frsync.models import now_ms
@@ -33,6 +33,7 @@ ERRORS_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 20
 TOKENS_PAGE_SIZE = 100
 MAX_SEARCH = 200  # characters; an FR number is far shorter
+MAX_DB_INT = 2**63 - 1  # BIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +150,9 @@ async def errors(request: Request, visit: Visit) -> Response:
 
 def _cursor(text: str | None) -> tuple[int, int] | None:
     """`<updated_at>.<id>` of the last row seen; anything else means the first page."""
-    parts = (text or "").split(".")
-    if len(parts) == 2 and all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
-        return int(parts[0]), int(parts[1])
+    parts = [_int(part) for part in (text or "").split(".")]
+    if len(parts) == 2 and parts[0] is not None and parts[1] is not None:
+        return parts[0], parts[1]
     return None
 
 
@@ -177,9 +178,10 @@ async def fulfillment_request(request: Request, visit: Visit) -> Response:
 
 
 def _int(text: str | None) -> int | None:
-    if text and text.isascii() and text.isdigit() and len(text) < 19:
-        return int(text)
-    return None
+    """The API's one integer rule (`contract.canonical_int`: `221`, never `0221` or `２２１`),
+    within what the database stores."""
+    value = canonical_int(text or "")
+    return value if value is not None and value <= MAX_DB_INT else None
 
 
 async def tokens(request: Request, visit: Visit) -> Response:

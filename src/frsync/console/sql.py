@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from frsync.contract import canonical_int
 from frsync.domain import Principal
 from frsync.models import HistoryEntry
 from frsync.store.queries import HAS_ERROR, scope_term
@@ -235,8 +236,9 @@ def lookups(text: str) -> list[tuple[str, Any]]:
     """What a search for `text` tries, in order: the id (when it is one), then the number."""
     text = text.strip()
     tries: list[tuple[str, Any]] = []
-    if text.isascii() and text.isdigit() and 0 < int(text) < 2**63:
-        tries.append(("id", int(text)))
+    fr_id = canonical_int(text)  # the API's one integer rule: `0221` is not an id
+    if fr_id is not None and 0 < fr_id < 2**63:
+        tries.append(("id", fr_id))
     if text:
         tries.append(("fulfillment_request_number", text))
     return tries
