@@ -4,7 +4,8 @@ The cookie never holds the API token; the database never holds the session id, o
 hash, so a copy of the database opens no session. Every worker reads the same table, so a
 browser may land on any of them, and "Sign out" deletes the row: the same cookie, replayed,
 opens nothing. A session ends on its own after `SESSION_SECONDS`, and at once when its token
-is revoked (the lookup joins the live token).
+is revoked (the lookup joins the live token). A token holds at most `MAX_SESSIONS` live
+sessions: signing in once more ends its oldest, so sign-ins cannot pile up rows.
 
 CSRF: SameSite=Strict keeps the cookie off cross-site requests, and every form that changes
 state carries a token besides: derived from the session id for signed-in forms, and a
