@@ -126,23 +126,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.connections) >= self.max_connections * _NEAR_CAP and room.idle:
             oldest = next(iter(room.idle))
             room.idle.pop(oldest)
-            oldest.transport.close()
+            oldest._close_now()
         # Refusing here keeps file descriptors and memory bounded under a flood; the client
         # sees the connection close and may retry (or go to another host).
         if len(self.connections) > self.max_connections:
             _warn("cap", "over %d open connections; closing new ones", self.max_connections)
-            transport.close()
+            self._close_now()
             return
         address = self.client[0] if self.client else ""
         if not self._is_proxy(address):
             if room.per_address[address] >= self.max_per_address:
                 _warn("share", "an address holds %d connections; closing its new ones",
                       self.max_per_address)  # fmt: skip
-                transport.close()
+                self._close_now()
                 return
             room.per_address[address] += 1
             self._address = address
         self._arm(self.header_timeout, head=True)
+
+    def _close_now(self) -> None:
+        # Out of the count at once: its connection_lost comes a loop turn later, and until
+        # then the next connections would see a cap that is not really reached.
+        self.connections.discard(self)
+        self.transport.close()
 
     def _is_proxy(self, address: str) -> bool:
         if self.trusted is None:
