@@ -124,25 +124,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         room = _room(self.server_state)
         if len(self.connections) >= self.max_connections * _NEAR_CAP and room.idle:
-            oldest = next(iter(room.idle))
+            oldest = next(iter(room.idle))  # the longest idle: cheapest to lose
             room.idle.pop(oldest)
             oldest._close_now()
         # Refusing here keeps file descriptors and memory bounded under a flood; the client
         # sees the connection close and may retry (or go to another host).
-        if len(self.connections) > self.max_connections:
-            _warn("cap", "over %d open connections; closing new ones", self.max_connections)
+        if self._over_cap() or not self._take_share(room):
             self._close_now()
             return
-        address = self.client[0] if self.client else ""
-        if not self._is_proxy(address):
-            if room.per_address[address] >= self.max_per_address:
-                _warn("share", "an address holds %d connections; closing its new ones",
-                      self.max_per_address)  # fmt: skip
-                self._close_now()
-                return
-            room.per_address[address] += 1
-            self._address = address
         self._arm(self.header_timeout, head=True)
+
+    def _over_cap(self) -> bool:
+        if len(self.connections) <= self.max_connections:
+            return False
+        _warn("cap", "over %d open connections; closing new ones", self.max_connections)
+        return True
+
+    def _take_share(self, room: _Room) -> bool:
+        """Count this connection in its address's share; False when the share is full."""
+        address = self.client[0] if self.client else ""
+        if self._is_proxy(address):
+            return True
+        if room.per_address[address] >= self.max_per_address:
+            _warn("share", "an address holds %d connections; closing its new ones",
+                  self.max_per_address)  # fmt: skip
+            return False
+        room.per_address[address] += 1
+        self._address = address
+        return True
 
     def _close_now(self) -> None:
         # Out of the count at once: its connection_lost comes a loop turn later, and until
