@@ -77,6 +77,7 @@ async def test_sign_ins_count_against_the_tokens_bucket(frozen: Starlette) -> No
             answers.append(await sign_in(browser, TOKENS["channel20"]))
     assert [a.status_code for a in answers] == [303] * BURST + [429]
     assert "over its rate limit" in answers[-1].text
+    assert int(answers[-1].headers["retry-after"]) >= 1
     assert CSRF.search(answers[-1].text)  # the form again, ready for a later try
 
 

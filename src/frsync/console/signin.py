@@ -78,16 +78,22 @@ async def sign_in(request: Request) -> Response:
     except Unauthenticated:
         return await _sign_in_form(request, 401, REFUSED)
     except RateLimited as error:
-        wait = error.decision.retry_after if error.decision else 1
+        wait = limits.wait_seconds(error)
         message = f"Too many sign-in attempts from this address. Try again in {wait} s."
-        return await _sign_in_form(request, 429, message)
+        return await _too_many(request, error, message)
     refused = await limits.spend(request, principal.token_id, bucket)
     if refused is not None:
-        return await _sign_in_form(request, 429, limits.over_limit_text(refused))
+        return await _too_many(request, refused, limits.over_limit_text(refused))
     session_id, age = await sessions.start(resources(request).queries, principal.token_id)
     response = RedirectResponse(HOME, 303)
     sessions.set_cookie(request, response, sessions.SESSION_COOKIE, session_id, age)
     sessions.clear_cookie(request, response, sessions.sign_in_cookie(request))
+    return response
+
+
+async def _too_many(request: Request, refused: RateLimited, message: str) -> Response:
+    response = await _sign_in_form(request, 429, message)
+    response.headers["Retry-After"] = str(limits.wait_seconds(refused))
     return response
 
 
