@@ -42,6 +42,7 @@ bench: install
 reliability: install
 	$(BIN)/python -m bench.security_report
 	$(BIN)/python -m bench.faults_report $(if $(FULL),--full)
+	$(BIN)/python -m bench.probe_report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

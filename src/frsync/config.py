@@ -114,6 +114,9 @@ class Settings:
     # sets it up for --workers > 1. None: this process's numbers only.
     metrics_dir: str | None = None
     log_requests: bool = True
+    # Open connections one client address may hold per worker process, so one client cannot
+    # take them all (SPEC §5); addresses of trusted proxies (`forwarded_allow_ips`) are exempt.
+    max_connections_per_address: Size = 200
 
 
 @functools.cache

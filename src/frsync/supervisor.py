@@ -12,6 +12,14 @@ table they share, a supervisor that shuts the door at SIGTERM, and proxy trust o
   closes its own copy as its shutdown starts (uvicorn `Server.shutdown`), so new connections
   are refused within a worker's event-loop tick (~0.1 s) while requests in flight finish or
   get their 503 as before.
+- **Crashes** (SPEC §7): a supervisor killed with SIGKILL runs no handler, and its workers
+  would live on as orphans holding the port. Each worker asks the kernel for SIGKILL when its
+  parent dies (`PR_SET_PDEATHSIG`, Linux) and also watches the pipe that the parent holds
+  open for it (`multiprocessing.parent_process().sentinel`, closed by the kernel when the
+  parent dies) from a thread, so it goes within a second either way (`die_with_supervisor`).
+  The directories `serve` makes for the workers (metrics, the shared rate-limit table) carry
+  the supervisor's pid in their name, and a later `serve` removes those whose supervisor is
+  gone (`private_dir`, `sweep_stale`): a crash leaves nothing a new start trips on.
 - **X-Forwarded-For**: uvicorn believes it from 127.0.0.1 unless told otherwise, which let
   anything on the host pick its own client address and dodge the per-address limit on bad
   tokens. No proxy is trusted unless `--forwarded-allow-ips` names it.
@@ -19,13 +27,19 @@ table they share, a supervisor that shuts the door at SIGTERM, and proxy trust o
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -61,9 +75,70 @@ def shared_rate_limits(settings: Settings) -> tuple[Settings, str | None]:
         return settings, None  # Redis (or a table the operator set up): already shared
     # /dev/shm is memory, not disk: the table's pages never wait on I/O.
     where = str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
-    made = tempfile.mkdtemp(prefix="frsync-ratelimit-", dir=where)
+    made = private_dir("ratelimit", where)
     url = f"shm://{Path(made).resolve() / 'buckets'}"
     return dataclasses.replace(settings, redis_url=url), made
+
+
+def private_dir(kind: str, where: str | None = None) -> str:
+    """A private (0700) directory `frsync-<kind>-<this pid>-…` for this run's workers, after
+    removing those a crashed supervisor left behind."""
+    sweep_stale(kind, where)
+    return tempfile.mkdtemp(prefix=f"frsync-{kind}-{os.getpid()}-", dir=where)
+
+
+def sweep_stale(kind: str, where: str | None = None) -> list[Path]:
+    """Remove this user's `frsync-<kind>-<pid>-…` directories whose supervisor is gone;
+    the ones removed. A directory of a live process (or another user's) is left alone."""
+    removed = []
+    for path in Path(where or tempfile.gettempdir()).glob(f"frsync-{kind}-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isascii() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if path.stat().st_uid != os.getuid() or not path.is_dir():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_supervisor() -> None:
+    """In a worker process: be killed within a second of the supervisor's death, however it
+    dies. Does nothing in a process that no supervisor started (`serve` with one worker)."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent.pid:  # the parent died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(
+        target=_die_when_readable, args=(parent.sentinel,), name="supervisor-watch", daemon=True
+    ).start()
+
+
+def _die_when_readable(sentinel: int) -> None:
+    # The sentinel becomes readable only when the parent's end closes: the parent is gone.
+    multiprocessing.connection.wait([sentinel])
+    log.error("supervisor gone; this worker stops now")
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def remove_dir(made: str | None) -> None:

@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 
 from frsync.config import Settings
 from frsync.console.overview import OverviewCache
+from frsync.console.store import ConsoleStore
 from frsync.domain import Principal
-from frsync.store.console_base import ConsoleStore
 from tests.conftest import client_for
 from tests.console.conftest import console_client, csrf_of, sign_in
 from tests.support import OPERATOR_TOKEN, TOKENS, fixture_copy, running_app
@@ -295,10 +295,10 @@ async def test_syncs_per_hour_counts_synced_and_failed_apart(
     bodies = {
         221: {"accountingSynced": True, "externalAccountingId": "PO-221"},  # synced
         222: {"accountingSynced": False, "accountingError": "Tax code missing"},  # failed
-        223: {"externalAccountingId": "PO-223"},  # neither: not a sync
+        223: {"externalAccountingId": "PO-223"},  # changed something: a sync too
     }
     async with client_for(app, TOKENS["account1"]) as api:
-        for fr_id, body in bodies.items():
+        for fr_id, body in [*bodies.items(), (221, bodies[221])]:  # the last changes nothing
             answer = await api.patch(f"/fulfillment-requests/{fr_id}/accounting-sync", json=body)
             assert answer.status_code == 204
     await sign_in(console, OPERATOR_TOKEN if who == "operator" else TOKENS[who])
@@ -306,7 +306,7 @@ async def test_syncs_per_hour_counts_synced_and_failed_apart(
                       (await console.get("/console")).text)  # fmt: skip
     assert label
     # source 10 holds 221 and 223; channel 20 holds 221 and 222.
-    expected = {"account1": (1, 1), "source10": (1, 0), "channel20": (1, 1), "operator": (1, 1)}
+    expected = {"account1": (2, 1), "source10": (2, 0), "channel20": (1, 1), "operator": (2, 1)}
     assert (int(label.group(1)), int(label.group(2))) == expected[who]
 
 

@@ -36,7 +36,10 @@ async def _probe(base: str, until: float) -> list[int]:
 
 
 async def test_trickling_heads_are_closed_in_time_while_a_probe_succeeds(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, header_timeout=HEADER_TIMEOUT, burst=1000)
+    # Every trickler is 127.0.0.1, like the probe: lift the per-address share (its own test
+    # is test_connection_share.py) so the deadline, not the share, closes them.
+    settings = make_settings(tmp_path, header_timeout=HEADER_TIMEOUT, burst=1000,
+                             max_connections_per_address=TRICKLERS * 2)  # fmt: skip
     head = b"GET /fulfillment-requests/221 HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200
     async with guarded_server(settings) as (host, port):
         probe = asyncio.create_task(_probe(f"http://{host}:{port}", time.monotonic() + 4))

@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ def app_from_env() -> Any:
     from frsync.server_protocol import GuardedHttpToolsProtocol
 
     configure_logging()  # worker processes are spawned fresh: set logging up in each
+    supervisor.die_with_supervisor()  # no orphan outlives a supervisor killed with -9
     settings = Settings.from_env()
     GuardedHttpToolsProtocol.configure(settings)  # before this worker accepts a connection
     return create_app(settings)
@@ -50,7 +50,7 @@ def _metrics_dir(settings: Settings) -> tuple[Settings, str | None]:
         return settings, None
     if settings.workers <= 1:
         return settings, None
-    made = tempfile.mkdtemp(prefix="frsync-metrics-")
+    made = supervisor.private_dir("metrics")  # a crashed run's directories removed first
     return dataclasses.replace(settings, metrics_dir=made), made
 
 

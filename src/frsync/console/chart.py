@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from frsync.console.store import HourCount
 from frsync.models import format_ms
-from frsync.store.console_base import HourCount
 
 WIDTH, HEIGHT = 960, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 28  # room for the axis labels

@@ -20,7 +20,10 @@ CSP = (
 _HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # Nothing leaves for another origin; same-origin requests keep theirs, and with it a
+    # form post's real `Origin` (under no-referrer browsers send `Origin: null`), which the
+    # sign-in's same-origin check reads (sessions.same_origin).
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 

@@ -7,8 +7,8 @@ What each worker keeps (`OverviewCache`), and so how old a number can be:
 - the whole overview per scope. Younger than `CACHE_SECONDS` (2 s) it is served as is;
   younger than `STALE_SECONDS` (30 s) it is served as is while a new one is computed in the
   background for the next request; older, or never computed, it is computed before the
-  answer. A page polling every 5 s therefore shows numbers one poll old (at most about
-  5 s plus one computation), and any number of browsers costs at most one computation per
+  answer. A page polling every 10 s therefore shows numbers one poll old (at most about
+  10 s plus one computation), and any number of browsers costs at most one computation per
   scope per worker per 2 s;
 - the syncs of the hours that are over, per scope, for `PAST_HOURS_SECONDS` (5 min): an
   hour that is over gains no new syncs, so each computation reads only the current hour's
@@ -26,10 +26,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from frsync.console.store import ConsoleStore, ErrorCount, HourCount
 from frsync.domain import Principal
 from frsync.models import now_ms
 from frsync.store.base import FrQuery
-from frsync.store.console_base import ConsoleStore, ErrorCount, HourCount
 
 CACHE_SECONDS = 2.0
 STALE_SECONDS = 30.0

@@ -1,7 +1,9 @@
 """The console's pages. Thin: who is signed in, one query, one template.
 
 Every page but sign-in needs a live session (`signed_in`), and every query takes the
-session's principal, so a page can only ever show the signed-in token's scope.
+session's principal, so a page can only ever show the signed-in token's scope. Every
+signed-in request spends one request of the token's rate-limit bucket first (`limits.py`);
+over the limit, the page says so instead of reading anything.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from frsync.console import sessions
+from frsync.api.auth import bucket_key
+from frsync.console import limits, sessions
 from frsync.console.chart import layout
 from frsync.console.headers import secure
 from frsync.console.overview import WITH_ERROR
 from frsync.console.resources import resources
 from frsync.console.templating import templates
-from frsync.contract import MAX_ACCOUNTING_ERROR
+from frsync.contract import MAX_ACCOUNTING_ERROR, canonical_int
 from frsync.domain import Principal
-from frsync.errors import StoreBusy
+from frsync.errors import RateLimited, StoreBusy
 from frsync.models import now_ms
 
 HOME = "/console"
@@ -30,6 +33,7 @@ ERRORS_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 20
 TOKENS_PAGE_SIZE = 100
 MAX_SEARCH = 200  # characters; an FR number is far shorter
+MAX_DB_INT = 2**63 - 1  # BIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +61,28 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+Refusal = Callable[[Request, Visit, RateLimited], Response]
 
 
 async def _to_sign_in(request: Request) -> Response:
     return RedirectResponse(HOME, 303)
 
 
-def signed_in(handler: Page, anonymous: Handler = _to_sign_in) -> Handler:
+def over_limit_page(request: Request, visit: Visit, refused: RateLimited) -> Response:
+    """A page in the console's frame that says what happened and when to try again."""
+    wait = limits.wait_seconds(refused)
+    response = render(request, "over_limit.html", 429, visit=visit, wait=wait)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def signed_in(
+    handler: Page, anonymous: Handler = _to_sign_in, over_limit: Refusal = over_limit_page
+) -> Handler:
     """Route wrapper: call `handler` with the session's Visit, or `anonymous` (by default a
-    redirect to the sign-in page). A busy store answers a 503 page that says it will pass,
-    not an error trace."""
+    redirect to the sign-in page); the token's bucket is charged first, and `over_limit`
+    answers when it is empty. A busy store answers a 503 page that says it will pass, not
+    an error trace."""
 
     @wraps(handler)
     async def route(request: Request) -> Response:
@@ -76,6 +92,10 @@ def signed_in(handler: Page, anonymous: Handler = _to_sign_in) -> Handler:
                 return await anonymous(request)
             signed, session_id = found
             visit = Visit(signed.principal, signed.scope_name, sessions.csrf_token(session_id))
+            bucket = bucket_key(signed.token_hash)  # the bucket its API requests spend
+            refused = await limits.spend(request, signed.principal.token_id, bucket)
+            if refused is not None:
+                return over_limit(request, visit, refused)
             return await handler(request, visit)
         except StoreBusy:
             response = render(request, "busy.html", 503)
@@ -130,9 +150,9 @@ async def errors(request: Request, visit: Visit) -> Response:
 
 def _cursor(text: str | None) -> tuple[int, int] | None:
     """`<updated_at>.<id>` of the last row seen; anything else means the first page."""
-    parts = (text or "").split(".")
-    if len(parts) == 2 and all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
-        return int(parts[0]), int(parts[1])
+    parts = [_int(part) for part in (text or "").split(".")]
+    if len(parts) == 2 and parts[0] is not None and parts[1] is not None:
+        return parts[0], parts[1]
     return None
 
 
@@ -158,9 +178,10 @@ async def fulfillment_request(request: Request, visit: Visit) -> Response:
 
 
 def _int(text: str | None) -> int | None:
-    if text and text.isascii() and text.isdigit() and len(text) < 19:
-        return int(text)
-    return None
+    """The API's one integer rule (`contract.canonical_int`: `221`, never `0221` or `２２１`),
+    within what the database stores."""
+    value = canonical_int(text or "")
+    return value if value is not None and value <= MAX_DB_INT else None
 
 
 async def tokens(request: Request, visit: Visit) -> Response:

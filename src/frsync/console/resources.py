@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from frsync.console.overview import OverviewCache
+from frsync.console.store import ConsoleStore
 from frsync.console.usage import UsageRecorder
-from frsync.store.console_base import ConsoleStore
 
 
 @dataclass(slots=True)

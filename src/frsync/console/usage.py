@@ -15,8 +15,8 @@ import contextlib
 import logging
 from collections import defaultdict
 
+from frsync.console.store import ConsoleStore, UsageCount
 from frsync.models import now_ms
-from frsync.store.console_base import ConsoleStore, UsageCount
 
 FLUSH_SECONDS = 2.0
 KEEP_MINUTES = 120

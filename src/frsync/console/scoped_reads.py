@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from frsync.console import sql
+from frsync.console.store import ErrorCount, ErrorRow, HourCount, TokenRow
 from frsync.domain import Principal
-from frsync.store import console_sql as sql
-from frsync.store.console_base import ErrorCount, ErrorRow, HourCount, TokenRow
 
 
 class ScopedReads:

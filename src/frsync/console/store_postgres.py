@@ -6,29 +6,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from frsync.domain import Principal
-from frsync.store import console_sql as sql
-from frsync.store import queries
-from frsync.store.base import FrQuery
-from frsync.store.console_base import (
+from frsync.console import sql
+from frsync.console.scoped_reads import ScopedReads
+from frsync.console.sql import dollar
+from frsync.console.store import (
     FrDetail,
     SignedIn,
     UsageCount,
 )
-from frsync.store.console_reads import ScopedReads
-from frsync.store.console_sql import dollar
+from frsync.domain import Principal
+from frsync.store import queries
+from frsync.store.base import FrQuery
 from frsync.store.postgres import PostgresStore
 from frsync.store.postgres_sql import dollar as numbered
 from frsync.store.rows import fr_from_row
 
 _LAST_USED = dollar(sql.add_last_used(postgres=True))
+_ONE_SIGN_IN_AT_A_TIME = "SELECT 1 FROM api_tokens WHERE id = $1 FOR UPDATE"
 
 
 class ConsolePostgres(ScopedReads):
     postgres = True
 
-    def __init__(self, store: Any) -> None:
-        assert isinstance(store, PostgresStore)
+    def __init__(self, store: PostgresStore) -> None:
         self._store = store
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
@@ -39,13 +39,17 @@ class ConsolePostgres(ScopedReads):
         return await self._rows(statement, params)  # the pool already keeps it off the loop
 
     async def create_session(
-        self, session_hash: bytes, token_id: int, now: int, expires_at: int
+        self, session_hash: bytes, token_id: int, now: int, expires_at: int, keep: int
     ) -> None:
         async with self._store.transaction() as connection:
+            # One sign-in of a token at a time, so two at once cannot both keep `keep` others.
+            await connection.execute(_ONE_SIGN_IN_AT_A_TIME, token_id)
             await connection.execute(dollar(sql.DROP_EXPIRED_SESSIONS), now)
             await connection.execute(
                 dollar(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
             )
+            trim = sql.trim_sessions(session_hash, token_id, keep)
+            await connection.execute(dollar(sql.TRIM_SESSIONS), *trim)
 
     async def count(self, principal: Principal, query: FrQuery) -> int:
         statement, params = queries.count_sql(principal, query, placeholder=numbered)
@@ -57,7 +61,7 @@ class ConsolePostgres(ScopedReads):
 
     async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
         rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))
-        return SignedIn(Principal(*rows[0][:3]), rows[0][3]) if rows else None
+        return SignedIn(Principal(*rows[0][:3]), rows[0][3], bytes(rows[0][4])) if rows else None
 
     async def end_session(self, session_hash: bytes) -> None:
         async with self._store.acquire() as connection:

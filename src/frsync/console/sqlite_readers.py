@@ -1,4 +1,4 @@
-"""Read connections of the console's own for SQLite, used from worker threads.
+"""The console's own read connections to a SQLite file, used from worker threads.
 
 The store's connection runs on the event loop; a count over a million-FR scope or a day of
 history takes tens of milliseconds or more, which on the loop would hold up every other

@@ -7,17 +7,17 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from frsync.domain import Principal
-from frsync.store import console_sql as sql
-from frsync.store import queries
-from frsync.store.base import FrQuery
-from frsync.store.console_base import (
+from frsync.console import sql
+from frsync.console.scoped_reads import ScopedReads
+from frsync.console.sqlite_readers import Readers
+from frsync.console.store import (
     FrDetail,
     SignedIn,
     UsageCount,
 )
-from frsync.store.console_readers import Readers
-from frsync.store.console_reads import ScopedReads
+from frsync.domain import Principal
+from frsync.store import queries
+from frsync.store.base import FrQuery
 from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
 
@@ -30,8 +30,7 @@ class ConsoleSqlite(ScopedReads):
 
     postgres = False
 
-    def __init__(self, store: Any, path: str, busy_timeout: float) -> None:
-        assert isinstance(store, SqliteStore)
+    def __init__(self, store: SqliteStore, path: str, busy_timeout: float) -> None:
         self._store = store
         self._readers = Readers(path, busy_timeout)
 
@@ -50,17 +49,18 @@ class ConsoleSqlite(ScopedReads):
         self._readers.close()
 
     async def create_session(
-        self, session_hash: bytes, token_id: int, now: int, expires_at: int
+        self, session_hash: bytes, token_id: int, now: int, expires_at: int, keep: int
     ) -> None:
         def write(db: sqlite3.Connection) -> None:
             db.execute(sql.DROP_EXPIRED_SESSIONS, (now,))
             db.execute(sql.CREATE_SESSION, (session_hash, token_id, now, expires_at))
+            db.execute(sql.TRIM_SESSIONS, sql.trim_sessions(session_hash, token_id, keep))
 
         await self._store.transaction(write)
 
     async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
         rows = await self._rows(sql.SESSION_PRINCIPAL, (session_hash, now))
-        return SignedIn(Principal(*rows[0][:3]), rows[0][3]) if rows else None
+        return SignedIn(Principal(*rows[0][:3]), rows[0][3], bytes(rows[0][4])) if rows else None
 
     async def end_session(self, session_hash: bytes) -> None:
         await self._store.transaction(lambda db: db.execute(sql.END_SESSION, (session_hash,)))

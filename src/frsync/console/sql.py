@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from frsync.contract import canonical_int
 from frsync.domain import Principal
 from frsync.models import HistoryEntry
 from frsync.store.queries import HAS_ERROR, scope_term
@@ -53,8 +54,23 @@ _SCOPE_NAME = (
     " WHEN 'source' THEN (SELECT name FROM sources WHERE id = t.scope_id)"
     " WHEN 'channel' THEN (SELECT name FROM channels WHERE id = t.scope_id) END"
 )
+# A token's sessions past its newest `keep` (the new one, bound first, always stays).
+TRIM_SESSIONS = (
+    "DELETE FROM console_sessions WHERE token_id = ? AND session_hash <> ?"
+    " AND session_hash NOT IN (SELECT session_hash FROM console_sessions"
+    "  WHERE token_id = ? AND session_hash <> ?"
+    "  ORDER BY created_at DESC, session_hash DESC LIMIT ?)"
+)
+
+
+def trim_sessions(session_hash: bytes, token_id: int, keep: int) -> tuple[Any, ...]:
+    """TRIM_SESSIONS's values: the new session and the `keep` - 1 before it stay."""
+    return (token_id, session_hash, token_id, session_hash, keep - 1)
+
+
 SESSION_PRINCIPAL = (
-    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME} FROM console_sessions AS s"
+    f"SELECT t.id, t.token_type, t.scope_id, {_SCOPE_NAME}, t.token_hash"
+    " FROM console_sessions AS s"
     " JOIN api_tokens AS t ON t.id = s.token_id"
     " WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL"
 )
@@ -62,8 +78,10 @@ END_SESSION = "DELETE FROM console_sessions WHERE session_hash = ?"
 
 
 def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[str, list[Any]]:
-    """Per hour: entries that set an error (failed), and the others that set
-    accountingSynced true (synced). Entries that changed neither are not syncs.
+    """Per hour, the accounting-history entries that hold a change — one per applied PATCH
+    that changed something, whichever fields it changed: those that set a (non-empty)
+    accountingError are failed, every other one is synced. An entry with no change (older
+    versions wrote one for a PATCH that changed nothing) is not a sync.
 
     Each entry's changes are parsed once, in a subquery the planner must not flatten
     (`OFFSET 0` / `LIMIT -1`): flattened, every reference would parse the JSON again."""
@@ -79,24 +97,20 @@ def syncs_per_hour(principal: Principal, since: int, postgres: bool) -> tuple[st
         scope = scoped(principal, binds, "f.")
     if postgres:
         parsed = (
-            "SELECT hour, c #>> '{accountingSynced,after}' AS s,"
-            " c #>> '{accountingError,after}' AS e FROM (SELECT h.at / 3600000 AS hour,"
-            f" h.changes::jsonb AS c FROM accounting_history AS h{join}"
-            f" WHERE h.at >= {at_least}{scope} OFFSET 0) AS entries"
+            "SELECT hour, c #>> '{accountingError,after}' AS e FROM (SELECT h.at / 3600000"
+            f" AS hour, h.changes::jsonb AS c FROM accounting_history AS h{join}"
+            f" WHERE h.at >= {at_least}{scope} OFFSET 0) AS entries WHERE c <> '{{}}'::jsonb"
         )
-        true = "'true'"  # #>> gives text
     else:
         parsed = (
             "SELECT h.at / 3600000 AS hour,"
-            " json_extract(h.changes, '$.accountingSynced.after') AS s,"
             " json_extract(h.changes, '$.accountingError.after') AS e"
             f" FROM accounting_history AS h INDEXED BY ix_history_at{join}"
-            f" WHERE h.at >= {at_least}{scope} LIMIT -1"
+            f" WHERE h.at >= {at_least}{scope} AND json(h.changes) <> '{{}}' LIMIT -1"
         )
-        true = "1"  # json_extract gives 1 for true
     failed = "COALESCE(e <> '', FALSE)"
     sql = (
-        f"SELECT hour, SUM(CASE WHEN s = {true} AND NOT {failed} THEN 1 ELSE 0 END),"
+        f"SELECT hour, SUM(CASE WHEN {failed} THEN 0 ELSE 1 END),"
         f" SUM(CASE WHEN {failed} THEN 1 ELSE 0 END) FROM ({parsed}) AS day"
         " GROUP BY hour ORDER BY hour"
     )
@@ -222,8 +236,9 @@ def lookups(text: str) -> list[tuple[str, Any]]:
     """What a search for `text` tries, in order: the id (when it is one), then the number."""
     text = text.strip()
     tries: list[tuple[str, Any]] = []
-    if text.isascii() and text.isdigit() and 0 < int(text) < 2**63:
-        tries.append(("id", int(text)))
+    fr_id = canonical_int(text)  # the API's one integer rule: `0221` is not an id
+    if fr_id is not None and 0 < fr_id < 2**63:
+        tries.append(("id", fr_id))
     if text:
         tries.append(("fulfillment_request_number", text))
     return tries

@@ -1,6 +1,7 @@
 """What the console asks of a database beyond the API's store: sessions, per-token usage,
-and the reads behind its views. One small interface; each SQL backend wraps its own store
-(`open_console_store`, chosen by the database URL like the store itself).
+and the reads behind its views. One small interface; the console's own SQL (`sql.py`) runs
+on each store's public interface (`store_sqlite.py`, `store_postgres.py`), chosen by the
+store's `kind`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ if TYPE_CHECKING:
 class SignedIn:
     principal: Principal
     scope_name: str | None  # the account's, source's or channel's name; None for an operator
+    token_hash: bytes  # names the token's rate-limit bucket (api.auth.bucket_key)
 
 
 @dataclass(frozen=True, slots=True)
 class HourCount:
     hour: int  # hours since the epoch, UTC
-    synced: int  # applied syncs that left accountingSynced true and no error
-    failed: int  # applied syncs that set an accountingError
+    # History entries with a change (one per applied PATCH that changed something):
+    synced: int  # those that did not set an accountingError
+    failed: int  # those that set one
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +79,10 @@ class UsageCount:
 
 class ConsoleStore(Protocol):
     async def create_session(
-        self, session_hash: bytes, token_id: int, now: int, expires_at: int
+        self, session_hash: bytes, token_id: int, now: int, expires_at: int, keep: int
     ) -> None:
-        """Record a signed-in browser; sessions already expired are removed on the way."""
+        """Record a signed-in browser, and end the token's oldest sessions beyond its `keep`
+        newest (this one always kept); sessions already expired are removed on the way."""
         ...
 
     async def session_principal(self, session_hash: bytes, now: int) -> SignedIn | None:
@@ -132,16 +136,20 @@ class ConsoleStore(Protocol):
 
 
 def open_console_store(settings: Settings, store: Store) -> ConsoleStore:
-    """The console's queries on the same connections as `store` (one per backend)."""
-    from frsync.store import scheme_of
+    """The console's queries on the same connections as `store`, by the store's kind (each
+    backend's module is imported only when used: PostgreSQL's needs asyncpg)."""
+    if store.kind == "sqlite":
+        from frsync.console.store_sqlite import ConsoleSqlite
+        from frsync.store.sqlite import SqliteStore, path_from_url
 
-    if scheme_of(settings.database_url) == "sqlite":
-        from frsync.store.console_sqlite import ConsoleSqlite
-        from frsync.store.sqlite import path_from_url
+        if isinstance(store, SqliteStore):
+            # Its own read connections to the same file, for the big reads (sqlite_readers).
+            path = path_from_url(settings.database_url)
+            return ConsoleSqlite(store, path, settings.store_busy_timeout)
+    elif store.kind == "postgresql":
+        from frsync.console.store_postgres import ConsolePostgres
+        from frsync.store.postgres import PostgresStore
 
-        return ConsoleSqlite(
-            store, path_from_url(settings.database_url), settings.store_busy_timeout
-        )
-    from frsync.store.console_postgres import ConsolePostgres
-
-    return ConsolePostgres(store)
+        if isinstance(store, PostgresStore):
+            return ConsolePostgres(store)
+    raise ValueError(f"the console has no SQL for this store ({store.kind})")
