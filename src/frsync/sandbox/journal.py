@@ -143,7 +143,7 @@ async def _entry(
         body=text,
         body_truncated=truncated,
         account_id=scope.get(ACCOUNT_SCOPE_KEY),
-        body_omitted=principal is None and body.size > 0,
+        body_omitted=principal is None,
         size=_ENTRY_OVERHEAD + len(path) + len(query) + len(text or ""),
     )
 
