@@ -28,6 +28,7 @@ from frsync.sandbox.faults import (
     forced_response,
 )
 from frsync.sandbox.journal import JournalParts, SandboxMiddleware
+from frsync.sandbox.purge import Purger
 from frsync.sandbox.redact import Redactor
 from frsync.sandbox.routes import ADMIN_ROUTES
 from frsync.sandbox.rules import STATUSES as FORCED_STATUSES
@@ -114,6 +115,8 @@ def start(state: Any, database_url: str) -> FaultHook:
     store = open_sandbox_store(database_url, state.store)
     state.sandbox_store = store
     state.sandbox_redactor = Redactor(store.known_tokens)
+    state.sandbox_purger = Purger(store)
+    state.sandbox_purger.kick()  # what a stopped worker may have left
     return FaultInjector(store, state.store, Accounts(store)).apply
 
 

@@ -11,6 +11,7 @@ from frsync.contract import method_name
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES, TokenType, now_ms
 from frsync.ratelimit import RateLimitStore
+from frsync.sandbox.purge import Purger
 from frsync.sandbox.rules import Rule, parse_rule, unknown_key
 from frsync.store.sandbox_base import (
     MAX_RULES,
@@ -45,9 +46,11 @@ class Tenant:
         }
 
 
-async def reset(store: SandboxStore, limiter: RateLimitStore) -> None:
-    """Back to the last load: data, history, tenants, rules and journal; then every bucket."""
+async def reset(store: SandboxStore, limiter: RateLimitStore, purger: Purger) -> None:
+    """Back to the last load: data, history, tenants, rules and journal; then every bucket.
+    The removed tenants' rows are deleted in the background (see purge.py)."""
     await store.reset()
+    purger.kick()
     await limiter.reset()
 
 

@@ -4,7 +4,8 @@ the request.
 
 Rules and their counters live in the database, so every worker sees the same rules. Each
 worker keeps its own copy of the live rules, indexed by tenant, and reloads it only when the
-rules' version stamp (one small read per request) has changed: matching costs the same with
+rules' version stamp has changed (one small read per request, which also says whether a
+tenant's token still belongs to a live tenant): matching costs the same with
 1 or 10,000 rules. `skip`, `times` and their counters stay in the database, each counted down
 by one conditional UPDATE (`… WHERE remaining > 0`), so N firings happen exactly N times
 however many workers race for them.
@@ -21,10 +22,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from frsync.api.auth import PRINCIPAL_SCOPE_KEY, UNAUTHENTICATED
 from frsync.api.problems import HTTP_TITLES, problem_response
 from frsync.contract import canonical_int
 from frsync.domain import Principal
-from frsync.errors import FrsyncError
+from frsync.errors import FrsyncError, Unauthenticated
 from frsync.sandbox.rules import Facts, Rule, matches, rule_from_store
 from frsync.store import Store
 from frsync.store.sandbox_base import TENANT_ID_BASE, SandboxStore
@@ -82,9 +84,9 @@ class RuleIndex:
         self.spent: set[int] = set()  # counted out here; gone at the next reload
         self.skips_done: set[int] = set()
 
-    async def candidates(self, account_id: int | None) -> Iterator[Rule]:
-        """The rules that may apply to a request of `account_id`, oldest first."""
-        version = await self._store.rules_version()
+    async def candidates(self, version: int, account_id: int | None) -> Iterator[Rule]:
+        """The rules that may apply to a request of `account_id`, oldest first, as of the
+        rules' `version` stamp."""
         if version != self._version:
             await self._reload(version)
         own = self._by_account.get(account_id, []) if account_id is not None else []
@@ -122,6 +124,13 @@ class FaultInjector:
         """Fire the first rule that matches this request, if any: wait out its delay, then
         raise ForcedAnswer or DropConnection for a status or a drop."""
         account = await self._accounts.of(principal)
+        tenant = account if account is not None and account >= TENANT_ID_BASE else None
+        version, live = await self._store.request_state(tenant)
+        if tenant is not None and not live:
+            # A removed tenant's token, whose row a purge has yet to delete: refused as if
+            # it were gone already, and journalled as a request without a valid token.
+            del request.scope[PRINCIPAL_SCOPE_KEY]
+            raise Unauthenticated(UNAUTHENTICATED)
         request.scope[ACCOUNT_SCOPE_KEY] = account
         facts = Facts(
             request.method,
@@ -131,7 +140,7 @@ class FaultInjector:
             _fr_id(request),
             account,
         )
-        rule = await self._first_firing(facts)
+        rule = await self._first_firing(version, facts)
         if rule is None:
             return
         action = rule.action
@@ -145,9 +154,9 @@ class FaultInjector:
             request.scope[DROP_SCOPE_KEY] = True
             raise DropConnection("The connection was dropped by a sandbox fault rule.")
 
-    async def _first_firing(self, facts: Facts) -> Rule | None:
+    async def _first_firing(self, version: int, facts: Facts) -> Rule | None:
         index = self._index
-        for rule in await index.candidates(facts.account_id):
+        for rule in await index.candidates(version, facts.account_id):
             if not matches(rule.match, facts):
                 continue
             if rule.probability is not None and self._roll() >= rule.probability:

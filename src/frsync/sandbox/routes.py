@@ -85,7 +85,8 @@ async def _body(request: Request, *, required: bool) -> Any:
 @operator_only
 async def reset(request: Request) -> Response:
     """Put the sandbox back as the last load or demo left it."""
-    await admin.reset(_store(request), request.app.state.limiter)
+    state = request.app.state
+    await admin.reset(state.sandbox_store, state.limiter, state.sandbox_purger)
     return _no_content()
 
 

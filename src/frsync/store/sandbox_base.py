@@ -129,12 +129,17 @@ class SandboxStore(Protocol):
         """A live tenant (made, not yet removed)."""
         ...
 
-    async def add_rule(self, rule: NewRule) -> int:
-        """The new rule's id; TooManyRules past the tenant's or the sandbox's bound."""
+    async def purge_removed_tenants(self) -> int:
+        """Delete the rows of up to sandbox_sql.PURGE_CHUNK removed tenants (in one short
+        transaction); how many there were."""
         ...
 
-    async def rules_version(self) -> int:
-        """A stamp that changes whenever a rule is added or deleted."""
+    async def request_state(self, account_id: int | None) -> tuple[int, bool]:
+        """In one read: the rules' version stamp, and whether `account_id` is a live tenant."""
+        ...
+
+    async def add_rule(self, rule: NewRule) -> int:
+        """The new rule's id; TooManyRules past the tenant's or the sandbox's bound."""
         ...
 
     async def rules(self) -> list[StoredRule]:

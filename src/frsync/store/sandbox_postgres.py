@@ -70,9 +70,7 @@ class PostgresSandboxStore:
         # database legitimately takes longer than an API call may (lock waits stay bounded).
         async with self._store.transaction(bounded=False) as connection:
             await connection.execute(_EXCLUDE_WRITERS)
-            for statement in sql.REMOVE_ALL_TENANTS:
-                await connection.execute(pg(statement), TENANT_ID_BASE)
-            await connection.execute(sql.CLEAR_TENANTS)
+            await connection.execute(sql.CLEAR_TENANTS)  # rows go in `purge_removed_tenants`
             mark = await connection.fetchval(sql.BASELINE_MARK_SQL)
             if mark is not None:  # no load since sandbox mode existed: nothing to go back to
                 rows = await connection.fetch(pg(sql.TOUCHED), mark)
@@ -110,6 +108,21 @@ class PostgresSandboxStore:
             await connection.execute(sql.BUMP_RULES_VERSION)
         return True
 
+    async def purge_removed_tenants(self) -> int:
+        async with self._store.transaction() as connection:
+            rows = await connection.fetch(pg(sql.PURGE_CANDIDATES), TENANT_ID_BASE, sql.PURGE_CHUNK)
+            accounts = [row[0] for row in rows]
+            for statement, offsets in sql.REMOVE_TENANT:
+                params = [tuple(a + k for k in offsets) for a in accounts]
+                if params:
+                    await connection.executemany(pg(statement), params)
+        return len(accounts)
+
+    async def request_state(self, account_id: int | None) -> tuple[int, bool]:
+        async with self._store.acquire() as connection:
+            row = await connection.fetchrow(pg(sql.REQUEST_STATE), account_id)
+        return int(row[0] or 0), bool(row[1])
+
     async def is_tenant(self, account_id: int) -> bool:
         return await self._fetchval(sql.LIVE_TENANT, account_id) is not None
 
@@ -128,10 +141,6 @@ class PostgresSandboxStore:
             rule_id = await connection.fetchval(pg(sql.ADD_RULE), *params)
             await connection.execute(sql.BUMP_RULES_VERSION)
         return int(rule_id)
-
-    async def rules_version(self) -> int:
-        version = await self._fetchval(sql.RULES_VERSION_SQL)
-        return 0 if version is None else int(version)
 
     async def rules(self) -> list[StoredRule]:
         async with self._store.acquire() as connection:

@@ -127,20 +127,22 @@ BUMP_RULES_VERSION = (
     f"INSERT INTO sandbox_state (name, value) VALUES ('{RULES_VERSION}', 1)"
     " ON CONFLICT (name) DO UPDATE SET value = sandbox_state.value + 1"
 )
-RULES_VERSION_SQL = f"SELECT value FROM sandbox_state WHERE name = '{RULES_VERSION}'"
 
-# Every id a tenant was given comes from one counter starting at TENANT_ID_BASE, so a reset
-# removes every tenant by id range (index range scans), however many were ever made; their
-# tokens are deleted, not kept revoked. Children first, so no foreign key is ever broken.
-REMOVE_ALL_TENANTS = (
-    "DELETE FROM accounting_history WHERE fulfillment_request_id >= ?",
-    "DELETE FROM fulfillment_request_items WHERE fulfillment_request_id >= ?",
-    "DELETE FROM fulfillment_requests WHERE id >= ?",
-    "DELETE FROM api_tokens WHERE scope_id >= ? AND token_type <> 'operator'",
-    "DELETE FROM channels WHERE id >= ?",
-    "DELETE FROM sources WHERE id >= ?",
-    "DELETE FROM accounts WHERE id >= ?",
+# A reset removes every tenant at once by deleting their sandbox_tenants rows: from then on
+# their tokens are refused (sandbox mode checks the tenant is live on every request, in the
+# same read as the rules' version). Their rows — tokens, FRs, items, history, the account —
+# are purged right after, a chunk of tenants per transaction, so nothing waits long for them.
+REQUEST_STATE = (
+    f"SELECT (SELECT value FROM sandbox_state WHERE name = '{RULES_VERSION}'),"
+    " EXISTS (SELECT 1 FROM sandbox_tenants WHERE account_id = ? AND removed_at IS NULL)"
 )
+# Tenants' ids all come from one counter starting at TENANT_ID_BASE: an account there with no
+# sandbox_tenants row is a removed tenant (an index range scan, however many were made).
+PURGE_CANDIDATES = (
+    "SELECT id FROM accounts WHERE id >= ?"
+    " AND id NOT IN (SELECT account_id FROM sandbox_tenants) ORDER BY id LIMIT ?"
+)
+PURGE_CHUNK = 100
 CLEAR_TENANTS = "DELETE FROM sandbox_tenants"
 _FRS = "SELECT id FROM fulfillment_requests WHERE account_id = ?"
 # Removing one tenant, whose source and channel ids follow its account id: each statement

@@ -39,9 +39,7 @@ def take_baseline(db: sqlite3.Connection) -> None:
 
 
 def _reset(db: sqlite3.Connection) -> None:
-    for statement in sql.REMOVE_ALL_TENANTS:
-        db.execute(statement, (TENANT_ID_BASE,))
-    db.execute(sql.CLEAR_TENANTS)
+    db.execute(sql.CLEAR_TENANTS)  # their rows go in `purge_removed_tenants`
     row = db.execute(sql.BASELINE_MARK_SQL).fetchone()
     if row is not None:  # no load since sandbox mode existed: nothing to go back to
         for statement in _RESTORE:
@@ -71,6 +69,14 @@ def _delete_tenant(db: sqlite3.Connection, account_id: int) -> bool | None:
         db.execute(statement, params)
     db.execute(sql.BUMP_RULES_VERSION)
     return True
+
+
+def _purge_chunk(db: sqlite3.Connection) -> int:
+    rows = db.execute(sql.PURGE_CANDIDATES, (TENANT_ID_BASE, sql.PURGE_CHUNK)).fetchall()
+    for (account_id,) in rows:
+        for statement, params in sql.removal(account_id):
+            db.execute(statement, params)
+    return len(rows)
 
 
 def _add_rule(db: sqlite3.Connection, rule: NewRule) -> int:
@@ -135,16 +141,19 @@ class SqliteSandboxStore:
     async def delete_tenant(self, account_id: int) -> bool | None:
         return await self._store.transaction(lambda db: _delete_tenant(db, account_id))
 
+    async def purge_removed_tenants(self) -> int:
+        return await self._store.transaction(_purge_chunk)
+
+    async def request_state(self, account_id: int | None) -> tuple[int, bool]:
+        row = await self._read(sql.REQUEST_STATE, (account_id,))
+        return int(row[0] or 0), bool(row[1])
+
     async def is_tenant(self, account_id: int) -> bool:
         row = await self._read(sql.LIVE_TENANT, (account_id,))
         return row is not None
 
     async def add_rule(self, rule: NewRule) -> int:
         return await self._store.transaction(lambda db: _add_rule(db, rule))
-
-    async def rules_version(self) -> int:
-        row = await self._read(sql.RULES_VERSION_SQL, ())
-        return 0 if row is None else int(row[0])
 
     async def rules(self) -> list[StoredRule]:
         rows = await self._store.read(lambda db: db.execute(sql.RULES_SQL).fetchall())

@@ -56,6 +56,7 @@ sources = Table(
     Column("id", Id, primary_key=True, autoincrement=False),
     Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
     Column("name", Text, nullable=False),
+    Index("ix_sources_account", "account_id"),  # the foreign key check of deleting accounts
 )
 
 channels = Table(
@@ -64,6 +65,7 @@ channels = Table(
     Column("id", Id, primary_key=True, autoincrement=False),
     Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
     Column("name", Text, nullable=False),
+    Index("ix_channels_account", "account_id"),  # the foreign key check of deleting accounts
 )
 
 fulfillment_requests = Table(
@@ -248,6 +250,7 @@ console_sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_console_sessions_expires_at", "expires_at"),
+    Index("ix_console_sessions_token", "token_id"),  # the cascade of deleting tokens
 )
 
 # Requests and 429s per token per minute, added up from every worker (console/usage.py).

@@ -10,7 +10,10 @@ Create Date: 2026-12-06 21:30:00.000000
   `body_omitted`: the request had no valid token, so its body was not kept; `size`: bytes the
   entry holds, for the journal's byte bound. Indexed by (account_id, id) for the per-tenant
   journal, its paging and its per-account bound.
-- `api_tokens (scope_id)`: a reset deletes tenants' tokens by id range without a scan.
+- `api_tokens (scope_id)`: a reset deletes tenants' tokens by id range without a scan; and
+  `sources (account_id)`, `channels (account_id)`, `console_sessions (token_id)`: the foreign
+  key checks of those deletes (one per deleted account or token) find their rows by index,
+  where PostgreSQL would otherwise scan the table once per row (15 s for 10,000 tenants).
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ def upgrade() -> None:
         table.add_column(sa.Column("size", sa.Integer(), nullable=False, server_default="0"))
     op.create_index("ix_sandbox_journal_account", "sandbox_journal", ["account_id", "id"])
     op.create_index("ix_api_tokens_scope", "api_tokens", ["scope_id"])
+    op.create_index("ix_sources_account", "sources", ["account_id"])
+    op.create_index("ix_channels_account", "channels", ["account_id"])
+    op.create_index("ix_console_sessions_token", "console_sessions", ["token_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_console_sessions_token", table_name="console_sessions")
+    op.drop_index("ix_channels_account", table_name="channels")
+    op.drop_index("ix_sources_account", table_name="sources")
     op.drop_index("ix_api_tokens_scope", table_name="api_tokens")
     op.drop_index("ix_sandbox_journal_account", table_name="sandbox_journal")
     with op.batch_alter_table("sandbox_journal") as table:
