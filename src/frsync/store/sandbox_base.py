@@ -80,7 +80,7 @@ class TooManyRules(FrsyncError):
 class RuleFilter:
     account_id: int | None = None  # a tenant's rules only; None: every rule
     after_id: int = 0
-    limit: int = MAX_RULES
+    limit: int = 1_000  # a page; at most MAX_RULES
 
 
 @dataclass(frozen=True, slots=True)
