@@ -21,8 +21,16 @@ MAX_TOKEN_LENGTH = 512  # the longest token a fixture may hold
 Known = Callable[[list[bytes]], Awaitable[set[bytes]]]
 
 
+# The API's own path words: never a token, and in nearly every path.
+_ROUTE_WORDS = frozenset({"fulfillment-requests", "accounting-sync"})
+
+
 def _plausible(text: str) -> bool:
-    return MIN_TOKEN_LENGTH <= len(text) <= MAX_TOKEN_LENGTH and text.isascii()
+    return (
+        MIN_TOKEN_LENGTH <= len(text) <= MAX_TOKEN_LENGTH
+        and text.isascii()
+        and text not in _ROUTE_WORDS
+    )
 
 
 def _strings(value: Any) -> Iterator[str]:
