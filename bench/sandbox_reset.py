@@ -322,9 +322,9 @@ def write(lines: list[str]) -> None:
 async def make_tenants(url: str, count: int) -> None:
     """`count` tenants of one FR with one item, written in bulk from the API's own rows and
     id counter (10,000 POSTs would take minutes)."""
-    from frsync.store import sandbox_sql
-    from frsync.store.sandbox_base import NEXT_ID, TENANT_ID_BASE, TenantPlan
-    from frsync.store.sandbox_postgres import pg
+    from frsync.sandbox import sql as sandbox_sql
+    from frsync.sandbox.store import NEXT_ID, TENANT_ID_BASE, TenantPlan
+    from frsync.sandbox.store_postgres import pg
 
     size = TenantPlan(1, 1, {}, 0).id_count
     store = await open_store(Settings(database_url=url))
@@ -393,8 +393,8 @@ async def tenant_resets(size: int, tenants: int, rounds: int) -> list[str]:
 async def add_rules(url: str, accounts: list[int], per_account: int) -> None:
     """Tenant rules that never match account 1's requests, written in bulk, and the rules'
     version stamp bumped as the API does."""
-    from frsync.store import sandbox_sql
-    from frsync.store.sandbox_postgres import pg
+    from frsync.sandbox import sql as sandbox_sql
+    from frsync.sandbox.store_postgres import pg
 
     rule = '{"match":{},"action":{"status":500},"times":null,"skip":null,"probability":null}'
     rows = [(rule, None, 0, account, None) for account in accounts for _ in range(per_account)]

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from frsync.config import Settings
-from frsync.store import sandbox_sql
+from frsync.sandbox import sql as sandbox_sql
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, SYNCED, add_rule
 from tests.support import OPERATOR_TOKEN, TOKENS, running_app

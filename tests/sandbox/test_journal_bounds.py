@@ -11,8 +11,8 @@ from urllib.parse import quote
 import httpx
 from starlette.applications import Starlette
 
-from frsync.store import sandbox_sql
-from frsync.store.sandbox_base import JournalEntry
+from frsync.sandbox import sql as sandbox_sql
+from frsync.sandbox.store import JournalEntry
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, problem
 from tests.support import OPERATOR_TOKEN, TOKENS
@@ -49,7 +49,7 @@ async def _bulk_insert(app: Starlette, rows: list[tuple[Any, ...]]) -> None:
     if store.kind == "sqlite":
         await store.transaction(lambda db: db.executemany(statement, rows))
     else:
-        from frsync.store.sandbox_postgres import pg
+        from frsync.sandbox.store_postgres import pg
 
         async with store.transaction() as connection:
             await connection.executemany(pg(statement), rows)

@@ -13,8 +13,8 @@ import httpx
 from starlette.applications import Starlette
 
 from frsync.config import Settings
-from frsync.store import sandbox_sql
-from frsync.store.sandbox_base import NEXT_ID, TENANT_ID_BASE, TenantPlan
+from frsync.sandbox import sql as sandbox_sql
+from frsync.sandbox.store import NEXT_ID, TENANT_ID_BASE, TenantPlan
 from tests.support import OPERATOR_TOKEN, TOKENS, running_app
 
 FRS = (221, 222, 223, 225, 226, 227)
@@ -101,7 +101,7 @@ async def make_tenants(app: Starlette, count: int) -> None:
 
         await store.transaction(write)
         return
-    from frsync.store.sandbox_postgres import pg
+    from frsync.sandbox.store_postgres import pg
 
     async with store.transaction(bounded=False) as connection:
         await connection.execute(pg(sandbox_sql.RESERVE_IDS), *counter)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from frsync.store import sandbox_sql
+from frsync.sandbox import sql as sandbox_sql
 from tests.sandbox.conftest import Connect
 from tests.support import TOKENS
 
@@ -32,7 +32,7 @@ async def _bulk_rules(app: Starlette, accounts: list[int], per_account: int) -> 
 
         await store.transaction(write)
         return
-    from frsync.store.sandbox_postgres import pg
+    from frsync.sandbox.store_postgres import pg
 
     async with store.transaction() as connection:
         await connection.executemany(pg(insert), rows)

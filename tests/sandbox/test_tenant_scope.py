@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from frsync.store import sandbox_sql
+from frsync.sandbox import sql as sandbox_sql
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, SYNCED, add_rule, problem
 from tests.support import TOKENS

@@ -32,7 +32,7 @@ from frsync.sandbox.purge import Purger
 from frsync.sandbox.redact import Redactor
 from frsync.sandbox.routes import ADMIN_ROUTES
 from frsync.sandbox.rules import STATUSES as FORCED_STATUSES
-from frsync.store.sandbox_base import TooManyRules, open_sandbox_store
+from frsync.sandbox.store import TooManyRules, open_sandbox_store
 
 _FRAGMENT = Path(__file__).with_name("openapi.json")
 
@@ -112,7 +112,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 
 def start(state: Any, database_url: str) -> FaultHook:
     """In the lifespan: the sandbox store on the app's store; returns the fault hook."""
-    store = open_sandbox_store(database_url, state.store)
+    store = open_sandbox_store(state.store)
     state.sandbox_store = store
     state.sandbox_redactor = Redactor(store.known_tokens)
     state.sandbox_purger = Purger(store)

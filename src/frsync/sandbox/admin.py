@@ -13,7 +13,7 @@ from frsync.models import SCOPED_TOKEN_TYPES, TokenType, now_ms
 from frsync.ratelimit import RateLimitStore
 from frsync.sandbox.purge import Purger
 from frsync.sandbox.rules import Rule, parse_rule, unknown_key
-from frsync.store.sandbox_base import (
+from frsync.sandbox.store import (
     MAX_RULES,
     JournalFilter,
     NewRule,

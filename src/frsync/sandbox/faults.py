@@ -28,8 +28,8 @@ from frsync.contract import canonical_int
 from frsync.domain import Principal
 from frsync.errors import FrsyncError, Unauthenticated
 from frsync.sandbox.rules import Facts, Rule, matches, rule_from_store
+from frsync.sandbox.store import TENANT_ID_BASE, SandboxStore
 from frsync.store import Store
-from frsync.store.sandbox_base import TENANT_ID_BASE, SandboxStore
 
 DROP_SCOPE_KEY = "frsync.drop"  # set on the scope when the connection is to be dropped
 ACCOUNT_SCOPE_KEY = "frsync.account"  # the caller's account, for the journal

@@ -23,8 +23,8 @@ from frsync.api.auth import PRINCIPAL_SCOPE_KEY
 from frsync.models import format_ms, now_ms
 from frsync.sandbox.faults import ACCOUNT_SCOPE_KEY, DROP_SCOPE_KEY
 from frsync.sandbox.redact import Redactor
-from frsync.store.sandbox_base import JournalEntry, SandboxStore
-from frsync.store.sandbox_sql import JOURNAL_COLUMNS
+from frsync.sandbox.sql import JOURNAL_COLUMNS
+from frsync.sandbox.store import JournalEntry, SandboxStore
 
 BODY_KEEP = 64 * 1024
 FR_PREFIX = "/fulfillment-requests"

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from frsync.store.sandbox_base import SandboxStore
+from frsync.sandbox.store import SandboxStore
 
 log = logging.getLogger("frsync.sandbox")
 

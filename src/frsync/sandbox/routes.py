@@ -19,7 +19,7 @@ from frsync.errors import FieldError, InvalidRequest, NotFound, Unauthenticated
 from frsync.sandbox import admin
 from frsync.sandbox.journal import entry_json
 from frsync.sandbox.rules import rule_from_store
-from frsync.store.sandbox_base import SandboxStore
+from frsync.sandbox.store import SandboxStore
 
 OPERATOR_ONLY = "The sandbox admin API takes an operator token in the X-API-TOKEN header."
 MAX_ADMIN_BODY = 64 * 1024

@@ -12,7 +12,7 @@ import msgspec
 from frsync.contract import INT64_MAX, method_name, unknown_name_message
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES
-from frsync.store.sandbox_base import StoredRule
+from frsync.sandbox.store import StoredRule
 
 STATUSES = (400, 401, 404, 409, 429, 500, 502, 503, 504)
 MAX_DELAY_MS = 60_000

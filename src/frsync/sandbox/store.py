@@ -2,18 +2,19 @@
 
 Everything a sandbox holds — the baseline of the last load, tenants, fault rules and their
 counters, the request journal — is in the database, so every worker process sees one copy.
-Each backend (`sandbox_sqlite`, `sandbox_postgres`) runs these statements with its own
-primitives; `open_sandbox_store` picks one by URL scheme, as `open_store` does.
+Each backend (`store_sqlite`, `store_postgres`) runs the statements of `sql` through the
+store's public `read()` / `transaction()` (SQLite) or `acquire()` / `transaction()`
+(PostgreSQL); `open_sandbox_store` picks one by the store's `kind`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from frsync.errors import FrsyncError
 from frsync.models import TokenType
+from frsync.store import Store
 
 # Ids handed to tenants start far above any loaded or generated data (generated FRs start at
 # 1,000,001) and come from one counter that only grows, so none is ever given twice.
@@ -26,7 +27,6 @@ JOURNAL_MAX_ROWS = 200_000
 JOURNAL_MAX_BYTES = 256 * 1024 * 1024
 MAX_TENANT_RULES = 1_000
 MAX_RULES = 10_000
-BASELINE_MARK = "baseline_history_id"
 NEXT_ID = "next_tenant_id"
 RULES_VERSION = "rules_version"
 
@@ -183,13 +183,12 @@ class SandboxStore(Protocol):
         ...
 
 
-def open_sandbox_store(url: str, store: Any) -> SandboxStore:
-    """The sandbox store working through `store` (the API's store for `url`)."""
-    from frsync.store import scheme_of
+def open_sandbox_store(store: Store) -> SandboxStore:
+    """The sandbox store working through `store` (the API's), by its kind."""
+    if store.kind == "sqlite":
+        from frsync.sandbox.store_sqlite import SqliteSandboxStore
 
-    opener: Callable[[Any], SandboxStore]
-    if scheme_of(url) == "sqlite":
-        from frsync.store.sandbox_sqlite import SqliteSandboxStore as opener
-    else:
-        from frsync.store.sandbox_postgres import PostgresSandboxStore as opener
-    return opener(store)
+        return SqliteSandboxStore(store)  # type: ignore[arg-type]
+    from frsync.sandbox.store_postgres import PostgresSandboxStore
+
+    return PostgresSandboxStore(store)  # type: ignore[arg-type]

@@ -1,14 +1,15 @@
 """The SQL of sandbox mode, shared by both backends: written with `?`, which the PostgreSQL
-store numbers (`sandbox_postgres.pg`). Column and table names only are formatted in; every
+store numbers (`store_postgres.pg`). The baseline a load records is the store's own
+(store/sandbox_baseline.py). Column and table names only are formatted in; every
 value is bound."""
 
 from __future__ import annotations
 
+# ruff: noqa: S608 (SQL built from column-name constants; every value is bound, never formatted in)
 from typing import Any
 
 from frsync.models import SCOPED_TOKEN_TYPES
-from frsync.store.sandbox_base import (
-    BASELINE_MARK,
+from frsync.sandbox.store import (
     JOURNAL_KEEP,
     MAX_RULES,
     MAX_TENANT_RULES,
@@ -20,6 +21,7 @@ from frsync.store.sandbox_base import (
     TenantIds,
     TenantPlan,
 )
+from frsync.store.sandbox_baseline import BASELINE_MARK
 
 JOURNAL_COLUMNS = (
     "at",
@@ -70,22 +72,6 @@ def journal_keep(account_id: int | None) -> int:
     return JOURNAL_KEEP
 
 
-_BASELINE_FR_COLUMNS = (
-    "accounting_synced, external_accounting_id, accounting_error, accounting_synced_at, updated_at"
-)
-# Taken inside every load's transaction: the baseline is the state the load leaves.
-TAKE_BASELINE = (
-    "DELETE FROM sandbox_baseline_frs",
-    f"INSERT INTO sandbox_baseline_frs (id, {_BASELINE_FR_COLUMNS})"
-    f" SELECT id, {_BASELINE_FR_COLUMNS} FROM fulfillment_requests",
-    "DELETE FROM sandbox_baseline_items",
-    "INSERT INTO sandbox_baseline_items (id, fulfillment_request_id, external_accounting_item_id)"
-    " SELECT id, fulfillment_request_id, external_accounting_item_id"
-    " FROM fulfillment_request_items",
-    "INSERT INTO sandbox_state (name, value)"
-    f" SELECT '{BASELINE_MARK}', COALESCE(MAX(id), 0) FROM accounting_history WHERE true"
-    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-)
 BASELINE_MARK_SQL = f"SELECT value FROM sandbox_state WHERE name = '{BASELINE_MARK}'"
 # The FRs with history since the baseline: only they can differ from it.
 TOUCHED = "SELECT DISTINCT fulfillment_request_id FROM accounting_history WHERE id > ?"
