@@ -134,6 +134,7 @@ async def test_journal_keeps_only_the_newest_entries(
 ) -> None:
     # The bound is 10,000; a small one shows the rule without 10,000 requests.
     monkeypatch.setattr(sandbox_sql, "JOURNAL_KEEP", 3)
+    monkeypatch.setattr(sandbox_sql, "JOURNAL_TRIM_EVERY", 1)
     async with connect(TOKENS["account1"]) as api:
         for fr_id in (221, 222, 223, 224, 225):
             await api.get(f"/fulfillment-requests/{fr_id}")

@@ -52,6 +52,9 @@ JOURNAL_TRIM_ACCOUNT = {
     True: "DELETE FROM sandbox_journal WHERE account_id IS NULL AND id <= ?",
     False: "DELETE FROM sandbox_journal WHERE account_id = ? AND id <= ?",
 }
+# An account's entries past what it keeps are found by an index scan as long as what it keeps:
+# done every JOURNAL_TRIM_EVERY entries, so an account may hold that many more for a while.
+JOURNAL_TRIM_EVERY = 8
 # Every JOURNAL_CHECK_EVERY entries, the whole journal's rows and bytes are counted; past a
 # bound, the oldest entries go until it holds nine tenths of it.
 JOURNAL_CHECK_EVERY = 128

@@ -185,9 +185,14 @@ class PostgresSandboxStore:
         async with self._store.acquire() as connection:
             entry_id = await connection.fetchval(pg(sql.JOURNAL_INSERT), *values)
             by_account = () if unknown else (account,)
-            cut = await connection.fetchval(pg(sql.JOURNAL_KEEP_FROM[unknown]), *by_account, keep)
-            if cut is not None:
-                await connection.execute(pg(sql.JOURNAL_TRIM_ACCOUNT[unknown]), *by_account, cut)
+            if entry_id % sql.JOURNAL_TRIM_EVERY == 0:
+                cut = await connection.fetchval(
+                    pg(sql.JOURNAL_KEEP_FROM[unknown]), *by_account, keep
+                )
+                if cut is not None:
+                    await connection.execute(
+                        pg(sql.JOURNAL_TRIM_ACCOUNT[unknown]), *by_account, cut
+                    )
             if entry_id % sql.JOURNAL_CHECK_EVERY == 0:
                 await _bound_journal(connection)
 

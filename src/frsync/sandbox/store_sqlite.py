@@ -102,13 +102,8 @@ def _changed(
 
 def _record(db: sqlite3.Connection, entry: JournalEntry) -> None:
     (entry_id,) = db.execute(sql.JOURNAL_INSERT, _journal_row(entry)).fetchone()
-    account = entry.account_id
-    unknown = account is None
-    keep = sql.journal_keep(account)
-    params: tuple[Any, ...] = (keep,) if unknown else (account, keep)
-    row = db.execute(sql.JOURNAL_KEEP_FROM[unknown], params).fetchone()
-    if row is not None:
-        db.execute(sql.JOURNAL_TRIM_ACCOUNT[unknown], (row[0],) if unknown else (account, row[0]))
+    if entry_id % sql.JOURNAL_TRIM_EVERY == 0:
+        _trim_account(db, entry.account_id)
     if entry_id % sql.JOURNAL_CHECK_EVERY == 0:
         rows, size = db.execute(sql.JOURNAL_TOTALS).fetchone()
         if rows > JOURNAL_MAX_ROWS or size > JOURNAL_MAX_BYTES:
@@ -116,6 +111,15 @@ def _record(db: sqlite3.Connection, entry: JournalEntry) -> None:
             row = db.execute(sql.JOURNAL_CUT, cut).fetchone()
             if row is not None:
                 db.execute(sql.JOURNAL_TRIM, (row[0],))
+
+
+def _trim_account(db: sqlite3.Connection, account: int | None) -> None:
+    unknown = account is None
+    keep = sql.journal_keep(account)
+    params: tuple[Any, ...] = (keep,) if unknown else (account, keep)
+    row = db.execute(sql.JOURNAL_KEEP_FROM[unknown], params).fetchone()
+    if row is not None:
+        db.execute(sql.JOURNAL_TRIM_ACCOUNT[unknown], (row[0],) if unknown else (account, row[0]))
 
 
 def _journal_row(entry: JournalEntry) -> tuple[Any, ...]:
