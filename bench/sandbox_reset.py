@@ -1,6 +1,8 @@
 """Sandbox mode: how long `POST /__admin/reset` takes, and what sandbox mode costs a PATCH.
 
     python bench/sandbox_reset.py [--sizes 10000,100000] [--rounds 7] [--patches 2000]
+    python bench/sandbox_reset.py --tenants 10000 --sizes 10000   # reset after 10k tenants
+    python bench/sandbox_reset.py --rules --sizes 10000 --patches 500  # 1 vs 10,000 rules
 
 Through the real app in-process (httpx.ASGITransport: auth, rules, journal, JSON), on each
 store that is reachable (SQLite always; PostgreSQL at FRSYNC_TEST_POSTGRES_URL):
@@ -317,13 +319,158 @@ def write(lines: list[str]) -> None:
     BENCHMARKS.write_text(updated)
 
 
+async def make_tenants(url: str, count: int) -> None:
+    """`count` tenants of one FR with one item, written in bulk from the API's own rows and
+    id counter (10,000 POSTs would take minutes)."""
+    from frsync.sandbox import sql as sandbox_sql
+    from frsync.sandbox.store import NEXT_ID, TENANT_ID_BASE, TenantPlan
+    from frsync.sandbox.store_postgres import pg
+
+    size = TenantPlan(1, 1, {}, 0).id_count
+    store = await open_store(Settings(database_url=url))
+    try:
+        first = TENANT_ID_BASE
+        if store.kind == "sqlite":
+            row = await store.read(lambda db: db.execute(sandbox_sql.NEXT_TENANT_ID,
+                                                         (NEXT_ID,)).fetchone())  # fmt: skip
+        else:
+            async with store.acquire() as connection:
+                row = await connection.fetchrow(pg(sandbox_sql.NEXT_TENANT_ID), NEXT_ID)
+        first = int(row[0]) if row else TENANT_ID_BASE
+        rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in sandbox_sql.TENANT_SQL}
+        for n in range(count):
+            hashes = {kind: os.urandom(32) for kind in ("account", "source", "channel")}
+            plan = TenantPlan(1, 1, hashes, 0)  # type: ignore[arg-type]
+            for kind, more in sandbox_sql.tenant_rows(plan, first + n * size)[1].items():
+                rows[kind] += more
+        counter = (NEXT_ID, first + count * size, count * size)
+        if store.kind == "sqlite":
+
+            def write(db: Any) -> None:
+                db.execute(sandbox_sql.RESERVE_IDS, counter)
+                for kind, statement in sandbox_sql.TENANT_SQL.items():
+                    db.executemany(statement, rows[kind])
+
+            await store.transaction(write)
+        else:
+            async with store.transaction(bounded=False) as connection:
+                await connection.execute(pg(sandbox_sql.RESERVE_IDS), *counter)
+                for kind, statement in sandbox_sql.TENANT_SQL.items():
+                    await connection.executemany(pg(statement), rows[kind])
+    finally:
+        await store.close()
+
+
+async def tenant_resets(size: int, tenants: int, rounds: int) -> list[str]:
+    """Reset time at `size` FRs with `tenants` tenants made since each reset (and 20 PATCHes
+    of loaded FRs), median and worst of `rounds`, on each reachable store."""
+    kinds = ["sqlite"] + (["postgresql"] if await postgres_reachable() else [])
+    lines = [f"Reset at {size:,} FRs after {tenants:,} tenants made since (rounds: {rounds}):"]
+    workdir = Path(tempfile.mkdtemp(prefix="frsync-bench-sandbox-"))
+    try:
+        for kind in kinds:
+            database = Database(kind, workdir)
+            url = await database.fresh(f"tenants_{size}")
+            await seed(url, size)
+            times = []
+            async with app_clients(url, sandbox=True) as (api, admin):
+                frs = await account_frs(api)
+                for _ in range(rounds):
+                    await make_tenants(url, tenants)
+                    for n, (fr, item) in enumerate(random.Random(3).sample(frs, 20)):
+                        await api.patch(f"/fulfillment-requests/{fr}/accounting-sync",
+                                        json=patch_body(n, item))  # fmt: skip
+                    times.append(await timed_reset(admin))
+                    await asyncio.sleep(0.5)  # the background purge, outside the figure
+            await database.drop_all()
+            lines.append(f"- {kind}: median {statistics.median(times):.1f} ms,"
+                         f" worst {max(times):.1f} ms")  # fmt: skip
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return lines
+
+
+async def add_rules(url: str, accounts: list[int], per_account: int) -> None:
+    """Tenant rules that never match account 1's requests, written in bulk, and the rules'
+    version stamp bumped as the API does."""
+    from frsync.sandbox import sql as sandbox_sql
+    from frsync.sandbox.store_postgres import pg
+
+    rule = '{"match":{},"action":{"status":500},"times":null,"skip":null,"probability":null}'
+    rows = [(rule, None, 0, account, None) for account in accounts for _ in range(per_account)]
+    insert = sandbox_sql.ADD_RULE.replace(" RETURNING id", "")
+    store = await open_store(Settings(database_url=url))
+    try:
+        if store.kind == "sqlite":
+
+            def write(db: Any) -> None:
+                db.executemany(insert, rows)
+                db.execute(sandbox_sql.BUMP_RULES_VERSION)
+
+            await store.transaction(write)
+        else:
+            async with store.transaction() as connection:
+                await connection.executemany(pg(insert), rows)
+                await connection.execute(sandbox_sql.BUMP_RULES_VERSION)
+    finally:
+        await store.close()
+
+
+async def rule_costs(size: int, requests: int) -> list[str]:
+    """Median time of a GET of one FR with 1 rule and with 10,000 rules (1,000 for each of
+    10 tenants, none matching), on each reachable store."""
+    kinds = ["sqlite"] + (["postgresql"] if await postgres_reachable() else [])
+    lines = [f"GET /fulfillment-requests/{{id}} in sandbox mode, {requests} requests each:"]
+    workdir = Path(tempfile.mkdtemp(prefix="frsync-bench-sandbox-"))
+    try:
+        for kind in kinds:
+            database = Database(kind, workdir)
+            url = await database.fresh(f"rules_{size}")
+            await seed(url, size)
+            figures = []
+            for accounts, per in (([10**12], 1), ([10**12 + k for k in range(1, 11)], 1_000)):
+                await add_rules(url, accounts, per)
+                async with app_clients(url, sandbox=True) as (api, _):
+                    fr = (await account_frs(api))[0][0]
+                    await api.get(f"/fulfillment-requests/{fr}")  # loads the rules
+                    times = []
+                    for _ in range(requests):
+                        started = time.perf_counter()
+                        assert (await api.get(f"/fulfillment-requests/{fr}")).status_code == 200
+                        times.append((time.perf_counter() - started) * 1000)
+                figures.append(statistics.median(times))
+            await database.drop_all()
+            lines.append(f"- {kind}: 1 rule {figures[0]:.2f} ms, 10,001 rules {figures[1]:.2f} ms")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return lines
+
+
 def main(argv: list[str] | None = None, *, out: Callable[[list[str]], None] = write) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000",
                         type=lambda s: [int(x) for x in s.split(",")])  # fmt: skip
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--patches", type=int, default=2000)
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=0,
+        help="only measure reset after this many tenants (prints, writes nothing)",
+    )
+    parser.add_argument(
+        "--rules",
+        action="store_true",
+        help="only measure a GET with 1 vs 10,000 rules (prints only)",
+    )
     args = parser.parse_args(argv)
+    if args.rules:
+        print("\n".join(asyncio.run(rule_costs(args.sizes[0], args.patches))))
+        return
+    if args.tenants:
+        size = args.sizes[0]
+        print("\n".join(asyncio.run(tenant_resets(size, args.tenants, min(args.rounds, 5)))))
+        return
     out(asyncio.run(measure(args)))
 
 

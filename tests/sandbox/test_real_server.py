@@ -55,6 +55,18 @@ def test_delay_rule_on_a_real_server_holds_only_its_own_request(
     assert fast.status_code == 200
 
 
+def _require_redis() -> None:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as error:
+        if os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis is required but not reachable: {error}")
+        pytest.skip(f"Redis not reachable: {error}")
+    finally:
+        client.close()
+
+
 def _patch_on_fresh_connections(base: str, count: int) -> list[int]:
     def one(_: int) -> int:
         # No keep-alive: each request is a new connection, which either worker may accept.
@@ -98,18 +110,74 @@ def test_two_sqlite_workers_share_one_times_rule_and_one_journal(tmp_path: Path)
 def test_two_postgres_workers_with_redis_share_one_times_rule_and_one_journal(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as error:
-        if os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis is required but not reachable: {error}")
-        pytest.skip(f"Redis not reachable: {error}")
-    finally:
-        client.close()
+    _require_redis()
     asyncio.run(
         run_sql(postgres_url, f"TRUNCATE {TABLES}, {SANDBOX_TABLES} RESTART IDENTITY CASCADE")
     )
     _two_workers_share_one_rule_and_journal(
+        tmp_path, "--redis-url", REDIS_URL, database_url=postgres_url, pool_size="4"
+    )
+
+
+def _statuses_on_fresh_connections(base: str, path: str, token: str, count: int) -> list[int]:
+    def one(_: int) -> int:
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            return client.get(
+                f"{base}{path}", headers={"X-API-TOKEN": token}, timeout=10
+            ).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _tenants_are_isolated_and_removed_at_once(tmp_path: Path, *args: str, **env: str) -> None:
+    load_with_cli(env_for(tmp_path, **env), tmp_path, BASIC_FIXTURE)
+    with serve(tmp_path, "--workers", "2", "--sandbox", *args, **env) as server:
+        base = server.base
+        a, b = (httpx.post(f"{base}/__admin/tenants", json={"fulfillmentRequests": 1},
+                           headers=ADMIN).json() for _ in range(2))  # fmt: skip
+        for tenant, status in ((a, 502), (b, 504)):
+            rule = {"action": {"status": status}}  # a catch-all, scoped to the tenant
+            url = f"{base}/__admin/tenants/{tenant['accountId']}/faults"
+            assert httpx.post(url, json=rule, headers=ADMIN).status_code == 201
+        path_a = f"/fulfillment-requests/{a['fulfillmentRequestIds'][0]}"
+        path_b = f"/fulfillment-requests/{b['fulfillmentRequestIds'][0]}"
+        seen_a = _statuses_on_fresh_connections(base, path_a, a["tokens"]["account"], 12)
+        seen_b = _statuses_on_fresh_connections(base, path_b, b["tokens"]["channel"], 12)
+        assert (
+            httpx.delete(f"{base}/__admin/tenants/{a['accountId']}", headers=ADMIN).status_code
+            == 204
+        )
+        after_delete = _statuses_on_fresh_connections(base, path_a, a["tokens"]["source"], 12)
+        assert httpx.post(f"{base}/__admin/reset", headers=ADMIN).status_code == 204
+        after_reset = _statuses_on_fresh_connections(base, path_b, b["tokens"]["channel"], 12)
+        untouched = _statuses_on_fresh_connections(base, "/fulfillment-requests/221",
+                                                   TOKENS["account1"], 6)  # fmt: skip
+        pids = {line.split("[")[1].split("]")[0] for line in server.output().splitlines()
+                if "Started server process" in line}  # fmt: skip
+    assert set(seen_a) == {502} and set(seen_b) == {504}
+    assert set(after_delete) == {401} and set(after_reset) == {401}
+    assert set(untouched) == {200}
+    assert len(pids) == 2
+
+
+@pytest.mark.slow
+def test_two_sqlite_workers_scope_rules_to_tenants_and_remove_them_at_once(
+    tmp_path: Path,
+) -> None:
+    _tenants_are_isolated_and_removed_at_once(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_two_postgres_workers_scope_rules_to_tenants_and_remove_them_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    _require_redis()
+    asyncio.run(
+        run_sql(postgres_url, f"TRUNCATE {TABLES}, {SANDBOX_TABLES} RESTART IDENTITY CASCADE")
+    )
+    _tenants_are_isolated_and_removed_at_once(
         tmp_path, "--redis-url", REDIS_URL, database_url=postgres_url, pool_size="4"
     )
