@@ -1,0 +1,176 @@
+"""One `frsync serve --sandbox` process over a copy of the template database, in a folder of
+its own, and how to tell it is up: its `/healthz` polled from the moment it is spawned, with a
+backoff from 2 ms to 50 ms (never a fixed sleep: a fast start is not made to wait)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from frsync.testing._admin import SandboxError
+from frsync.testing._template import DATABASE, server_environment, template
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+FIRST_POLL, POLL_GROWTH, LAST_POLL = 0.002, 1.5, 0.05  # seconds between readiness probes
+_BIND_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
+_LOG = "serve.log"
+
+
+class _PortTaken(Exception):
+    pass
+
+
+@dataclass
+class ServerProcess:
+    """A running sandbox server. `stop()` ends it and removes its folder; a process other
+    than the one that started it stops it with `stop_server(pid, workdir)`."""
+
+    url: str
+    operator_token: str
+    pid: int
+    workdir: Path
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, *, timeout: float = START_TIMEOUT) -> ServerProcess:
+        made = template()
+        workdir = Path(tempfile.mkdtemp(prefix="frsync-sandbox-"))
+        try:
+            shutil.copyfile(made.database, workdir / DATABASE)
+            for _ in range(_BIND_ATTEMPTS - 1):
+                try:
+                    return cls._spawn(workdir, made.operator_token, timeout)
+                except _PortTaken:
+                    continue
+            return cls._spawn(workdir, made.operator_token, timeout)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _spawn(cls, workdir: Path, operator_token: str, timeout: float) -> ServerProcess:
+        port = _free_port()
+        # `frsync serve`, entered without building the other commands' parsers (see there).
+        command = [sys.executable, "-m", "frsync.cli.server", "--sandbox", "--port", str(port)]
+        with (workdir / _LOG).open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603 (our own command line)
+                command,
+                env=server_environment(workdir / DATABASE),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = cls(f"http://127.0.0.1:{port}", operator_token, process.pid, workdir, process)
+        try:
+            server._wait_until_ready(timeout)
+        except BaseException:
+            server._end_process()
+            raise
+        return server
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        with httpx.Client(base_url=self.url, timeout=timeout) as http:
+            wait_until(lambda: _answers(http), self._check_alive, timeout=timeout)
+
+    def _check_alive(self) -> None:
+        if self._process is None or self._process.poll() is None:
+            return
+        output = (self.workdir / _LOG).read_text(errors="replace")
+        if "address already in use" in output.lower():
+            raise _PortTaken
+        raise SandboxError(f"frsync serve --sandbox exited:\n{output[-2000:]}")
+
+    def stop(self) -> None:
+        """End the server (SIGTERM, then SIGKILL after 15 s) and remove its folder."""
+        if self._process is not None:
+            self._end_process()
+        else:
+            stop_server(self.pid, self.workdir)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _end_process(self) -> None:
+        assert self._process is not None
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    check: Callable[[], None],
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Call `ready` until it says True: at once, then after 2 ms, 3 ms, … up to 50 ms apart.
+    `check` raises to give up early (the server exited); past `timeout`, SandboxError."""
+    deadline = clock() + timeout
+    delay = FIRST_POLL
+    while not ready():
+        check()
+        if clock() >= deadline:
+            raise SandboxError(f"frsync serve --sandbox did not answer within {timeout:g} s")
+        sleep(delay)
+        delay = min(delay * POLL_GROWTH, LAST_POLL)
+
+
+def _answers(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def stop_server(pid: int, workdir: Path) -> None:
+    """Stop a sandbox server that another process started, by its pid, and remove its
+    folder. Nothing is signalled unless that pid is still a `frsync serve` (pids are reused)."""
+    if is_server(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while is_server(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)  # not our child: there is nothing to wait on but its pid
+        if is_server(pid):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def is_server(pid: int) -> bool:
+    """Alive (not a zombie) and, where /proc tells, running `frsync serve`."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # someone else's process: the pid was reused
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # no /proc here: the signal above is all there is to go on
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and b"frsync" in command and b"serve" in command
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
