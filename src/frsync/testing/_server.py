@@ -26,6 +26,11 @@ STOP_TIMEOUT = 15.0
 FIRST_POLL, POLL_GROWTH, LAST_POLL = 0.002, 1.5, 0.05  # seconds between readiness probes
 _BIND_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
 _LOG = "serve.log"
+# Starts the command it is given and says its pid; the server's output goes to our log.
+_LAUNCHER = (
+    "import subprocess, sys; "
+    "print(subprocess.Popen(sys.argv[1:], stdout=sys.stderr, stdin=subprocess.DEVNULL).pid)"
+)
 
 
 class _PortTaken(Exception):
@@ -35,7 +40,11 @@ class _PortTaken(Exception):
 @dataclass
 class ServerProcess:
     """A running sandbox server. `stop()` ends it and removes its folder; a process other
-    than the one that started it stops it with `stop_server(pid, workdir)`."""
+    than the one that started it stops it with `stop_server(pid, workdir)`.
+
+    `detached=True` starts it through a launcher that exits at once, so the server is no
+    process's child: the one that started it may end first (an xdist worker done before the
+    others), and whoever stops it has nothing to reap."""
 
     url: str
     operator_token: str
@@ -44,34 +53,44 @@ class ServerProcess:
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, *, timeout: float = START_TIMEOUT) -> ServerProcess:
+    def start(cls, *, detached: bool = False, timeout: float = START_TIMEOUT) -> ServerProcess:
         made = template()
         workdir = Path(tempfile.mkdtemp(prefix="frsync-sandbox-"))
         try:
             shutil.copyfile(made.database, workdir / DATABASE)
-            for _ in range(_BIND_ATTEMPTS - 1):
+            for attempt in range(_BIND_ATTEMPTS):
                 try:
-                    return cls._spawn(workdir, made.operator_token, timeout)
+                    return cls._spawn(workdir, made.operator_token, detached, timeout)
                 except _PortTaken:
-                    continue
-            return cls._spawn(workdir, made.operator_token, timeout)
+                    if attempt == _BIND_ATTEMPTS - 1:
+                        raise SandboxError("no free port could be bound") from None
+            raise AssertionError("unreachable")
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
 
     @classmethod
-    def _spawn(cls, workdir: Path, operator_token: str, timeout: float) -> ServerProcess:
+    def _spawn(
+        cls, workdir: Path, operator_token: str, detached: bool, timeout: float
+    ) -> ServerProcess:
         port = _free_port()
         # `frsync serve`, entered without building the other commands' parsers (see there).
         command = [sys.executable, "-m", "frsync.cli.server", "--sandbox", "--port", str(port)]
+        if detached:
+            command = [sys.executable, "-S", "-c", _LAUNCHER, *command]
         with (workdir / _LOG).open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 (our own command line)
                 command,
                 env=server_environment(workdir / DATABASE),
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE if detached else log,
+                stderr=log if detached else subprocess.STDOUT,
             )
-        server = cls(f"http://127.0.0.1:{port}", operator_token, process.pid, workdir, process)
+        if detached:
+            output, _ = process.communicate(timeout=timeout)
+            pid, process = int(output), None
+        else:
+            pid = process.pid
+        server = cls(f"http://127.0.0.1:{port}", operator_token, pid, workdir, process)
         try:
             server._wait_until_ready(timeout)
         except BaseException:
@@ -84,7 +103,7 @@ class ServerProcess:
             wait_until(lambda: _answers(http), self._check_alive, timeout=timeout)
 
     def _check_alive(self) -> None:
-        if self._process is None or self._process.poll() is None:
+        if self._process.poll() is None if self._process else is_server(self.pid):
             return
         output = (self.workdir / _LOG).read_text(errors="replace")
         if "address already in use" in output.lower():
@@ -93,15 +112,13 @@ class ServerProcess:
 
     def stop(self) -> None:
         """End the server (SIGTERM, then SIGKILL after 15 s) and remove its folder."""
-        if self._process is not None:
-            self._end_process()
-        else:
-            stop_server(self.pid, self.workdir)
+        self._end_process()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _end_process(self) -> None:
-        assert self._process is not None
-        if self._process.poll() is None:
+        if self._process is None:
+            stop_server(self.pid, self.workdir)
+        elif self._process.poll() is None:
             self._process.terminate()
             try:
                 self._process.wait(timeout=STOP_TIMEOUT)

@@ -23,10 +23,6 @@ from typing import Any
 from frsync.testing._server import ServerProcess, is_server, stop_server
 
 STATE, LOCK, LOG = "frsync-sandbox.json", "frsync-sandbox.lock", "frsync-sandbox.log"
-# The server this process started, kept referenced for as long as the process lives: another
-# worker may still use it after this one is done (and a collected Popen of a live process
-# warns, which a suite with `filterwarnings = error` would see as a failure).
-_started: list[ServerProcess] = []
 
 
 def acquire(root: Path, worker: str) -> tuple[str, str]:
@@ -36,8 +32,7 @@ def acquire(root: Path, worker: str) -> tuple[str, str]:
         state["workers"][worker] = {"pid": os.getpid(), "done": False}
         server = state.get("server")
         if server is None or not is_server(server["pid"]):
-            started = ServerProcess.start()
-            _started.append(started)
+            started = ServerProcess.start(detached=True)  # it may outlive this worker
             server = {
                 "url": started.url,
                 "operatorToken": started.operator_token,
@@ -82,11 +77,7 @@ def sweep(root: Path) -> None:
 
 
 def _stop(server: dict[str, Any]) -> None:
-    mine = [started for started in _started if started.pid == server["pid"]]
-    if mine:
-        mine[0].stop()  # our own child: wait for it properly
-    else:
-        stop_server(server["pid"], Path(server["workdir"]))
+    stop_server(server["pid"], Path(server["workdir"]))
 
 
 def _pid_alive(pid: int) -> bool:
