@@ -85,12 +85,11 @@ class ServerProcess:
                 stdout=subprocess.PIPE if detached else log,
                 stderr=log if detached else subprocess.STDOUT,
             )
-        if detached:
-            output, _ = process.communicate(timeout=timeout)
-            pid, process = int(output), None
-        else:
-            pid = process.pid
-        server = cls(f"http://127.0.0.1:{port}", operator_token, pid, workdir, process)
+        owned: subprocess.Popen[bytes] | None = process
+        pid = process.pid
+        if detached:  # the launcher says the server's pid and is gone
+            pid, owned = int(process.communicate(timeout=timeout)[0]), None
+        server = cls(f"http://127.0.0.1:{port}", operator_token, pid, workdir, owned)
         try:
             server._wait_until_ready(timeout)
         except BaseException:
