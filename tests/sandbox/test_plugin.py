@@ -167,11 +167,15 @@ def running_sandbox() -> Iterator[Sandbox]:
         yield sandbox
 
 
+def _docs_blocks(mark: str) -> list[str]:
+    """The page's python blocks under `<!-- {mark} -->`, verbatim."""
+    found = re.findall(rf"<!-- {mark} -->\n```python\n(.*?)```", DOCS.read_text(), re.DOTALL)
+    assert found, f"docs/sandbox.md lost its {mark} blocks"
+    return found
+
+
 def _docs_example() -> str:
-    text = DOCS.read_text()
-    match = re.search(r"<!-- sandbox-example -->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match, "docs/sandbox.md lost its example"
-    return match.group(1)
+    return _docs_blocks("sandbox-example")[0]
 
 
 @pytest.mark.slow
@@ -213,10 +217,25 @@ def test_ten_connector_tests_share_one_sandbox_under_xdist(
 
 
 @pytest.mark.slow
-def test_docs_example_passes_verbatim(pytester: pytest.Pytester, clean_env: None) -> None:
-    pytester.makepyfile(test_connector=_docs_example())
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_docs_examples_pass_verbatim_in_a_new_project(
+    pytester: pytest.Pytester, clean_env: None, workers: list[str]
+) -> None:
+    examples = _docs_blocks("sandbox-example")
+    pytester.makepyfile(**{f"test_docs_{n}": code for n, code in enumerate(examples)})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers)
+    tests = sum(code.count("\ndef test_") + code.startswith("def test_") for code in examples)
+    result.assert_outcomes(passed=tests)
+    assert not any(path.name == "conftest.py" for path in pytester.path.iterdir())
+
+
+@pytest.mark.slow
+def test_docs_script_without_pytest_runs_verbatim(tmp_path: Path, clean_env: None) -> None:
+    for code in _docs_blocks("sandbox-script"):
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow
