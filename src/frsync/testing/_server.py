@@ -22,7 +22,11 @@ from frsync.testing._admin import SandboxError
 from frsync.testing._template import DATABASE, server_environment, template
 
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
+# Seconds a stopping sandbox gets to end on its own before SIGKILL. An idle server ends in
+# ~0.1 s; one still holding a request a rule delays would wait out its whole grace period
+# (the session's end, kept waiting for an answer no test will read). Its database is a copy
+# about to be deleted, so there is nothing to lose.
+STOP_TIMEOUT = 1.0
 FIRST_POLL, POLL_GROWTH, LAST_POLL = 0.002, 1.5, 0.05  # seconds between readiness probes
 _BIND_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
 _LOG = "serve.log"
@@ -110,7 +114,7 @@ class ServerProcess:
         raise SandboxError(f"frsync serve --sandbox exited:\n{output[-2000:]}")
 
     def stop(self) -> None:
-        """End the server (SIGTERM, then SIGKILL after 15 s) and remove its folder."""
+        """End the server (SIGTERM, then SIGKILL after a second) and remove its folder."""
         self._end_process()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
