@@ -216,6 +216,34 @@ def test_ten_connector_tests_share_one_sandbox_under_xdist(
     assert not is_server(pid)
 
 
+CRASHING_WORKERS = """
+import os
+
+
+def test_one_worker_dies(frsync_tenant):
+    os._exit(1)
+
+
+def test_the_other_dies_too(frsync_tenant):
+    os._exit(1)
+"""
+
+
+@pytest.mark.slow
+def test_a_sandbox_every_worker_crashed_on_is_stopped_by_the_controller(
+    pytester: pytest.Pytester, clean_env: None
+) -> None:
+    pytester.makepyfile(test_crash=CRASHING_WORKERS)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--max-worker-restart=0", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(failed=2)
+    run_root = pytester.path / "runpytest-0"
+    [started] = (run_root / "frsync-sandbox.log").read_text().splitlines()
+    assert json.loads((run_root / "frsync-sandbox.json").read_text())["server"] is None
+    assert not is_server(int(started.split(" pid ")[1].split()[0]))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_docs_examples_pass_verbatim_in_a_new_project(
