@@ -11,20 +11,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import msgspec
-from rich.table import Table
-
-from frsync import generate
-from frsync.bulk import Loader
 from frsync.cli.common import USAGE, console, database_flag, err, run_with_store, settings_from
-from frsync.cli.progress import progress_bar
-from frsync.demo import TOKENS as DEMO_TOKENS
-from frsync.demo import demo_fixture
 from frsync.errors import FrsyncError
-from frsync.fixture import Fixture, FixtureError, fixture_to_rows
 from frsync.models import OPERATOR, TokenType, now_ms
 from frsync.store import LoadData, Store
 from frsync.tokens import hash_token, new_token
+
+# `frsync serve` registers these commands too: what only they use (the generator, the
+# loader, the fixture reader, progress bars) is imported when they run, not at every start.
 
 DEMO_LABEL = "demo"
 LOAD_HELP = """\
@@ -41,6 +35,10 @@ See docs/loading.md."""
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    from frsync.bulk import Loader
+    from frsync.cli.progress import progress_bar
+    from frsync.fixture import FixtureError
+
     loader = Loader([Path(name) for name in args.files], now=now_ms())
     started = time.monotonic()
     try:
@@ -66,12 +64,20 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def _demo_batches(size: int, advance: Callable[[int, int], None]) -> Iterable[LoadData]:
+    import msgspec
+
+    from frsync import generate
+    from frsync.demo import demo_fixture
+    from frsync.fixture import Fixture, fixture_to_rows
+
     yield fixture_to_rows(msgspec.convert(demo_fixture(), type=Fixture), now=now_ms())
     if size:
         yield from generate.load_batches(size, progress=lambda frs: advance(frs, frs))
 
 
 async def _issue_demo_tokens(store: Store) -> list[tuple[TokenType, int, str]]:
+    from frsync.demo import TOKENS as DEMO_TOKENS
+
     for token in await store.list_tokens():  # each run issues fresh demo tokens
         if token.label == DEMO_LABEL and token.revoked_at is None:
             await store.revoke_token(token.id)
@@ -84,6 +90,8 @@ async def _issue_demo_tokens(store: Store) -> list[tuple[TokenType, int, str]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from frsync.cli.progress import progress_bar
+
     if args.jsonl:
         if not args.size:
             err.print("frsync demo: --jsonl writes the generated FRs: give --size N too")
@@ -108,6 +116,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _write_demo_jsonl(path: Path, size: int) -> int:
+    from frsync import generate
+    from frsync.cli.progress import progress_bar
+
     with progress_bar(err, "writing", size) as advance:
         scopes = generate.write_jsonl(path, size, progress=lambda frs: advance(frs, frs))
     console.print(
@@ -119,6 +130,8 @@ def _write_demo_jsonl(path: Path, size: int) -> int:
 
 
 def _print_tokens(issued: list[tuple[TokenType, int, str]], base: str) -> None:
+    from rich.table import Table
+
     table = Table(title="Demo tokens (shown once; `frsync demo` again issues new ones)")
     for column in ("type", "scope", "X-API-TOKEN"):
         table.add_column(column)
