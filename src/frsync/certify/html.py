@@ -12,7 +12,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-WIDTH, PLOT_H, STRIP_H = 860, 190, 46
+WIDTH, PLOT_H = 860, 190
+LANE_H, MAX_LANES = 5, 12  # the in-flight strip: one lane per request held at once
 LEFT, RIGHT, TOP = 48, 16, 12
 COLOURS = {
     "2xx": "#2f9e5b",
@@ -137,7 +138,9 @@ def timeline_svg(scenario: dict[str, Any], limits: dict[str, Any]) -> str:
 
     parts = [_grid(span, top, x, y)]
     parts.append(_limit_line(limits, span, top, x, y))
-    steps = " ".join(f"{x(p['t']):.1f},{y(i + 1):.1f}" for i, p in enumerate(points))
+    steps = " ".join(
+        f"{x(p['t']):.1f},{y(i):.1f} {x(p['t']):.1f},{y(i + 1):.1f}" for i, p in enumerate(points)
+    )
     parts.append(f'<polyline class="sent" points="{x(0):.1f},{y(0):.1f} {steps}"/>')
     offenders = {
         c["firstOffender"]["journalId"]
@@ -146,8 +149,20 @@ def timeline_svg(scenario: dict[str, Any], limits: dict[str, Any]) -> str:
     }
     for i, p in enumerate(points):
         parts.append(_mark(p, x(p["t"]), y(i + 1), p["id"] in offenders))
-    parts.append(_strip(points, x))
-    height = TOP + PLOT_H + 28 + STRIP_H
+        if p["id"] in offenders:
+            anchor = "end" if x(p["t"]) > WIDTH / 2 else "start"
+            dx = -10 if anchor == "end" else 10
+            parts.append(
+                f'<text class="offlabel" x="{x(p["t"]) + dx:.1f}" y="{y(i + 1) - 8:.1f}" '
+                f'text-anchor="{anchor}">first offender #{p["id"]}</text>'
+            )
+    strip, lanes = _strip(points, x)
+    parts.append(strip)
+    height = TOP + PLOT_H + 24 + lanes * LANE_H + 18
+    parts.append(
+        f'<text class="axis" x="{WIDTH - RIGHT}" y="{height - 2}" text-anchor="end">'
+        "seconds since the connector's first request · marks: requests sent, by answer</text>"
+    )
     return (
         f'<svg viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-label="requests over time for {escape(scenario["name"])}">{"".join(parts)}</svg>'
@@ -188,13 +203,19 @@ def _nice_step(extent: float) -> float:
 
 def _limit_line(limits: dict[str, Any], span: float, top: float, x: Any, y: Any) -> str:
     burst, rate = limits["burst"], limits["rate"]
+    label = f"allowed: {burst} + {rate:g}/s · t"
+    if burst >= top:  # fewer requests than a burst: the line is above the chart
+        return (
+            f'<text class="limitlabel" x="{WIDTH - RIGHT}" y="{TOP + 10}" text-anchor="end">'
+            f"{escape(label)} (above the chart: every request here fits in one burst)</text>"
+        )
     end = min(span, max(0.0, (top - burst) / rate))
     points = f"{x(0):.1f},{y(burst):.1f} {x(end):.1f},{y(burst + rate * end):.1f}"
-    label = f"allowed: {burst} + {rate:g}/s · t"
+    at = end * 0.6  # where the label sits on the line
     return (
         f'<polyline class="limit" points="{points}"/>'
-        f'<text class="limitlabel" x="{x(end) - 4:.1f}" y="{y(burst + rate * end) + 14:.1f}" '
-        f'text-anchor="end">{escape(label)}</text>'
+        f'<text class="limitlabel" x="{x(at):.1f}" y="{y(burst + rate * at) - 7:.1f}" '
+        f'text-anchor="middle">{escape(label)}</text>'
     )
 
 
@@ -212,12 +233,11 @@ def _mark(point: dict[str, Any], cx: float, cy: float, offender: bool) -> str:
     )
 
 
-def _strip(points: list[dict[str, Any]], x: Any) -> str:
+def _strip(points: list[dict[str, Any]], x: Any) -> tuple[str, int]:
     """Each request as a bar from arrival to answer, stacked in lanes so overlaps show."""
     base = TOP + PLOT_H + 24
     lanes: list[float] = []  # when each lane is free again
     bars = []
-    lane_h = 5
     for p in points:
         start, end = p["t"], p["t"] + p["durationMs"] / 1000
         lane = next((i for i, free in enumerate(lanes) if free <= start), len(lanes))
@@ -225,15 +245,15 @@ def _strip(points: list[dict[str, Any]], x: Any) -> str:
             lanes.append(end)
         else:
             lanes[lane] = end
-        lane = min(lane, STRIP_H // lane_h - 1)
+        lane = min(lane, MAX_LANES - 1)
         width = max(x(end) - x(start), 1.5)
         colour = COLOURS[status_class(p["status"])]
         bars.append(
-            f'<rect x="{x(start):.1f}" y="{base + lane * lane_h}" width="{width:.1f}" '
-            f'height="{lane_h - 1}" fill="{colour}"/>'
+            f'<rect x="{x(start):.1f}" y="{base + lane * LANE_H}" width="{width:.1f}" '
+            f'height="{LANE_H - 1}" fill="{colour}"/>'
         )
     label = f'<text class="axis" x="{LEFT - 6}" y="{base + 8}" text-anchor="end">in flight</text>'
-    return label + "".join(bars)
+    return label + "".join(bars), min(max(len(lanes), 2), MAX_LANES)
 
 
 _CSS = """
@@ -266,9 +286,11 @@ padding:1px 8px}.card.ko .badge{background:var(--ko)}
 svg{width:100%;height:auto;display:block}
 .grid{stroke:#f0f1f4}.axisline{stroke:#cbd5e1}.axis{font-size:10px;fill:#94a3b8}
 .limit{fill:none;stroke:#64748b;stroke-width:1.5;stroke-dasharray:5 4}
-.limitlabel{font-size:10px;fill:#64748b}
+.limitlabel{font-size:11px;fill:#475569}
+.limitlabel,.offlabel{paint-order:stroke;stroke:#fff;stroke-width:4px;stroke-linejoin:round}
 .sent{fill:none;stroke:#334155;stroke-width:1.2;opacity:.55}
 .ring{fill:none;stroke:#111827;stroke-width:1.5}
+.offlabel{font-size:11px;font-weight:600;fill:#111827}
 .empty{color:var(--muted);font-style:italic}
 """
 
