@@ -166,3 +166,10 @@ def test_transient_faults_cover_every_failure_on_at_least_half_the_frs() -> None
     statuses = {r["action"].get("status", "drop") for r in rules}
     assert statuses == {500, 502, 503, 504, "drop"}
     assert all(r["times"] == 1 and r["match"]["method"] == "PATCH" for r in rules)
+
+
+def test_an_unrecorded_fr_is_shown_with_its_last_attempt() -> None:
+    failed = req(0, 502, fr=4)
+    check = checks.every_fr_recorded([recorded(3)], [3, 4], [req(0, fr=3), failed])
+    assert not check.passed and check.offender is failed
+    assert "FR 4: 1 PATCH(es), the last answered 502" in check.detail

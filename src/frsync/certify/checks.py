@@ -42,16 +42,33 @@ def is_recorded(fr: dict[str, Any]) -> bool:
     )
 
 
-def every_fr_recorded(state: list[dict[str, Any]], expected: list[int]) -> Check:
+def every_fr_recorded(
+    state: list[dict[str, Any]], expected: list[int], requests: list[Request] | None = None
+) -> Check:
+    """Each expected FR recorded; the offender is the last request about the first FR that is
+    not (e.g. its failed PATCH, never retried), when `requests` are given."""
     by_id = {fr["id"]: fr for fr in state}
     missing = [fr_id for fr_id in expected if not is_recorded(by_id.get(fr_id, {}))]
     recorded = len(expected) - len(missing)
     detail = f"{recorded}/{len(expected)} FRs recorded"
     if missing:
-        shown = ", ".join(str(fr_id) for fr_id in missing[:5])
-        detail += f"; not recorded: {shown}" + (" …" if len(missing) > 5 else "")
+        shown = ", ".join(str(fr_id) for fr_id in missing[:3])
+        detail += f"; not recorded: {shown}" + (" …" if len(missing) > 3 else "")
     figures = {"recorded": recorded, "expected": len(expected), "notRecorded": missing}
-    return Check("every FR recorded", not missing, detail, None, figures)
+    about_first = [r for r in requests or [] if missing and r.fr_id == missing[0]]
+    if missing and requests is not None:
+        last = about_first[-1] if about_first else None
+        detail += f"; FR {missing[0]}: " + (
+            f"{len(about_first)} PATCH(es), the last answered {_answer(last)}"
+            if last
+            else "never PATCHed"
+        )
+    offender = about_first[-1] if about_first else None
+    return Check("every FR recorded", not missing, detail, offender, figures)
+
+
+def _answer(request: Request) -> str:
+    return "by a dropped connection" if request.status is None else str(request.status)
 
 
 def no_429(requests: list[Request]) -> Check:
@@ -103,7 +120,7 @@ def attempts_per_fr(requests: list[Request], maximum: int = MAX_ATTEMPTS_PER_FR)
     most = max((len(attempts) for attempts in by_fr.values()), default=0)
     over = [attempts[maximum] for attempts in by_fr.values() if len(attempts) > maximum]
     over.sort(key=lambda r: r.id)
-    detail = f"at most {most} attempts per FR; {len(over)} FRs over {maximum}"
+    detail = f"at most {most} attempt(s) per FR; {len(over)} FRs over {maximum}"
     figures = {"maxAttempts": most, "frsOverLimit": len(over)}
     return Check(
         f"≤ {maximum} attempts per FR", not over, detail, over[0] if over else None, figures
@@ -123,7 +140,7 @@ def in_flight(requests: list[Request], maximum: int = MAX_IN_FLIGHT) -> Check:
         peak = max(peak, current)
         if current > maximum and offender is None:
             offender = request
-    detail = f"at most {peak} requests in flight (limit {maximum})"
+    detail = f"at most {peak} in flight at once (limit {maximum})"
     return Check(
         f"≤ {maximum} in flight", offender is None, detail, offender, {"maxInFlight": peak}
     )

@@ -179,14 +179,14 @@ def _grid(span: float, top: float, x: Any, y: Any) -> str:
             f'<text class="axis" x="{x(t):.1f}" y="{TOP + PLOT_H + 13}" text-anchor="middle">'
             f"{t:g} s</text>"
         )
-        t += step
+        t = round(t + step, 6)
     n_step = _nice_step(top)
     n = 0.0
     while n <= top:
         lines.append(
             f'<text class="axis" x="{LEFT - 6}" y="{y(n) + 4:.1f}" text-anchor="end">{n:g}</text>'
         )
-        n += n_step
+        n = round(n + n_step, 6)
     lines.append(
         f'<line class="axisline" x1="{LEFT}" y1="{TOP + PLOT_H}" x2="{WIDTH - RIGHT}" '
         f'y2="{TOP + PLOT_H}"/>'
@@ -195,7 +195,7 @@ def _grid(span: float, top: float, x: Any, y: Any) -> str:
 
 
 def _nice_step(extent: float) -> float:
-    for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
         if extent / step <= 8:
             return float(step)
     return 10000.0

@@ -118,7 +118,7 @@ def _revoke_faults(_: list[int]) -> list[dict[str, Any]]:
 
 def _baseline(o: Observed) -> list[Check]:
     return [
-        checks.every_fr_recorded(o.state, o.fr_ids),
+        checks.every_fr_recorded(o.state, o.fr_ids, o.requests),
         checks.no_429(o.requests),
         checks.exit_code(o.exit_codes[0], zero=True),
     ]
@@ -130,20 +130,23 @@ def _rate_limit(o: Observed) -> list[Check]:
 
 def _transient(o: Observed) -> list[Check]:
     return [
-        checks.every_fr_recorded(o.state, o.fr_ids),
+        checks.every_fr_recorded(o.state, o.fr_ids, o.requests),
         checks.retry_gap(o.requests),
         checks.attempts_per_fr(o.requests),
     ]
 
 
 def _slow(o: Observed) -> list[Check]:
-    return [checks.every_fr_recorded(o.state, o.fr_ids), checks.in_flight(o.requests)]
+    return [checks.every_fr_recorded(o.state, o.fr_ids, o.requests), checks.in_flight(o.requests)]
 
 
 def _bad_data(o: Observed) -> list[Check]:
     refused = set(refused_frs(o.fr_ids))
     others = [fr for fr in o.fr_ids if fr not in refused]
-    return [checks.every_fr_recorded(o.state, others), checks.refused_bodies(o.requests)]
+    return [
+        checks.every_fr_recorded(o.state, others, o.requests),
+        checks.refused_bodies(o.requests),
+    ]
 
 
 def _revoked(o: Observed) -> list[Check]:

@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_certify(args: argparse.Namespace) -> int:
     out, err = Console(highlight=False), Console(stderr=True, highlight=False, soft_wrap=True)
+    if not out.is_terminal:  # a log or a CI page: room for the evidence on one line
+        out.width = max(out.width, 140)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     problem = _usage_problem(args, command)
     if problem:
