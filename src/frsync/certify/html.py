@@ -206,16 +206,15 @@ def _limit_line(limits: dict[str, Any], span: float, top: float, x: Any, y: Any)
     label = f"allowed: {burst} + {rate:g}/s · t"
     if burst >= top:  # fewer requests than a burst: the line is above the chart
         return (
-            f'<text class="limitlabel" x="{WIDTH - RIGHT}" y="{TOP + 10}" text-anchor="end">'
+            f'<text class="limitlabel" x="{LEFT + 10}" y="{TOP + 12}">'
             f"{escape(label)} (above the chart: every request here fits in one burst)</text>"
         )
     end = min(span, max(0.0, (top - burst) / rate))
     points = f"{x(0):.1f},{y(burst):.1f} {x(end):.1f},{y(burst + rate * end):.1f}"
-    at = end * 0.6  # where the label sits on the line
     return (
         f'<polyline class="limit" points="{points}"/>'
-        f'<text class="limitlabel" x="{x(at):.1f}" y="{y(burst + rate * at) - 7:.1f}" '
-        f'text-anchor="middle">{escape(label)}</text>'
+        f'<line class="limit" x1="{LEFT + 10}" y1="{TOP + 8}" x2="{LEFT + 32}" y2="{TOP + 8}"/>'
+        f'<text class="limitlabel" x="{LEFT + 38}" y="{TOP + 12}">{escape(label)}</text>'
     )
 
 

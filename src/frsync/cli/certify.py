@@ -182,10 +182,10 @@ def _evidence(scenario: dict[str, Any]) -> str:
         lines.append(f"{mark} {escape(check['detail'])}")
         offender = check["firstOffender"]
         if offender and not check["passed"]:
+            status = offender["status"] if offender["status"] is not None else "dropped"
             lines.append(
-                f"  first: journal #{offender['journalId']} at {offender['t']:.3f} s "
-                f"({offender['at']}) {offender['method']} {escape(offender['path'])} "
-                f"→ {offender['status'] if offender['status'] is not None else 'dropped'}"
+                f"  first offender: journal #{offender['journalId']}, {offender['t']:.3f} s in "
+                f"({offender['at']})\n  {offender['method']} {escape(offender['path'])} → {status}"
             )
     return "\n".join(lines)
 
