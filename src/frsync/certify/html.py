@@ -125,7 +125,7 @@ def timeline_svg(scenario: dict[str, Any], limits: dict[str, Any]) -> str:
     points = scenario["timeline"]
     if not points:
         return '<p class="empty">The connector sent no request.</p>'
-    span: float = max(max(float(p["t"]) + p["durationMs"] / 1000 for p in points), 1.0) * 1.04
+    span: float = max(max(float(p["t"]) + p["durationMs"] / 1000 for p in points), 0.2) * 1.04
     count = len(points)
     top = max(count, 1) * 1.08
     plot_w = WIDTH - LEFT - RIGHT
