@@ -76,7 +76,9 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             app.state.settings = settings
             app.state.store = store
             app.state.limiter = limiter
-            tokens = TokenCache(store, settings.token_cache_seconds, clock)
+            # A sandbox looks every token up: removed tenants' tokens fail on the next request.
+            cache = (0.0, 0.0) if settings.sandbox else (settings.token_cache_seconds, 60.0)
+            tokens = TokenCache(store, cache[0], clock, max_age=cache[1])
             faults = sandbox.start(app.state, settings.database_url) if settings.sandbox else None
             usage = UsageRecorder()  # per-token counts for the console's Tokens view
             app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record)

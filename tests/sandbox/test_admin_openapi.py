@@ -36,7 +36,7 @@ def schema(sandbox_settings: Settings) -> Iterator[Any]:
 def test_generated_admin_requests_get_documented_answers(schema: Any, mode: GenerationMode) -> None:
     operations = [r.ok() for r in schema.get_all_operations()]
     admin = [op for op in operations if op.path.startswith("/__admin")]
-    assert len(admin) == 9
+    assert len(admin) == 15
     for operation in admin:
         if mode is GenerationMode.NEGATIVE and not (operation.body or operation.path_parameters
                                                     or operation.query):  # fmt: skip
@@ -48,6 +48,8 @@ def test_generated_admin_requests_get_documented_answers(schema: Any, mode: Gene
         def run(case: Any) -> None:
             if mode is GenerationMode.POSITIVE and "fulfillmentRequests" in str(case.body):
                 case.body["fulfillmentRequests"] = min(case.body["fulfillmentRequests"], 20)
+            if mode is GenerationMode.NEGATIVE and [] in (case.query or {}).values():
+                return  # an "extra" parameter with no values: nothing invalid goes on the wire
             response = case.call(headers=AUTH)
             case.validate_response(response, checks=CHECKS, headers=AUTH)
 

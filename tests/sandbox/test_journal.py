@@ -8,13 +8,13 @@ import httpx
 import pytest
 
 from frsync.config import Settings
-from frsync.store import sandbox_postgres, sandbox_sqlite
+from frsync.store import sandbox_sql
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, SYNCED, add_rule
 from tests.support import OPERATOR_TOKEN, TOKENS, running_app
 
-FIELDS = {"id", "at", "method", "path", "query", "status", "durationMs", "requestId",
-          "tokenId", "tokenType", "body"}  # fmt: skip
+FIELDS = {"id", "accountId", "at", "method", "path", "query", "status", "durationMs",
+          "requestId", "tokenId", "tokenType", "body"}  # fmt: skip
 
 
 async def _journal(admin: httpx.AsyncClient, query: str = "") -> list[dict[str, object]]:
@@ -36,6 +36,7 @@ async def test_journal_records_fr_requests_newest_first_with_their_bodies(
     assert oldest["status"] == 204 and oldest["body"] == SYNCED
     assert oldest["requestId"] == patched.headers["x-request-id"]
     assert oldest["tokenType"] == "account" and isinstance(oldest["tokenId"], int)
+    assert oldest["accountId"] == newest["accountId"] == 1
     assert newest["query"] == "filterPageSize=5&sinceId=1" and newest["body"] is None
     assert newest["requestId"] == listed.headers["x-request-id"]
     assert isinstance(newest["durationMs"], float) and newest["at"].endswith("Z")  # type: ignore[union-attr]
@@ -54,8 +55,9 @@ async def test_journal_never_holds_a_token(admin: httpx.AsyncClient, connect: Co
                    "a-token-that-does-not-exist-123"):  # fmt: skip
         assert secret not in raw
     entries = json.loads(raw)
-    assert entries[0]["query"] == "X-API-TOKEN=[redacted]&sinceId=1"
+    assert entries[0]["query"] == "X-API-TOKEN=[token]&sinceId=1"
     assert entries[1]["status"] == 401 and entries[1]["tokenId"] is None
+    assert entries[1]["accountId"] is None
 
 
 async def test_journal_has_the_body_when_a_forced_answer_came_first(
@@ -131,8 +133,7 @@ async def test_journal_keeps_only_the_newest_entries(
     admin: httpx.AsyncClient, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The bound is 10,000; a small one shows the rule without 10,000 requests.
-    monkeypatch.setattr(sandbox_sqlite, "JOURNAL_KEEP", 3)
-    monkeypatch.setattr(sandbox_postgres, "JOURNAL_KEEP", 3)
+    monkeypatch.setattr(sandbox_sql, "JOURNAL_KEEP", 3)
     async with connect(TOKENS["account1"]) as api:
         for fr_id in (221, 222, 223, 224, 225):
             await api.get(f"/fulfillment-requests/{fr_id}")

@@ -101,8 +101,10 @@ async def test_tenant_has_its_own_account_frs_items_and_tokens(
     )
     assert response.status_code == 201
     tenant = response.json()
-    assert set(tenant) == {"accountId", "sourceId", "channelId", "tokens", "fulfillmentRequestIds"}
-    assert set(tenant["tokens"]) == {"account", "source", "channel"}
+    assert set(tenant) == {
+        "accountId", "sourceId", "channelId", "tokens", "tokenIds", "fulfillmentRequestIds"
+    }  # fmt: skip
+    assert set(tenant["tokens"]) == set(tenant["tokenIds"]) == {"account", "source", "channel"}
     assert len(tenant["fulfillmentRequestIds"]) == 3
     for kind in ("account", "source", "channel"):
         async with connect(tenant["tokens"][kind]) as api:

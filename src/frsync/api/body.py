@@ -30,7 +30,7 @@ from frsync.errors import (
     UnsupportedMediaType,
 )
 
-__all__ = ["check_json_content_type", "decode_patch", "read_body"]
+__all__ = ["check_json_content_type", "decode_json", "decode_patch", "read_body"]
 
 _CHARSET = re.compile(r"charset\s*=\s*\"?([\w-]+)", re.IGNORECASE)
 _patch_decoder = msgspec.json.Decoder(AccountingPatch)
@@ -83,6 +83,21 @@ def decode_patch(body: bytes) -> AccountingPatch:
     if _has_duplicate_keys(body) or _has_nul(patch):
         raise _invalid(body, FieldError("", "The body breaks the contract."))
     return patch
+
+
+def decode_json(body: bytes) -> Any:
+    """Any other JSON body (the sandbox admin API's) under the PATCH's rules: not JSON,
+    nested too deep or a key given twice is InvalidRequest, never a crash."""
+    try:
+        value = msgspec.json.decode(body)
+        twice = _has_duplicate_keys(body)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        raise InvalidRequest(
+            "The body is not valid JSON.", [FieldError("", "not JSON, or nested too deep")]
+        ) from None
+    if twice:
+        raise InvalidRequest("The body gives a key twice.", [FieldError("", "a key twice")])
+    return value
 
 
 def _invalid(body: bytes, first: FieldError) -> InvalidRequest:

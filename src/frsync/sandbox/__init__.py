@@ -18,12 +18,20 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from frsync.api.auth import FaultHook
+from frsync.api.problems import HTTP_TITLES, problem_response
 from frsync.api.routes import OPENAPI_DOCUMENT
-from frsync.sandbox.faults import DropConnection, FaultInjector, ForcedAnswer, forced_response
-from frsync.sandbox.journal import SandboxMiddleware
+from frsync.sandbox.faults import (
+    Accounts,
+    DropConnection,
+    FaultInjector,
+    ForcedAnswer,
+    forced_response,
+)
+from frsync.sandbox.journal import JournalParts, SandboxMiddleware
+from frsync.sandbox.redact import Redactor
 from frsync.sandbox.routes import ADMIN_ROUTES
 from frsync.sandbox.rules import STATUSES as FORCED_STATUSES
-from frsync.store.sandbox_base import SandboxStore, open_sandbox_store
+from frsync.store.sandbox_base import TooManyRules, open_sandbox_store
 
 _FRAGMENT = Path(__file__).with_name("openapi.json")
 
@@ -59,12 +67,12 @@ def routes() -> list[Route]:
 
 
 def middleware() -> list[Middleware]:
-    return [Middleware(SandboxMiddleware, store=_store_of_app)]
+    return [Middleware(SandboxMiddleware, parts=_journal_parts)]
 
 
-def _store_of_app(scope: Scope) -> SandboxStore:
-    store: SandboxStore = scope["app"].state.sandbox_store
-    return store
+def _journal_parts(scope: Scope) -> JournalParts:
+    state = scope["app"].state
+    return state.sandbox_store, state.sandbox_redactor
 
 
 class _NoAnswer(Response):
@@ -86,13 +94,27 @@ async def _on_drop(request: Request, exc: Exception) -> Response:
     return _NoAnswer()
 
 
-EXCEPTION_HANDLERS: dict[Any, Any] = {ForcedAnswer: _on_forced, DropConnection: _on_drop}
+async def _on_too_many_rules(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TooManyRules)
+    request_id = getattr(request.state, "request_id", None)
+    return problem_response(
+        409, HTTP_TITLES[409], "too-many-rules", exc.detail, request_id=request_id
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ForcedAnswer: _on_forced,
+    DropConnection: _on_drop,
+    TooManyRules: _on_too_many_rules,
+}
 
 
 def start(state: Any, database_url: str) -> FaultHook:
     """In the lifespan: the sandbox store on the app's store; returns the fault hook."""
-    state.sandbox_store = open_sandbox_store(database_url, state.store)
-    return FaultInjector(state.sandbox_store).apply
+    store = open_sandbox_store(database_url, state.store)
+    state.sandbox_store = store
+    state.sandbox_redactor = Redactor(store.known_tokens)
+    return FaultInjector(store, state.store, Accounts(store)).apply
 
 
 __all__ = ["EXCEPTION_HANDLERS", "middleware", "openapi_document", "routes", "start"]

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from frsync.api.params import BadValue, Parsers, QueryParams, int_between, parse_query
+from frsync.contract import method_name
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES, TokenType, now_ms
 from frsync.ratelimit import RateLimitStore
-from frsync.sandbox.rules import unknown_key
-from frsync.store.sandbox_base import JournalFilter, SandboxStore, TenantIds, TenantPlan
+from frsync.sandbox.rules import Rule, parse_rule, unknown_key
+from frsync.store.sandbox_base import (
+    MAX_RULES,
+    JournalFilter,
+    NewRule,
+    RuleFilter,
+    SandboxStore,
+    TenantIds,
+    TenantPlan,
+)
 from frsync.tokens import hash_token, new_token
 
 MAX_TENANT_FRS = 10_000
@@ -30,6 +40,7 @@ class Tenant:
             "sourceId": self.ids.source_id,
             "channelId": self.ids.channel_id,
             "tokens": self.tokens,
+            "tokenIds": self.ids.token_ids,
             "fulfillmentRequestIds": self.ids.fulfillment_request_ids,
         }
 
@@ -77,9 +88,10 @@ async def create_tenant(store: SandboxStore, frs: int, items: int) -> Tenant:
 
 
 def _method(raw: str) -> str:
-    if not raw.isalpha() or len(raw) > 16:
-        raise BadValue("Must be an HTTP method such as PATCH.")
-    return raw.upper()
+    method = method_name(raw)
+    if method is None:
+        raise BadValue("Must be an HTTP method such as PATCH (ASCII letters).")
+    return method
 
 
 def _path(raw: str) -> str:
@@ -93,10 +105,37 @@ _JOURNAL_PARAMS: Parsers = {
     "path": ("path", _path),
     "status": ("status", int_between(100, 599)),
     "tokenId": ("token_id", int_between(1)),
+    "accountId": ("account_id", int_between(1)),
+    "beforeId": ("before_id", int_between(1)),
     "limit": ("limit", int_between(1, MAX_JOURNAL_PAGE)),
+}
+_RULE_PARAMS: Parsers = {
+    "accountId": ("account_id", int_between(1)),
+    "afterId": ("after_id", int_between(0)),
+    "limit": ("limit", int_between(1, MAX_RULES)),
 }
 
 
-def journal_filter(params: QueryParams) -> JournalFilter:
-    """The GET /__admin/requests filters, parsed by the API's one query parser."""
-    return JournalFilter(**parse_query(params, _JOURNAL_PARAMS))
+def journal_filter(params: QueryParams, tenant: int | None = None) -> JournalFilter:
+    """The journal's filters and paging, parsed by the API's one query parser; a tenant's
+    journal is that tenant's entries whatever `accountId` says."""
+    where = parse_query(params, _JOURNAL_PARAMS)
+    if tenant is not None:
+        where["account_id"] = tenant
+    return JournalFilter(**where)
+
+
+def rule_filter(params: QueryParams, tenant: int | None = None) -> RuleFilter:
+    """The fault rule listing's filter and paging (creation order, after `afterId`)."""
+    where = parse_query(params, _RULE_PARAMS)
+    if tenant is not None:
+        where["account_id"] = tenant
+    return RuleFilter(**where)
+
+
+async def add_rule(store: SandboxStore, body: Any, tenant: int | None = None) -> Rule:
+    """Parse and store a rule (a tenant's, when `tenant` is given); the rule with its id."""
+    rule = parse_rule(body, tenant)
+    new = NewRule(rule.stored(), rule.times, rule.skip, tenant, now_ms())
+    rule_id = await store.add_rule(new)
+    return dataclasses.replace(rule, id=rule_id, remaining=rule.times)

@@ -2,40 +2,39 @@
 or anything of the request is read, so a forced answer never spends the bucket or applies
 the request.
 
-Rules and their counters live in the database: every worker reads the same rules, and a rule
-with `times` counts down with one conditional UPDATE (`… WHERE remaining > 0`), so N firings
-happen exactly N times however many workers race for them.
+Rules and their counters live in the database, so every worker sees the same rules. Each
+worker keeps its own copy of the live rules, indexed by tenant, and reloads it only when the
+rules' version stamp (one small read per request) has changed: matching costs the same with
+1 or 10,000 rules. `skip`, `times` and their counters stay in the database, each counted down
+by one conditional UPDATE (`… WHERE remaining > 0`), so N firings happen exactly N times
+however many workers race for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from frsync.api.problems import HTTP_TITLES, problem_response
-from frsync.contract import INT64_MAX
+from frsync.contract import canonical_int
 from frsync.domain import Principal
 from frsync.errors import FrsyncError
 from frsync.sandbox.rules import Facts, Rule, matches, rule_from_store
-from frsync.store.sandbox_base import SandboxStore, StoredRule
+from frsync.store import Store
+from frsync.store.sandbox_base import TENANT_ID_BASE, SandboxStore
 
 DROP_SCOPE_KEY = "frsync.drop"  # set on the scope when the connection is to be dropped
+ACCOUNT_SCOPE_KEY = "frsync.account"  # the caller's account, for the journal
 FR_ID = "fulfillmentRequestId"
-_TITLES = {
-    **HTTP_TITLES,
-    400: "Bad Request",
-    401: "Unauthorized",
-    409: "Conflict",
-    429: "Too Many Requests",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
+# A tenant's source and channel ids follow its account id (see sandbox_sql.tenant_rows).
+_TENANT_OFFSET = {"account": 0, "source": 1, "channel": 2}
+_MAX_CACHED_ACCOUNTS = 10_000
 
 
 class ForcedAnswer(FrsyncError):
@@ -51,64 +50,122 @@ class DropConnection(FrsyncError):
     """A fault rule's dropped connection: no answer at all."""
 
 
-class FaultInjector:
-    def __init__(self, store: SandboxStore, roll: Callable[[], float] = random.random) -> None:
+class Accounts:
+    """The account a token acts for. A tenant's ids say it without a query; another source or
+    channel costs one lookup, then is remembered (a bounded map: ids are never reused)."""
+
+    def __init__(self, store: SandboxStore) -> None:
         self._store = store
+        self._known: dict[tuple[str, int], int | None] = {}
+
+    async def of(self, principal: Principal) -> int | None:
+        kind, scope = principal.token_type, principal.scope_id
+        if kind == "account" or (kind in _TENANT_OFFSET and scope >= TENANT_ID_BASE):
+            return scope - _TENANT_OFFSET[kind]
+        key = (kind, scope)
+        if key not in self._known:
+            if len(self._known) >= _MAX_CACHED_ACCOUNTS:
+                self._known.clear()
+            self._known[key] = await self._store.account_of(kind, scope)
+        return self._known[key]
+
+
+class RuleIndex:
+    """This worker's copy of the live rules: the global ones and each tenant's, in creation
+    order, reloaded when the version stamp changes."""
+
+    def __init__(self, store: SandboxStore) -> None:
+        self._store = store
+        self._version: int | None = None
+        self._global: list[Rule] = []
+        self._by_account: dict[int, list[Rule]] = {}
+        self.spent: set[int] = set()  # counted out here; gone at the next reload
+        self.skips_done: set[int] = set()
+
+    async def candidates(self, account_id: int | None) -> Iterator[Rule]:
+        """The rules that may apply to a request of `account_id`, oldest first."""
+        version = await self._store.rules_version()
+        if version != self._version:
+            await self._reload(version)
+        own = self._by_account.get(account_id, []) if account_id is not None else []
+        merged = heapq.merge(self._global, own, key=lambda rule: rule.id) if own else self._global
+        return (rule for rule in merged if rule.id not in self.spent)
+
+    async def _reload(self, version: int) -> None:
+        rules = [rule_from_store(stored) for stored in await self._store.rules()]
+        by_account: dict[int, list[Rule]] = {}
+        for rule in rules:
+            if rule.account_id is not None:
+                by_account.setdefault(rule.account_id, []).append(rule)
+        self._global = [rule for rule in rules if rule.account_id is None]
+        self._by_account = by_account
+        self.spent = set()
+        self.skips_done = set()
+        self._version = version
+
+
+class FaultInjector:
+    def __init__(
+        self,
+        store: SandboxStore,
+        tokens: Store,
+        accounts: Accounts,
+        roll: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._tokens = tokens  # the API's store, to revoke a token for real
+        self._accounts = accounts
+        self._index = RuleIndex(store)
         self._roll = roll
 
     async def apply(self, request: Request, principal: Principal) -> None:
         """Fire the first rule that matches this request, if any: wait out its delay, then
         raise ForcedAnswer or DropConnection for a status or a drop."""
-        rules = await self._store.rules()
-        if not rules:
-            return
-        rule = await self._first_firing(request, principal, rules_of(rules))
-        if rule is None:
-            return
-        action = rule.action
-        if "delayMs" in action:
-            await asyncio.sleep(action["delayMs"] / 1000)  # the loop serves others meanwhile
-        if "status" in action:
-            raise _forced(action)
-        if action.get("drop"):
-            request.scope[DROP_SCOPE_KEY] = True
-            raise DropConnection("The connection was dropped by a sandbox fault rule.")
-
-    async def _first_firing(
-        self, request: Request, principal: Principal, rules: list[Rule]
-    ) -> Rule | None:
+        account = await self._accounts.of(principal)
+        request.scope[ACCOUNT_SCOPE_KEY] = account
         facts = Facts(
             request.method,
             request.url.path,
             principal.token_type,
             principal.token_id,
             _fr_id(request),
+            account,
         )
-        account: list[int | None] = []  # looked up once, and only if a rule asks
-        for rule in rules:
-            if "accountId" in rule.match and not account:
-                account.append(
-                    await self._store.account_of(principal.token_type, principal.scope_id)
-                )
-            if not matches(rule.match, facts, account[0] if account else None):
+        rule = await self._first_firing(facts)
+        if rule is None:
+            return
+        action = rule.action
+        if "delayMs" in action:
+            await asyncio.sleep(action["delayMs"] / 1000)  # the loop serves others meanwhile
+        if action.get("revokeToken"):
+            await self._tokens.revoke_token(principal.token_id)
+        if "status" in action:
+            raise _forced(action)
+        if action.get("drop"):
+            request.scope[DROP_SCOPE_KEY] = True
+            raise DropConnection("The connection was dropped by a sandbox fault rule.")
+
+    async def _first_firing(self, facts: Facts) -> Rule | None:
+        index = self._index
+        for rule in await index.candidates(facts.account_id):
+            if not matches(rule.match, facts):
                 continue
             if rule.probability is not None and self._roll() >= rule.probability:
                 continue  # a failed roll counts as not matching
-            if rule.remaining is not None and not await self._store.fire(rule.id):
+            if rule.skip and rule.id not in index.skips_done:
+                if await self._store.skip(rule.id):
+                    continue  # let through: one of its first `skip` matching requests
+                index.skips_done.add(rule.id)
+            if rule.times is not None and not await self._store.fire(rule.id):
+                index.spent.add(rule.id)
                 continue  # another request took its last firing
             return rule
         return None
 
 
-def rules_of(stored: list[StoredRule]) -> list[Rule]:
-    return [rule_from_store(s.id, s.rule, s.remaining) for s in stored]
-
-
 def _fr_id(request: Request) -> int | None:
     raw = request.path_params.get(FR_ID)
-    if isinstance(raw, str) and raw.isdigit() and len(raw) <= 19 and int(raw) <= INT64_MAX:
-        return int(raw)
-    return None
+    return canonical_int(raw) if isinstance(raw, str) else None
 
 
 def _forced(action: dict[str, Any]) -> ForcedAnswer:
@@ -123,7 +180,7 @@ def _forced(action: dict[str, Any]) -> ForcedAnswer:
 
 def forced_response(error: ForcedAnswer, request_id: str | None) -> Response:
     """The forced answer in the one problem+json shape."""
-    title = _TITLES.get(error.status, "Error")
+    title = HTTP_TITLES.get(error.status, "Error")
     slug = "sandbox-" + title.lower().replace(" ", "-")
     headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
     return problem_response(

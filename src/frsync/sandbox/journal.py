@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frsync.api.auth import PRINCIPAL_SCOPE_KEY
 from frsync.models import format_ms, now_ms
-from frsync.sandbox.faults import DROP_SCOPE_KEY
+from frsync.sandbox.faults import ACCOUNT_SCOPE_KEY, DROP_SCOPE_KEY
+from frsync.sandbox.redact import Redactor
 from frsync.store.sandbox_base import JournalEntry, SandboxStore
 from frsync.store.sandbox_sql import JOURNAL_COLUMNS
 
@@ -34,7 +33,7 @@ CLOSE_SCOPE_KEY = "frsync.close"
 # How long to wait for a body the app never read (a rule answered before it was needed).
 _LATE_BODY_SECONDS = 2.0
 log = logging.getLogger("frsync.sandbox")
-_SECRET_NAME = re.compile(r"token|auth|key|secret|passw", re.IGNORECASE)
+_ENTRY_OVERHEAD = 200  # bytes an entry holds beside its path, query and body, about
 
 
 class _Body:
@@ -67,24 +66,23 @@ class _Body:
                 while not self.done and self.size <= BODY_KEEP:
                     await self.receive()
 
-    def json(self) -> tuple[str | None, bool]:
-        """(the body if it is JSON, truncated?)."""
+    def json(self) -> tuple[Any | None, bool]:
+        """(the body decoded if it is JSON, truncated?)."""
         if self.size > BODY_KEEP:
             return None, True
         raw = b"".join(self.chunks)
         if not raw or not self.done:
             return None, False
         try:
-            msgspec.json.decode(raw)
-            return raw.decode(), False
-        except (msgspec.DecodeError, UnicodeDecodeError):
+            return msgspec.json.decode(raw), False
+        except (msgspec.DecodeError, ValueError, RecursionError):
             return None, False
 
 
 class SandboxMiddleware:
-    def __init__(self, app: ASGIApp, *, store: Callable[[Scope], SandboxStore]) -> None:
+    def __init__(self, app: ASGIApp, *, parts: Callable[[Scope], JournalParts]) -> None:
         self.app = app
-        self._store = store  # resolved per request: the store is born in the lifespan
+        self._parts = parts  # resolved per request: the store is born in the lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(FR_PREFIX):
@@ -97,7 +95,8 @@ class SandboxMiddleware:
         async def record(status: int | None) -> None:
             nonlocal recorded
             recorded = True
-            await body.finish()
+            if scope.get(PRINCIPAL_SCOPE_KEY) is not None:
+                await body.finish()  # no body is kept without a valid token: not worth reading
             await self._record(scope, body, status, started)
 
         async def send_after_recording(message: Message) -> None:
@@ -111,39 +110,42 @@ class SandboxMiddleware:
             await _drop(scope)
 
     async def _record(self, scope: Scope, body: _Body, status: int | None, started: float) -> None:
-        principal = scope.get(PRINCIPAL_SCOPE_KEY)
-        text, truncated = body.json()
-        entry = JournalEntry(
-            at=now_ms(),
-            method=scope["method"],
-            path=scope["path"],
-            query=redacted(scope.get("query_string", b"").decode("latin-1")),
-            status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            request_id=scope.get("state", {}).get("request_id", ""),
-            token_id=None if principal is None else principal.token_id,
-            token_type=None if principal is None else principal.token_type,
-            body=text,
-            body_truncated=truncated,
-        )
         try:
-            await self._store(scope).record(entry)
+            store, redactor = self._parts(scope)
+            entry = await _entry(scope, body, status, started, redactor)
+            await store.record(entry)
         except Exception:
             # The journal is a test aid: losing an entry must not lose the answer.
             log.exception("could not write the request journal entry")
 
 
-def redacted(query: str) -> str:
-    """The query string as sent, but the value of any parameter named like a credential
-    (`token`, `api_key`, …): no FR endpoint reads one there, yet a client may put one."""
-    if not _SECRET_NAME.search(query):
-        return query
-    parts = []
-    for part in query.split("&"):
-        name, sep, _ = part.partition("=")
-        secret = sep and _SECRET_NAME.search(unquote_plus(name))
-        parts.append(f"{name}=[redacted]" if secret else part)
-    return "&".join(parts)
+JournalParts = tuple[SandboxStore, Redactor]
+
+
+async def _entry(
+    scope: Scope, body: _Body, status: int | None, started: float, redactor: Redactor
+) -> JournalEntry:
+    principal = scope.get(PRINCIPAL_SCOPE_KEY)
+    decoded, truncated = body.json() if principal is not None else (None, False)
+    query = scope.get("query_string", b"").decode("latin-1")
+    path, query, encoded = await redactor.redact(scope["path"], query, decoded)
+    text = None if encoded is None else encoded.decode()
+    return JournalEntry(
+        at=now_ms(),
+        method=scope["method"],
+        path=path,
+        query=query,
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        request_id=scope.get("state", {}).get("request_id", ""),
+        token_id=None if principal is None else principal.token_id,
+        token_type=None if principal is None else principal.token_type,
+        body=text,
+        body_truncated=truncated,
+        account_id=scope.get(ACCOUNT_SCOPE_KEY),
+        body_omitted=principal is None and body.size > 0,
+        size=_ENTRY_OVERHEAD + len(path) + len(query) + len(text or ""),
+    )
 
 
 async def _drop(scope: Scope) -> None:
@@ -162,6 +164,7 @@ def entry_json(row: tuple[Any, ...]) -> dict[str, Any]:
     body = values["body"]
     entry = {
         "id": values["id"],
+        "accountId": values["account_id"],
         "at": format_ms(values["at"]),
         "method": values["method"],
         "path": values["path"],
@@ -175,4 +178,6 @@ def entry_json(row: tuple[Any, ...]) -> dict[str, Any]:
     }
     if values["body_truncated"]:
         entry["bodyTruncated"] = True
+    if values["body_omitted"]:
+        entry["bodyOmitted"] = True
     return entry

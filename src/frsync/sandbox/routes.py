@@ -1,5 +1,6 @@
 """The /__admin routes: operator token only, not rate limited, JSON in and out. Thin: parse,
-call the sandbox store, shape the answer."""
+call the sandbox store, shape the answer. `/__admin/tenants/{accountId}/…` routes act on one
+live tenant's rules and journal only (any other account: 404)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from frsync.api.body import check_json_content_type, read_body
+from frsync.api.body import check_json_content_type, decode_json, read_body
 from frsync.api.params import parse_int
 from frsync.errors import FieldError, InvalidRequest, NotFound, Unauthenticated
-from frsync.models import now_ms
 from frsync.sandbox import admin
-from frsync.sandbox.faults import rules_of
 from frsync.sandbox.journal import entry_json
-from frsync.sandbox.rules import parse_rule
+from frsync.sandbox.rules import rule_from_store
 from frsync.store.sandbox_base import SandboxStore
 
 OPERATOR_ONLY = "The sandbox admin API takes an operator token in the X-API-TOKEN header."
@@ -44,6 +43,22 @@ def operator_only(handler: Endpoint) -> Endpoint:
     return route
 
 
+TenantEndpoint = Callable[[Request, int | None], Awaitable[Response]]
+
+
+def of_tenant(handler: TenantEndpoint) -> Endpoint:
+    """Route wrapper for /__admin/tenants/{accountId}/…: the operator, and a live tenant."""
+
+    @operator_only
+    async def route(request: Request) -> Response:
+        account_id = parse_int(request.path_params["accountId"], "accountId")
+        if not await _store(request).is_tenant(account_id):
+            raise NotFound(f"Account {account_id} is not a live sandbox tenant.")
+        return await handler(request, account_id)
+
+    return route
+
+
 def _store(request: Request) -> SandboxStore:
     store: SandboxStore = request.app.state.sandbox_store
     return store
@@ -64,10 +79,7 @@ async def _body(request: Request, *, required: bool) -> Any:
             raise InvalidRequest("A JSON body is required.", [FieldError("", "missing body")])
         return {}  # no body: every field takes its default (a JSON `null` is refused)
     check_json_content_type(request)
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise InvalidRequest("The body is not valid JSON.", [FieldError("", "not JSON")]) from None
+    return decode_json(raw)
 
 
 @operator_only
@@ -87,62 +99,68 @@ async def create_tenant(request: Request) -> Response:
 
 @operator_only
 async def delete_tenant(request: Request) -> Response:
-    """Remove a tenant and revoke its tokens (again: still 204)."""
+    """Remove a tenant, its tokens, rules and journal (again: still 204)."""
     account_id = parse_int(request.path_params["accountId"], "accountId")
-    if await _store(request).delete_tenant(account_id, now_ms()) is None:
+    if await _store(request).delete_tenant(account_id) is None:
         raise NotFound(f"Account {account_id} is not a sandbox tenant.")
     return _no_content()
 
 
-@operator_only
-async def add_fault(request: Request) -> Response:
-    """Add a fault rule; it is checked after older ones."""
-    rule = parse_rule(await _body(request, required=True))
-    rule_id = await _store(request).add_rule(rule.stored(), rule.times, now_ms())
-    body = rule.to_json() | {"id": rule_id, "remaining": rule.times}
-    return _json(body, 201)
+async def _add_fault(request: Request, tenant: int | None) -> Response:
+    rule = await admin.add_rule(_store(request), await _body(request, required=True), tenant)
+    return _json(rule.to_json(), 201)
 
 
-@operator_only
-async def list_faults(request: Request) -> Response:
-    return _json([rule.to_json() for rule in rules_of(await _store(request).rules())])
+async def _list_faults(request: Request, tenant: int | None) -> Response:
+    rules = await _store(request).list_rules(admin.rule_filter(request.query_params, tenant))
+    return _json([rule_from_store(rule).to_json() for rule in rules])
 
 
-@operator_only
-async def delete_fault(request: Request) -> Response:
+async def _delete_fault(request: Request, tenant: int | None) -> Response:
     rule_id = parse_int(request.path_params["faultId"], "faultId")
-    if not await _store(request).delete_rule(rule_id):
-        raise NotFound(f"There is no fault rule {rule_id}.")
+    if not await _store(request).delete_rule(rule_id, tenant):
+        raise NotFound(f"There is no fault rule {rule_id} here.")
     return _no_content()
 
 
-@operator_only
-async def clear_faults(request: Request) -> Response:
-    await _store(request).clear_rules()
+async def _clear_faults(request: Request, tenant: int | None) -> Response:
+    await _store(request).clear_rules(tenant)
     return _no_content()
 
 
-@operator_only
-async def list_requests(request: Request) -> Response:
-    """The journal of FR-endpoint requests, newest first."""
-    where = admin.journal_filter(request.query_params)
+async def _list_requests(request: Request, tenant: int | None) -> Response:
+    where = admin.journal_filter(request.query_params, tenant)
     return _json([entry_json(row) for row in await _store(request).journal(where)])
 
 
-@operator_only
-async def clear_requests(request: Request) -> Response:
-    await _store(request).clear_journal()
+async def _clear_requests(request: Request, tenant: int | None) -> Response:
+    await _store(request).clear_journal(tenant)
     return _no_content()
 
 
+def _global(handler: TenantEndpoint) -> Endpoint:
+    async def route(request: Request) -> Response:
+        return await handler(request, None)
+
+    route.__doc__ = handler.__doc__
+    return operator_only(route)
+
+
+_TENANT = "/__admin/tenants/{accountId}"
 ADMIN_ROUTES = [
     Route("/__admin/reset", reset, methods=["POST"]),
     Route("/__admin/tenants", create_tenant, methods=["POST"]),
-    Route("/__admin/tenants/{accountId}", delete_tenant, methods=["DELETE"]),
-    Route("/__admin/faults", add_fault, methods=["POST"]),
-    Route("/__admin/faults", list_faults, methods=["GET"]),
-    Route("/__admin/faults", clear_faults, methods=["DELETE"]),
-    Route("/__admin/faults/{faultId}", delete_fault, methods=["DELETE"]),
-    Route("/__admin/requests", list_requests, methods=["GET"]),
-    Route("/__admin/requests", clear_requests, methods=["DELETE"]),
+    Route(_TENANT, delete_tenant, methods=["DELETE"]),
+    Route("/__admin/faults", _global(_add_fault), methods=["POST"]),
+    Route("/__admin/faults", _global(_list_faults), methods=["GET"]),
+    Route("/__admin/faults", _global(_clear_faults), methods=["DELETE"]),
+    Route("/__admin/faults/{faultId}", _global(_delete_fault), methods=["DELETE"]),
+    Route("/__admin/requests", _global(_list_requests), methods=["GET"]),
+    Route("/__admin/requests", _global(_clear_requests), methods=["DELETE"]),
+    Route(f"{_TENANT}/faults", of_tenant(_add_fault), methods=["POST"]),
+    Route(f"{_TENANT}/faults", of_tenant(_list_faults), methods=["GET"]),
+    Route(f"{_TENANT}/faults", of_tenant(_clear_faults), methods=["DELETE"]),
+    Route(f"{_TENANT}/faults/{{faultId}}", of_tenant(_delete_fault), methods=["DELETE"]),
+    Route(f"{_TENANT}/requests", of_tenant(_list_requests), methods=["GET"]),
+    Route(f"{_TENANT}/requests", of_tenant(_clear_requests), methods=["DELETE"]),
 ]

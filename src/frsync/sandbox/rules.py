@@ -3,22 +3,24 @@ field), stored as JSON, and matched against an authenticated FR-endpoint request
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from frsync.contract import INT64_MAX, unknown_name_message
+from frsync.contract import INT64_MAX, method_name, unknown_name_message
 from frsync.errors import FieldError, InvalidRequest
 from frsync.models import SCOPED_TOKEN_TYPES
+from frsync.store.sandbox_base import StoredRule
 
 STATUSES = (400, 401, 404, 409, 429, 500, 502, 503, 504)
 MAX_DELAY_MS = 60_000
 MAX_DETAIL = 4_000
 MAX_RETRY_AFTER = 86_400
-_RULE_KEYS = ("match", "action", "times", "probability")
+_RULE_KEYS = ("match", "action", "times", "skip", "probability")
 _MATCH_KEYS = ("method", "path", "tokenType", "tokenId", "accountId", "fulfillmentRequestId")
-_ACTION_KEYS = ("status", "retryAfter", "detail", "delayMs", "drop")
+_ACTION_KEYS = ("status", "retryAfter", "detail", "delayMs", "drop", "revokeToken")
 _ID_KEYS = ("tokenId", "accountId", "fulfillmentRequestId")
 
 
@@ -30,15 +32,19 @@ class Rule:
     action: dict[str, Any]
     times: int | None = None
     probability: float | None = None
+    skip: int | None = None
     id: int = 0
     remaining: int | None = None
+    account_id: int | None = None  # the tenant it was made through; None: global
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "accountId": self.account_id,
             "match": self.match,
             "action": self.action,
             "times": self.times,
+            "skip": self.skip,
             "probability": self.probability,
             "remaining": self.remaining,
         }
@@ -48,6 +54,7 @@ class Rule:
             "match": self.match,
             "action": self.action,
             "times": self.times,
+            "skip": self.skip,
             "probability": self.probability,
         }
         return msgspec.json.encode(body).decode()
@@ -85,10 +92,11 @@ def _check_match(match: dict[str, Any], errors: _Errors) -> dict[str, Any]:
     for key, value in match.items():
         where = f"match.{key}"
         if key == "method":
-            if not isinstance(value, str) or not value.isalpha() or len(value) > 16:
-                errors.add(where, "must be an HTTP method such as PATCH or GET.")
+            method = method_name(value) if isinstance(value, str) else None
+            if method is None:
+                errors.add(where, "must be an HTTP method such as PATCH or GET (ASCII letters).")
             else:
-                out[key] = value.upper()
+                out[key] = method
         elif key == "path":
             if not isinstance(value, str) or not value.startswith("/") or len(value) > 2048:
                 errors.add(where, "must be a path starting with `/` (a prefix ends in `*`).")
@@ -106,42 +114,75 @@ def _check_match(match: dict[str, Any], errors: _Errors) -> dict[str, Any]:
     return out
 
 
+def _int_from(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda value: _is_int(value) and low <= value <= high
+
+
+# Each action key: is its value right, and what to say when it is not.
+_ACTION_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "status": (
+        lambda value: _is_int(value) and value in STATUSES,
+        f"must be one of {', '.join(map(str, STATUSES))}.",
+    ),
+    "delayMs": (_int_from(0, MAX_DELAY_MS), f"must be an integer from 0 to {MAX_DELAY_MS}."),
+    "drop": (lambda value: value is True, "must be true (or left out)."),
+    "retryAfter": (
+        _int_from(0, MAX_RETRY_AFTER),
+        f"must be whole seconds from 0 to {MAX_RETRY_AFTER}.",
+    ),
+    "detail": (
+        lambda value: isinstance(value, str) and len(value) <= MAX_DETAIL and "\x00" not in value,
+        f"must be a string of at most {MAX_DETAIL} characters.",
+    ),
+    "revokeToken": (lambda value: value is True, "must be true (or left out)."),
+}
+
+
+def _action_combination(action: dict[str, Any]) -> str | None:
+    """What is wrong with the keys given together, if anything."""
+    given = action.keys()
+    if not ({"status", "delayMs", "drop"} & given):
+        return "needs `status`, `delayMs` or `drop`."
+    if ("retryAfter" in given or "detail" in given) and "status" not in given:
+        return "`retryAfter` and `detail` go with a `status`."
+    if "drop" in given and "status" in given:
+        return "a dropped connection has no status: give `drop` or `status`."
+    if "revokeToken" in given and action.get("status") != 401:
+        return "`revokeToken` goes with `status` 401."
+    return None
+
+
 def _check_action(action: dict[str, Any], errors: _Errors) -> dict[str, Any]:
-    status: Any = action.get("status")
-    delay: Any = action.get("delayMs")
-    drop: Any = action.get("drop")
-    if "status" in action and (not _is_int(status) or status not in STATUSES):
-        errors.add("action.status", f"must be one of {', '.join(map(str, STATUSES))}.")
-    if "delayMs" in action and (not _is_int(delay) or not 0 <= delay <= MAX_DELAY_MS):
-        errors.add("action.delayMs", f"must be an integer from 0 to {MAX_DELAY_MS}.")
-    if "drop" in action and drop is not True:
-        errors.add("action.drop", "must be true (or left out).")
-    retry: Any = action.get("retryAfter")
-    if "retryAfter" in action and (not _is_int(retry) or not 0 <= retry <= MAX_RETRY_AFTER):
-        errors.add("action.retryAfter", f"must be whole seconds from 0 to {MAX_RETRY_AFTER}.")
-    detail = action.get("detail")
-    if "detail" in action and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
-        errors.add("action.detail", f"must be a string of at most {MAX_DETAIL} characters.")
-    if ("retryAfter" in action or "detail" in action) and "status" not in action:
-        errors.add("action", "`retryAfter` and `detail` go with a `status`.")
-    if "drop" in action and "status" in action:
-        errors.add("action", "a dropped connection has no status: give `drop` or `status`.")
-    if not ({"status", "delayMs", "drop"} & action.keys()):
-        errors.add("action", "needs `status`, `delayMs` or `drop`.")
+    for key, value in action.items():
+        valid, message = _ACTION_VALUES[key]
+        if not valid(value):
+            errors.add(f"action.{key}", message)
+    combination = _action_combination(action)
+    if combination:
+        errors.add("action", combination)
     return dict(action)
 
 
-def parse_rule(body: Any) -> Rule:
-    """A rule from the decoded JSON body, or InvalidRequest naming every bad field."""
+def _check_count(top: dict[str, Any], key: str, low: int, errors: _Errors) -> None:
+    value = top.get(key)
+    if value is not None and (not _is_int(value) or not low <= value <= INT64_MAX):
+        errors.add(key, f"must be an integer of at least {low} (or left out).")
+
+
+def parse_rule(body: Any, tenant: int | None = None) -> Rule:
+    """A rule from the decoded JSON body, or InvalidRequest naming every bad field. Made
+    through a tenant, it may name no other account."""
     errors = _Errors()
     top = _object(body, "", _RULE_KEYS, errors)
     match = _check_match(_object(top.get("match", {}), "match", _MATCH_KEYS, errors), errors)
+    if tenant is not None and match.get("accountId", tenant) != tenant:
+        errors.add("match.accountId", f"a rule of tenant {tenant} matches only its account.")
     if "action" not in top and isinstance(body, dict):
         errors.add("action", "is required.")
     action = _check_action(_object(top.get("action", {}), "action", _ACTION_KEYS, errors), errors)
-    times, probability = top.get("times"), top.get("probability")
-    if times is not None and (not _is_int(times) or not 1 <= times <= INT64_MAX):
-        errors.add("times", "must be an integer of at least 1 (or left out: no limit).")
+    _check_count(top, "times", 1, errors)
+    _check_count(top, "skip", 0, errors)
+    probability = top.get("probability")
     if probability is not None and (
         isinstance(probability, bool)
         or not isinstance(probability, int | float)
@@ -155,29 +196,43 @@ def parse_rule(body: Any) -> Rule:
             else "The fault rule is invalid; see `errors`.",
             errors.found,
         )
-    return Rule(match, action, times, None if probability is None else float(probability))
-
-
-def rule_from_store(rule_id: int, stored: str, remaining: int | None) -> Rule:
-    body = msgspec.json.decode(stored)
     return Rule(
-        body["match"], body["action"], body["times"], body["probability"], rule_id, remaining
+        match,
+        action,
+        top.get("times"),
+        None if probability is None else float(probability),
+        top.get("skip"),
+        account_id=tenant,
+    )
+
+
+def rule_from_store(stored: StoredRule) -> Rule:
+    body = msgspec.json.decode(stored.rule)
+    return Rule(
+        body["match"],
+        body["action"],
+        body["times"],
+        body["probability"],
+        body.get("skip"),
+        stored.id,
+        stored.remaining,
+        stored.account_id,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What a rule can match on, for one request. `account_id` is looked up only if a rule
-    asks for it (it costs a query for source and channel tokens)."""
+    """What a rule can match on, for one request."""
 
     method: str
     path: str
     token_type: str
     token_id: int
     fulfillment_request_id: int | None
+    account_id: int | None
 
 
-def matches(match: dict[str, Any], facts: Facts, account_id: int | None) -> bool:
+def matches(match: dict[str, Any], facts: Facts) -> bool:
     if "method" in match and match["method"] != facts.method:
         return False
     if "path" in match and not _path_matches(match["path"], facts.path):
@@ -190,7 +245,7 @@ def matches(match: dict[str, Any], facts: Facts, account_id: int | None) -> bool
         match["fulfillmentRequestId"] != facts.fulfillment_request_id
     ):
         return False
-    return "accountId" not in match or match["accountId"] == account_id
+    return "accountId" not in match or match["accountId"] == facts.account_id
 
 
 def _path_matches(pattern: str, path: str) -> bool:

@@ -12,14 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from frsync.errors import FrsyncError
 from frsync.models import TokenType
 
 # Ids handed to tenants start far above any loaded or generated data (generated FRs start at
 # 1,000,001) and come from one counter that only grows, so none is ever given twice.
 TENANT_ID_BASE = 1_000_000_000_000
+# The journal keeps, per account (and for requests no token authenticated), the newest
+# entries: a tenant's 1,000, another account's 10,000; the whole is bounded in rows and bytes.
+TENANT_JOURNAL_KEEP = 1_000
 JOURNAL_KEEP = 10_000
+JOURNAL_MAX_ROWS = 200_000
+JOURNAL_MAX_BYTES = 256 * 1024 * 1024
+MAX_TENANT_RULES = 1_000
+MAX_RULES = 10_000
 BASELINE_MARK = "baseline_history_id"
 NEXT_ID = "next_tenant_id"
+RULES_VERSION = "rules_version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,7 @@ class TenantIds:
     source_id: int
     channel_id: int
     fulfillment_request_ids: list[int]
+    token_ids: dict[TokenType, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +59,28 @@ class StoredRule:
     id: int
     rule: str  # JSON as the admin API took it
     remaining: int | None
+    account_id: int | None  # the tenant it was made through; None: global
+    skip_left: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRule:
+    rule: str
+    remaining: int | None
+    skip: int | None
+    account_id: int | None
+    now: int
+
+
+class TooManyRules(FrsyncError):
+    """The tenant or the sandbox holds as many rules as it may (the admin API's 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFilter:
+    account_id: int | None = None  # a tenant's rules only; None: every rule
+    after_id: int = 0
+    limit: int = MAX_RULES
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +96,9 @@ class JournalEntry:
     token_type: str | None
     body: str | None
     body_truncated: bool
+    account_id: int | None = None
+    body_omitted: bool = False
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,46 +107,75 @@ class JournalFilter:
     path: str | None = None  # exact, or a prefix ending in "*"
     status: int | None = None
     token_id: int | None = None
+    account_id: int | None = None
+    before_id: int | None = None
     limit: int = 100
 
 
 class SandboxStore(Protocol):
     async def reset(self) -> None:
-        """In one transaction: remove tenants, put every FR changed since the baseline back,
-        drop the history written since, clear fault rules and the journal."""
+        """In one transaction, atomic against concurrent PATCHes: remove every tenant, put
+        every FR changed since the baseline back, drop the history written since, clear fault
+        rules and the journal."""
         ...
 
     async def create_tenant(self, plan: TenantPlan) -> TenantIds: ...
 
-    async def delete_tenant(self, account_id: int, now: int) -> bool | None:
-        """True: removed now; False: removed before; None: not a tenant."""
+    async def delete_tenant(self, account_id: int) -> bool | None:
+        """True: removed now; False: removed before; None: never a tenant."""
         ...
 
-    async def add_rule(self, rule: str, remaining: int | None, now: int) -> int: ...
+    async def is_tenant(self, account_id: int) -> bool:
+        """A live tenant (made, not yet removed)."""
+        ...
+
+    async def add_rule(self, rule: NewRule) -> int:
+        """The new rule's id; TooManyRules past the tenant's or the sandbox's bound."""
+        ...
+
+    async def rules_version(self) -> int:
+        """A stamp that changes whenever a rule is added or deleted."""
+        ...
 
     async def rules(self) -> list[StoredRule]:
         """Live rules (not used up), in creation order."""
+        ...
+
+    async def list_rules(self, where: RuleFilter) -> list[StoredRule]: ...
+
+    async def skip(self, rule_id: int) -> bool:
+        """Count one request a rule with `skip` lets through; False when none is left."""
         ...
 
     async def fire(self, rule_id: int) -> bool:
         """Count one firing of a rule with `times`; False when another request took the last."""
         ...
 
-    async def delete_rule(self, rule_id: int) -> bool: ...
+    async def delete_rule(self, rule_id: int, account_id: int | None) -> bool:
+        """Delete a rule (only if it is that tenant's, when `account_id` is given)."""
+        ...
 
-    async def clear_rules(self) -> None: ...
+    async def clear_rules(self, account_id: int | None) -> None:
+        """Every rule, or one tenant's."""
+        ...
 
     async def account_of(self, token_type: TokenType, scope_id: int) -> int | None: ...
 
+    async def known_tokens(self, hashes: list[bytes]) -> set[bytes]:
+        """Which of these SHA-256 hashes are tokens' (live or revoked)."""
+        ...
+
     async def record(self, entry: JournalEntry) -> None:
-        """Append to the journal, keeping the newest JOURNAL_KEEP entries."""
+        """Append to the journal, keeping it within its bounds."""
         ...
 
     async def journal(self, where: JournalFilter) -> list[tuple[Any, ...]]:
         """Rows of (id, *sandbox_sql.JOURNAL_COLUMNS), newest first."""
         ...
 
-    async def clear_journal(self) -> None: ...
+    async def clear_journal(self, account_id: int | None) -> None:
+        """The whole journal, or one account's entries."""
+        ...
 
 
 def open_sandbox_store(url: str, store: Any) -> SandboxStore:

@@ -9,17 +9,21 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from frsync.models import TokenType, now_ms
+from frsync.models import TokenType
 from frsync.store import sandbox_sql as sql
 from frsync.store.sandbox_base import (
-    JOURNAL_KEEP,
+    JOURNAL_MAX_BYTES,
+    JOURNAL_MAX_ROWS,
     NEXT_ID,
     TENANT_ID_BASE,
     JournalEntry,
     JournalFilter,
+    NewRule,
+    RuleFilter,
     StoredRule,
     TenantIds,
     TenantPlan,
+    TooManyRules,
 )
 
 if TYPE_CHECKING:  # the store imports this module for `take_baseline`
@@ -36,6 +40,13 @@ def pg(statement: str) -> str:
 # The touched FRs go in as an array: the planner then sees how few they are, and reaches
 # their items through the index instead of scanning every item.
 _RESTORE = tuple(pg(statement) for statement in sql.restore("IS DISTINCT FROM", "= ANY(?)"))
+# A PATCH locks its FR row first (FOR NO KEY UPDATE, which takes ROW SHARE on the table): a
+# reset holding EXCLUSIVE on the table waits for the PATCHes in flight to commit and holds
+# new ones back before they lock anything, so it sees every acknowledged change and no PATCH
+# lands between choosing what to restore and forgetting the history. Reads go on meanwhile.
+_EXCLUDE_WRITERS = "LOCK TABLE fulfillment_requests IN EXCLUSIVE MODE"
+# Rules are bounded per tenant and overall: two workers adding at once count one at a time.
+_RULES_LOCK = "SELECT pg_advisory_xact_lock(7270001)"
 
 
 async def take_baseline(connection: asyncpg.Connection) -> None:
@@ -50,22 +61,18 @@ async def take_baseline(connection: asyncpg.Connection) -> None:
     )
 
 
-async def _remove(connection: asyncpg.Connection, account_id: int, now: int) -> None:
-    for statement, params in sql.removal(account_id, now):
-        await connection.execute(pg(statement), *params)
-
-
 class PostgresSandboxStore:
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
 
     async def reset(self) -> None:
-        now = now_ms()
         # Unbounded, like a load: after a test that changed every FR, a reset of a large
         # database legitimately takes longer than an API call may (lock waits stay bounded).
         async with self._store.transaction(bounded=False) as connection:
-            for row in await connection.fetch(sql.LIVE_TENANTS):
-                await _remove(connection, row[0], now)
+            await connection.execute(_EXCLUDE_WRITERS)
+            for statement in sql.REMOVE_ALL_TENANTS:
+                await connection.execute(pg(statement), TENANT_ID_BASE)
+            await connection.execute(sql.CLEAR_TENANTS)
             mark = await connection.fetchval(sql.BASELINE_MARK_SQL)
             if mark is not None:  # no load since sandbox mode existed: nothing to go back to
                 rows = await connection.fetch(pg(sql.TOUCHED), mark)
@@ -75,6 +82,7 @@ class PostgresSandboxStore:
                         await connection.execute(statement, touched)
                     await connection.execute(pg(sql.FORGET_HISTORY), mark)
             await connection.execute(sql.CLEAR_RULES)
+            await connection.execute(sql.BUMP_RULES_VERSION)
             await connection.execute(sql.CLEAR_JOURNAL)
 
     async def create_tenant(self, plan: TenantPlan) -> TenantIds:
@@ -86,34 +94,78 @@ class PostgresSandboxStore:
             ids, rows = sql.tenant_rows(plan, int(last) - count)
             for kind, statement in sql.TENANT_SQL.items():
                 await connection.executemany(pg(statement), rows[kind])
+            first = ids.account_id
+            tokens = await connection.fetch(pg(sql.ISSUED_IDS), first, first + 1, first + 2)
+        ids.token_ids.update({row[1]: int(row[0]) for row in tokens})
         return ids
 
-    async def delete_tenant(self, account_id: int, now: int) -> bool | None:
+    async def delete_tenant(self, account_id: int) -> bool | None:
         async with self._store.transaction() as connection:
-            row = await connection.fetchrow(pg(sql.TENANT_STATE + " FOR UPDATE"), account_id)
-            if row is None:
-                return None
-            if row[0] is not None:
-                return False
-            await _remove(connection, account_id, now)
+            live = await connection.fetchrow(pg(sql.LIVE_TENANT + " FOR UPDATE"), account_id)
+            if live is None:
+                last = await connection.fetchval(pg(sql.NEXT_TENANT_ID), NEXT_ID)
+                return False if last and TENANT_ID_BASE <= account_id < last else None
+            for statement, params in sql.removal(account_id):
+                await connection.execute(pg(statement), *params)
+            await connection.execute(sql.BUMP_RULES_VERSION)
         return True
 
-    async def add_rule(self, rule: str, remaining: int | None, now: int) -> int:
-        return int(await self._fetchval(sql.ADD_RULE, rule, remaining, now))
+    async def is_tenant(self, account_id: int) -> bool:
+        return await self._fetchval(sql.LIVE_TENANT, account_id) is not None
+
+    async def add_rule(self, rule: NewRule) -> int:
+        async with self._store.transaction() as connection:
+            await connection.execute(_RULES_LOCK)
+            await connection.execute(sql.PURGE_SPENT)
+            total = await connection.fetchval(sql.COUNT_RULES)
+            of_tenant = None
+            if rule.account_id is not None:
+                of_tenant = await connection.fetchval(pg(sql.COUNT_TENANT_RULES), rule.account_id)
+            refused = sql.rule_bound_error(total, of_tenant)
+            if refused:
+                raise TooManyRules(refused)
+            params = (rule.rule, rule.remaining, rule.now, rule.account_id, rule.skip)
+            rule_id = await connection.fetchval(pg(sql.ADD_RULE), *params)
+            await connection.execute(sql.BUMP_RULES_VERSION)
+        return int(rule_id)
+
+    async def rules_version(self) -> int:
+        version = await self._fetchval(sql.RULES_VERSION_SQL)
+        return 0 if version is None else int(version)
 
     async def rules(self) -> list[StoredRule]:
         async with self._store.acquire() as connection:
             rows = await connection.fetch(sql.RULES_SQL)
         return [StoredRule(*row) for row in rows]
 
+    async def list_rules(self, where: RuleFilter) -> list[StoredRule]:
+        statement, params = sql.rules_query(where)
+        async with self._store.acquire() as connection:
+            rows = await connection.fetch(pg(statement), *params)
+        return [StoredRule(*row) for row in rows]
+
+    async def skip(self, rule_id: int) -> bool:
+        return await self._execute(sql.SKIP_SQL, rule_id) == "UPDATE 1"
+
     async def fire(self, rule_id: int) -> bool:
         return await self._execute(sql.FIRE_SQL, rule_id) == "UPDATE 1"
 
-    async def delete_rule(self, rule_id: int) -> bool:
-        return await self._execute(sql.DELETE_RULE, rule_id) == "DELETE 1"
+    async def delete_rule(self, rule_id: int, account_id: int | None) -> bool:
+        async with self._store.transaction() as connection:
+            if account_id is None:
+                status = await connection.execute(pg(sql.DELETE_RULE), rule_id)
+            else:
+                status = await connection.execute(pg(sql.DELETE_TENANT_RULE), rule_id, account_id)
+            await connection.execute(sql.BUMP_RULES_VERSION)
+        return bool(status == "DELETE 1")
 
-    async def clear_rules(self) -> None:
-        await self._execute(sql.CLEAR_RULES)
+    async def clear_rules(self, account_id: int | None) -> None:
+        async with self._store.transaction() as connection:
+            if account_id is None:
+                await connection.execute(sql.CLEAR_RULES)
+            else:
+                await connection.execute(pg(sql.CLEAR_TENANT_RULES), account_id)
+            await connection.execute(sql.BUMP_RULES_VERSION)
 
     async def account_of(self, token_type: TokenType, scope_id: int) -> int | None:
         if token_type not in sql.ACCOUNT_OF:
@@ -121,12 +173,26 @@ class PostgresSandboxStore:
         account = await self._fetchval(sql.ACCOUNT_OF[token_type], scope_id)
         return None if account is None else int(account)
 
+    async def known_tokens(self, hashes: list[bytes]) -> set[bytes]:
+        async with self._store.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT token_hash FROM api_tokens WHERE token_hash = ANY($1)", hashes
+            )
+        return {bytes(row[0]) for row in rows}
+
     async def record(self, entry: JournalEntry) -> None:
-        values = [getattr(entry, column) for column in sql.JOURNAL_COLUMNS]
+        values = [*(getattr(entry, column) for column in sql.JOURNAL_COLUMNS), entry.size]
+        account = entry.account_id
+        unknown = account is None
+        keep = sql.journal_keep(account)
         async with self._store.acquire() as connection:
             entry_id = await connection.fetchval(pg(sql.JOURNAL_INSERT), *values)
-            if entry_id > JOURNAL_KEEP:
-                await connection.execute(pg(sql.JOURNAL_TRIM), entry_id - JOURNAL_KEEP)
+            by_account = () if unknown else (account,)
+            cut = await connection.fetchval(pg(sql.JOURNAL_KEEP_FROM[unknown]), *by_account, keep)
+            if cut is not None:
+                await connection.execute(pg(sql.JOURNAL_TRIM_ACCOUNT[unknown]), *by_account, cut)
+            if entry_id % sql.JOURNAL_CHECK_EVERY == 0:
+                await _bound_journal(connection)
 
     async def journal(self, where: JournalFilter) -> list[tuple[Any, ...]]:
         statement, params = sql.journal_query(where)
@@ -134,8 +200,11 @@ class PostgresSandboxStore:
             rows = await connection.fetch(pg(statement), *params)
         return [tuple(row) for row in rows]
 
-    async def clear_journal(self) -> None:
-        await self._execute(sql.CLEAR_JOURNAL)
+    async def clear_journal(self, account_id: int | None) -> None:
+        if account_id is None:
+            await self._execute(sql.CLEAR_JOURNAL)
+        else:
+            await self._execute(sql.CLEAR_TENANT_JOURNAL, account_id)
 
     async def _execute(self, statement: str, *args: Any) -> str:
         async with self._store.acquire() as connection:
@@ -145,3 +214,13 @@ class PostgresSandboxStore:
     async def _fetchval(self, statement: str, *args: Any) -> Any:
         async with self._store.acquire() as connection:
             return await connection.fetchval(pg(statement), *args)
+
+
+async def _bound_journal(connection: asyncpg.Connection) -> None:
+    rows, size = await connection.fetchrow(sql.JOURNAL_TOTALS)
+    if rows > JOURNAL_MAX_ROWS or size > JOURNAL_MAX_BYTES:
+        cut = await connection.fetchval(
+            pg(sql.JOURNAL_CUT), JOURNAL_MAX_BYTES * 9 // 10, JOURNAL_MAX_ROWS * 9 // 10
+        )
+        if cut is not None:
+            await connection.execute(pg(sql.JOURNAL_TRIM), cut)

@@ -7,7 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from frsync.models import SCOPED_TOKEN_TYPES
-from frsync.store.sandbox_base import BASELINE_MARK, JournalFilter, TenantIds, TenantPlan
+from frsync.store.sandbox_base import (
+    BASELINE_MARK,
+    JOURNAL_KEEP,
+    MAX_RULES,
+    MAX_TENANT_RULES,
+    RULES_VERSION,
+    TENANT_ID_BASE,
+    TENANT_JOURNAL_KEEP,
+    JournalFilter,
+    RuleFilter,
+    TenantIds,
+    TenantPlan,
+)
 
 JOURNAL_COLUMNS = (
     "at",
@@ -21,12 +33,42 @@ JOURNAL_COLUMNS = (
     "token_type",
     "body",
     "body_truncated",
+    "account_id",
+    "body_omitted",
 )
 JOURNAL_INSERT = (
-    f"INSERT INTO sandbox_journal ({', '.join(JOURNAL_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))}) RETURNING id"
+    f"INSERT INTO sandbox_journal ({', '.join(JOURNAL_COLUMNS)}, size)"
+    f" VALUES ({', '.join('?' * (len(JOURNAL_COLUMNS) + 1))}) RETURNING id"
+)
+# Per account: the id of the newest entry past what the account keeps (an index seek).
+JOURNAL_KEEP_FROM = {
+    True: "SELECT id FROM sandbox_journal WHERE account_id IS NULL"
+    " ORDER BY id DESC LIMIT 1 OFFSET ?",
+    False: "SELECT id FROM sandbox_journal WHERE account_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+}
+JOURNAL_TRIM_ACCOUNT = {
+    True: "DELETE FROM sandbox_journal WHERE account_id IS NULL AND id <= ?",
+    False: "DELETE FROM sandbox_journal WHERE account_id = ? AND id <= ?",
+}
+# Every JOURNAL_CHECK_EVERY entries, the whole journal's rows and bytes are counted; past a
+# bound, the oldest entries go until it holds nine tenths of it.
+JOURNAL_CHECK_EVERY = 128
+JOURNAL_TOTALS = "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM sandbox_journal"
+JOURNAL_CUT = (
+    "SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY id DESC) AS bytes,"
+    " ROW_NUMBER() OVER (ORDER BY id DESC) AS n FROM sandbox_journal) AS ranked"
+    " WHERE bytes > ? OR n > ? ORDER BY id DESC LIMIT 1"
 )
 JOURNAL_TRIM = "DELETE FROM sandbox_journal WHERE id <= ?"
+TOKENS_KNOWN = "SELECT token_hash FROM api_tokens WHERE token_hash IN ({marks})"
+
+
+def journal_keep(account_id: int | None) -> int:
+    """How many of an account's newest entries the journal keeps."""
+    if account_id is not None and account_id >= TENANT_ID_BASE:
+        return TENANT_JOURNAL_KEEP
+    return JOURNAL_KEEP
+
 
 _BASELINE_FR_COLUMNS = (
     "accounting_synced, external_accounting_id, accounting_error, accounting_synced_at, updated_at"
@@ -81,35 +123,45 @@ FORGET_HISTORY = "DELETE FROM accounting_history WHERE id > ?"
 
 CLEAR_RULES = "DELETE FROM sandbox_faults"
 CLEAR_JOURNAL = "DELETE FROM sandbox_journal"
+BUMP_RULES_VERSION = (
+    f"INSERT INTO sandbox_state (name, value) VALUES ('{RULES_VERSION}', 1)"
+    " ON CONFLICT (name) DO UPDATE SET value = sandbox_state.value + 1"
+)
+RULES_VERSION_SQL = f"SELECT value FROM sandbox_state WHERE name = '{RULES_VERSION}'"
 
-LIVE_TENANTS = "SELECT account_id FROM sandbox_tenants WHERE removed_at IS NULL"
+# Every id a tenant was given comes from one counter starting at TENANT_ID_BASE, so a reset
+# removes every tenant by id range (index range scans), however many were ever made; their
+# tokens are deleted, not kept revoked. Children first, so no foreign key is ever broken.
+REMOVE_ALL_TENANTS = (
+    "DELETE FROM accounting_history WHERE fulfillment_request_id >= ?",
+    "DELETE FROM fulfillment_request_items WHERE fulfillment_request_id >= ?",
+    "DELETE FROM fulfillment_requests WHERE id >= ?",
+    "DELETE FROM api_tokens WHERE scope_id >= ? AND token_type <> 'operator'",
+    "DELETE FROM channels WHERE id >= ?",
+    "DELETE FROM sources WHERE id >= ?",
+    "DELETE FROM accounts WHERE id >= ?",
+)
+CLEAR_TENANTS = "DELETE FROM sandbox_tenants"
 _FRS = "SELECT id FROM fulfillment_requests WHERE account_id = ?"
-# Removing one tenant: each statement with the number of times it takes the account id; a
-# statement that starts with UPDATE takes the time first.
+# Removing one tenant, whose source and channel ids follow its account id: each statement
+# with the offsets from the account id of its parameters.
 REMOVE_TENANT = (
-    (
-        "UPDATE api_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND ("
-        "(token_type = 'account' AND scope_id = ?) OR (token_type = 'source' AND"
-        " scope_id IN (SELECT id FROM sources WHERE account_id = ?)) OR"
-        " (token_type = 'channel' AND scope_id IN (SELECT id FROM channels WHERE account_id = ?)))",
-        3,
-    ),
-    (f"DELETE FROM accounting_history WHERE fulfillment_request_id IN ({_FRS})", 1),
-    (f"DELETE FROM fulfillment_request_items WHERE fulfillment_request_id IN ({_FRS})", 1),
-    ("DELETE FROM fulfillment_requests WHERE account_id = ?", 1),
-    ("DELETE FROM channels WHERE account_id = ?", 1),
-    ("DELETE FROM sources WHERE account_id = ?", 1),
-    ("DELETE FROM accounts WHERE id = ?", 1),
-    ("UPDATE sandbox_tenants SET removed_at = ? WHERE account_id = ?", 1),
+    ("DELETE FROM api_tokens WHERE scope_id IN (?, ?, ?) AND token_type <> 'operator'", (0, 1, 2)),
+    (f"DELETE FROM accounting_history WHERE fulfillment_request_id IN ({_FRS})", (0,)),
+    (f"DELETE FROM fulfillment_request_items WHERE fulfillment_request_id IN ({_FRS})", (0,)),
+    ("DELETE FROM fulfillment_requests WHERE account_id = ?", (0,)),
+    ("DELETE FROM channels WHERE id = ? AND account_id = ?", (2, 0)),
+    ("DELETE FROM sources WHERE id = ? AND account_id = ?", (1, 0)),
+    ("DELETE FROM accounts WHERE id = ?", (0,)),
+    ("DELETE FROM sandbox_faults WHERE account_id = ?", (0,)),
+    ("DELETE FROM sandbox_journal WHERE account_id = ?", (0,)),
+    ("DELETE FROM sandbox_tenants WHERE account_id = ?", (0,)),
 )
 
 
-def removal(account_id: int, now: int) -> list[tuple[str, tuple[int, ...]]]:
+def removal(account_id: int) -> list[tuple[str, tuple[int, ...]]]:
     """The statements removing one tenant, with their parameters."""
-    return [
-        (sql, ((now,) if sql.startswith("UPDATE") else ()) + (account_id,) * count)
-        for sql, count in REMOVE_TENANT
-    ]
+    return [(sql, tuple(account_id + k for k in offsets)) for sql, offsets in REMOVE_TENANT]
 
 
 RESERVE_IDS = (
@@ -168,7 +220,7 @@ def tenant_rows(plan: TenantPlan, first: int) -> tuple[TenantIds, dict[str, list
             for kind, scope in zip(SCOPED_TOKEN_TYPES, (account, source, channel), strict=True)
         ],
     }
-    return TenantIds(account, source, channel, fr_ids), rows
+    return TenantIds(account, source, channel, fr_ids, {}), rows
 
 
 def journal_query(where: JournalFilter) -> tuple[str, list[Any]]:
@@ -191,6 +243,12 @@ def journal_query(where: JournalFilter) -> tuple[str, list[Any]]:
     if where.token_id is not None:
         terms.append("token_id = ?")
         params.append(where.token_id)
+    if where.account_id is not None:
+        terms.append("account_id = ?")
+        params.append(where.account_id)
+    if where.before_id is not None:
+        terms.append("id < ?")
+        params.append(where.before_id)
     sql = f"SELECT id, {', '.join(JOURNAL_COLUMNS)} FROM sandbox_journal"
     if terms:
         sql += " WHERE " + " AND ".join(terms)
@@ -202,11 +260,46 @@ ACCOUNT_OF = {
     "source": "SELECT account_id FROM sources WHERE id = ?",
     "channel": "SELECT account_id FROM channels WHERE id = ?",
 }
-RULES_SQL = (
-    "SELECT id, rule, remaining FROM sandbox_faults"
-    " WHERE remaining IS NULL OR remaining > 0 ORDER BY id"
-)
+_RULE_COLUMNS = "id, rule, remaining, account_id, skip_left"
+_LIVE = "(remaining IS NULL OR remaining > 0)"
+RULES_SQL = f"SELECT {_RULE_COLUMNS} FROM sandbox_faults WHERE {_LIVE} ORDER BY id"
+
+
+def rules_query(where: RuleFilter) -> tuple[str, list[Any]]:
+    """A page of live rules in creation order, every rule or one tenant's."""
+    sql = f"SELECT {_RULE_COLUMNS} FROM sandbox_faults WHERE {_LIVE} AND id > ?"
+    params: list[Any] = [where.after_id]
+    if where.account_id is not None:
+        sql += " AND account_id = ?"
+        params.append(where.account_id)
+    return sql + " ORDER BY id LIMIT ?", [*params, where.limit]
+
+
 FIRE_SQL = "UPDATE sandbox_faults SET remaining = remaining - 1 WHERE id = ? AND remaining > 0"
-ADD_RULE = "INSERT INTO sandbox_faults (rule, remaining, created_at) VALUES (?, ?, ?) RETURNING id"
+SKIP_SQL = "UPDATE sandbox_faults SET skip_left = skip_left - 1 WHERE id = ? AND skip_left > 0"
+# Spent rules go when a rule is added: they count toward no bound and match nothing.
+PURGE_SPENT = "DELETE FROM sandbox_faults WHERE remaining = 0"
+COUNT_RULES = "SELECT COUNT(*) FROM sandbox_faults"
+COUNT_TENANT_RULES = "SELECT COUNT(*) FROM sandbox_faults WHERE account_id = ?"
+ADD_RULE = (
+    "INSERT INTO sandbox_faults (rule, remaining, created_at, account_id, skip_left)"
+    " VALUES (?, ?, ?, ?, ?) RETURNING id"
+)
 DELETE_RULE = "DELETE FROM sandbox_faults WHERE id = ?"
-TENANT_STATE = "SELECT removed_at FROM sandbox_tenants WHERE account_id = ?"
+DELETE_TENANT_RULE = "DELETE FROM sandbox_faults WHERE id = ? AND account_id = ?"
+CLEAR_TENANT_RULES = "DELETE FROM sandbox_faults WHERE account_id = ?"
+CLEAR_TENANT_JOURNAL = "DELETE FROM sandbox_journal WHERE account_id = ?"
+LIVE_TENANT = "SELECT 1 FROM sandbox_tenants WHERE account_id = ? AND removed_at IS NULL"
+NEXT_TENANT_ID = "SELECT value FROM sandbox_state WHERE name = ?"
+ISSUED_IDS = (
+    "SELECT id, token_type FROM api_tokens WHERE scope_id IN (?, ?, ?) AND token_type <> 'operator'"
+)
+
+
+def rule_bound_error(total: int, of_tenant: int | None) -> str | None:
+    """Why one more rule may not be added, or None."""
+    if of_tenant is not None and of_tenant >= MAX_TENANT_RULES:
+        return f"A tenant holds at most {MAX_TENANT_RULES:,} fault rules; delete some first."
+    if total >= MAX_RULES:
+        return f"The sandbox holds at most {MAX_RULES:,} fault rules; delete some first."
+    return None

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 
@@ -139,6 +140,7 @@ api_tokens = Table(
     Column("label", Text),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
+    Index("ix_api_tokens_scope", "scope_id"),  # a sandbox reset deletes tenants' by range
 )
 
 accounting_history = Table(
@@ -204,6 +206,9 @@ sandbox_faults = Table(
     Column("rule", Text, nullable=False),  # JSON: match, action, times, probability
     Column("remaining", BigInteger),  # firings left; NULL: no `times`
     Column("created_at", BigInteger, nullable=False),
+    Column("account_id", BigInteger),  # the tenant it was made through; NULL: global
+    Column("skip_left", BigInteger),  # matching requests still let through; NULL: no `skip`
+    Index("ix_sandbox_faults_account", "account_id", "id"),
 )
 
 sandbox_journal = Table(
@@ -221,6 +226,10 @@ sandbox_journal = Table(
     Column("token_type", String(16)),
     Column("body", Text),  # the request's JSON as sent, when it is JSON and ≤ 64 KiB
     Column("body_truncated", Boolean, nullable=False),
+    Column("account_id", BigInteger),  # of the token that authenticated it; NULL: none did
+    Column("body_omitted", Boolean, nullable=False, server_default=false()),
+    Column("size", Integer, nullable=False, server_default="0"),  # bytes, for the bound
+    Index("ix_sandbox_journal_account", "account_id", "id"),
 )
 
 
