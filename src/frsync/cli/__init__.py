@@ -36,9 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"frsync {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _register_server_commands(commands)
-    from frsync.cli import connector
+    from frsync.cli import certify, connector
 
     connector.register(commands)
+    certify.register(commands)
     return parser
 
 
