@@ -75,7 +75,9 @@ def test_the_naive_connector_fails_exactly_three_with_the_right_evidence(
     assert {name for name, s in scenarios.items() if not s["passed"]} == FAILS_NAIVE
     assert failed_checks(scenarios["rate-limit"]) == ["Retry-After respected"]
     rate = scenarios["rate-limit"]["evidence"]
-    assert rate["firstOffender"]["status"] == 429 and rate["checks"][1]["429s"] > 0
+    # The first request sent too early may itself be a 429 or, if the bucket had refilled
+    # meanwhile, an answered one: it is the early arrival that offends, not its answer.
+    assert rate["firstOffender"]["journalId"] > 0 and rate["checks"][1]["429s"] > 0
     assert failed_checks(scenarios["transient-errors"]) == ["every FR recorded"]
     assert failed_checks(scenarios["revoked-token"]) == [
         "≤ 5 requests after the first 401",
