@@ -332,6 +332,8 @@ def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: AccountingPlan, audit:
             "UPDATE fulfillment_request_items SET external_accounting_item_id = ? WHERE id = ?",
             [(ext, item_id) for item_id, ext in change.item_external_ids.items()],
         )
+    if not change.diff:
+        return  # a PATCH that changes nothing leaves no history entry (SPEC §2)
     entry = (fr_id, audit.at, audit.token_id, audit.token_type, audit.request_id)
     db.execute(_HISTORY_INSERT, (*entry, msgspec.json.encode(change.diff).decode()))
 
