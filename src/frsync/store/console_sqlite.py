@@ -16,7 +16,6 @@ from frsync.store.console_base import (
     SignedIn,
     UsageCount,
 )
-from frsync.store.console_readers import Readers
 from frsync.store.console_reads import ScopedReads
 from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
@@ -26,20 +25,19 @@ _LAST_USED = sql.add_last_used(postgres=False)
 
 class ConsoleSqlite(ScopedReads):
     """Small reads and every write through the store's own primitives; the big reads of the
-    Overview, Errors and Tokens views on `Readers`, off the event loop."""
+    Overview, Errors and Tokens views off the event loop (`SqliteStore.read_off_loop`)."""
 
     postgres = False
 
     def __init__(self, store: Any, path: str, busy_timeout: float) -> None:
         assert isinstance(store, SqliteStore)
         self._store = store
-        self._readers = Readers(path, busy_timeout)
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
         return await self._store.read(lambda db: db.execute(statement, params).fetchall())
 
     async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
-        return await self._readers.run(lambda db: db.execute(statement, params).fetchall())
+        return await self._store.read_off_loop(lambda db: db.execute(statement, params).fetchall())
 
     async def count(self, principal: Principal, query: FrQuery) -> int:
         sql_text, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
@@ -47,7 +45,7 @@ class ConsoleSqlite(ScopedReads):
         return int(row[0])
 
     async def close(self) -> None:
-        self._readers.close()
+        pass  # the read connections are the store's
 
     async def create_session(
         self, session_hash: bytes, token_id: int, now: int, expires_at: int

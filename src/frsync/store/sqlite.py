@@ -48,6 +48,7 @@ from frsync.store.rows import (
     history_from_row,
 )
 from frsync.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
+from frsync.store.sqlite_readers import Readers
 from frsync.store.sqlite_writer import (
     SQLITE_BUSY,
     TRANSIENT_CODES,
@@ -101,6 +102,7 @@ class SqliteStore:
         self._db = _connect(path, synchronous)  # the loop's, for reads: see `read`
         self._writer = Writer(_connect(path, synchronous), busy_timeout)
         self._checkpointer = Checkpointer(path)
+        self._readers = Readers(path, busy_timeout)  # for reads that may scan many rows
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout: float = 2.0) -> SqliteStore:
@@ -139,6 +141,12 @@ class SqliteStore:
                     _raise_transient(error)
                     raise
         raise StoreBusy()
+
+    async def read_off_loop(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(db)`, which only reads and may scan many rows (a count, a page of a
+        million-FR scope), in a thread on a read connection of its own: StoreBusy when the
+        file is locked or unreadable past `busy_timeout`."""
+        return await self._readers.run(work)
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
         row = await self.read(lambda db: db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone())
@@ -205,11 +213,11 @@ class SqliteStore:
             ).fetchall()
             return group_items(rows, items)
 
-        return await self.read(read)
+        return await self.read_off_loop(read)
 
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
         sql, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
-        (count,) = await self.read(lambda db: db.execute(sql, params).fetchone())
+        (count,) = await self.read_off_loop(lambda db: db.execute(sql, params).fetchone())
         return int(count)
 
     async def load(self, batches: Iterable[LoadData]) -> None:
@@ -288,6 +296,7 @@ class SqliteStore:
         # on the loop.
         await asyncio.to_thread(self._writer.close)
         await asyncio.to_thread(self._checkpointer.stop)
+        self._readers.close()
         self._db.close()
 
 
