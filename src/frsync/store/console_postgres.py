@@ -16,12 +16,11 @@ from frsync.store.console_base import (
     UsageCount,
 )
 from frsync.store.console_reads import ScopedReads
-from frsync.store.console_sql import dollar
+from frsync.store.placeholders import dollar, numbered
 from frsync.store.postgres import PostgresStore
-from frsync.store.postgres_sql import dollar as numbered
 from frsync.store.rows import fr_from_row
 
-_LAST_USED = dollar(sql.add_last_used(postgres=True))
+_LAST_USED = numbered(sql.add_last_used(postgres=True))
 
 
 class ConsolePostgres(ScopedReads):
@@ -33,7 +32,7 @@ class ConsolePostgres(ScopedReads):
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
         async with self._store.acquire() as connection:
-            return list(await connection.fetch(dollar(statement), *params))
+            return list(await connection.fetch(numbered(statement), *params))
 
     async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
         return await self._rows(statement, params)  # the pool already keeps it off the loop
@@ -42,13 +41,13 @@ class ConsolePostgres(ScopedReads):
         self, session_hash: bytes, token_id: int, now: int, expires_at: int
     ) -> None:
         async with self._store.transaction() as connection:
-            await connection.execute(dollar(sql.DROP_EXPIRED_SESSIONS), now)
+            await connection.execute(numbered(sql.DROP_EXPIRED_SESSIONS), now)
             await connection.execute(
-                dollar(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
+                numbered(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
             )
 
     async def count(self, principal: Principal, query: FrQuery) -> int:
-        statement, params = queries.count_sql(principal, query, placeholder=numbered)
+        statement, params = queries.count_sql(principal, query, placeholder=dollar)
         async with self._store.acquire() as connection:
             return int(await connection.fetchval(statement, *params))
 
@@ -61,13 +60,13 @@ class ConsolePostgres(ScopedReads):
 
     async def end_session(self, session_hash: bytes) -> None:
         async with self._store.acquire() as connection:
-            await connection.execute(dollar(sql.END_SESSION), session_hash)
+            await connection.execute(numbered(sql.END_SESSION), session_hash)
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         async with self._store.acquire() as connection:
             for column, value in sql.lookups(text):
                 statement, params = sql.find(principal, column, value, limit)
-                rows = await connection.fetch(dollar(statement), *params)
+                rows = await connection.fetch(numbered(statement), *params)
                 if rows:
                     return [row[0] for row in rows]
         return []
@@ -78,12 +77,12 @@ class ConsolePostgres(ScopedReads):
         # One snapshot for the FR, its items and its history.
         async with self._store.transaction() as connection:
             statement, params = sql.fr_in_scope(principal, fr_id)
-            row = await connection.fetchrow(dollar(statement), *params)
+            row = await connection.fetchrow(numbered(statement), *params)
             if row is None:
                 return None
-            items = await connection.fetch(dollar(sql.ITEMS), fr_id)
+            items = await connection.fetch(numbered(sql.ITEMS), fr_id)
             statement, params = sql.history_page(fr_id, before_id, limit)
-            history = await connection.fetch(dollar(statement), *params)
+            history = await connection.fetch(numbered(statement), *params)
         return FrDetail(fr_from_row(row, items), sql.timeline(history))
 
     async def add_usage(
@@ -93,7 +92,7 @@ class ConsolePostgres(ScopedReads):
         used = [(token_id, at, token_id) for token_id, at in last_used.items()]
         async with self._store.transaction() as connection:
             if usage:
-                await connection.executemany(dollar(sql.ADD_USAGE), usage)
+                await connection.executemany(numbered(sql.ADD_USAGE), usage)
             if used:
                 await connection.executemany(_LAST_USED, used)
-            await connection.execute(dollar(sql.DROP_OLD_USAGE), keep_from)
+            await connection.execute(numbered(sql.DROP_OLD_USAGE), keep_from)

@@ -7,22 +7,13 @@ names come from constants; every value is bound.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from frsync.domain import Principal
 from frsync.models import HistoryEntry
 from frsync.store.queries import HAS_ERROR, scope_term
 from frsync.store.rows import FR_COLUMNS, ITEM_COLUMNS, history_from_row
-
-
-@lru_cache(maxsize=256)
-def dollar(sql: str) -> str:
-    """`?` placeholders → `$1, $2 …` (no `?` appears in this module's SQL otherwise)."""
-    count = iter(range(1, 1000))
-    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
 
 
 class Binds:

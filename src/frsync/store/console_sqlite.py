@@ -17,6 +17,7 @@ from frsync.store.console_base import (
     UsageCount,
 )
 from frsync.store.console_reads import ScopedReads
+from frsync.store.placeholders import qmark
 from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
 
@@ -40,7 +41,7 @@ class ConsoleSqlite(ScopedReads):
         return await self._store.read_off_loop(lambda db: db.execute(statement, params).fetchall())
 
     async def count(self, principal: Principal, query: FrQuery) -> int:
-        sql_text, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
+        sql_text, params = queries.count_sql(principal, query, placeholder=qmark, hints=True)
         (row,) = await self._big(sql_text, params)
         return int(row[0])
 
@@ -98,7 +99,3 @@ class ConsoleSqlite(ScopedReads):
             db.execute(sql.DROP_OLD_USAGE, (keep_from,))
 
         await self._store.transaction(write)
-
-
-def _qmark(_: int) -> str:
-    return "?"

@@ -39,6 +39,7 @@ from frsync.errors import NotFound
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries, sandbox_postgres
 from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, TokenInfo
+from frsync.store.placeholders import dollar
 from frsync.store.postgres_errors import BROKEN, WRITE_REFUSED, load_errors, translated
 from frsync.store.postgres_sql import (
     GET_SQL,
@@ -51,7 +52,6 @@ from frsync.store.postgres_sql import (
     SYNC_OK,
     SYNC_SQL,
     begin_sql,
-    dollar,
     frs_from_joined_rows,
     list_sql,
     state_from_row,

@@ -18,6 +18,7 @@ from frsync.domain import SCOPE_COLUMNS, AccountingPlan, AccountingState, Princi
 from frsync.models import FulfillmentRequest, ScopedTokenType, TokenType
 from frsync.store import queries
 from frsync.store.base import Audit, FrQuery
+from frsync.store.placeholders import dollar
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_READ_COLUMNS,
@@ -31,10 +32,6 @@ FR_WIDTH = len(FR_COLUMNS)  # where the item columns start in a joined row
 
 def _cols(alias: str, columns: tuple[str, ...]) -> str:
     return ", ".join(f"{alias}.{c}" for c in columns)
-
-
-def dollar(n: int) -> str:
-    return f"${n}"
 
 
 PRINCIPAL_SQL = (

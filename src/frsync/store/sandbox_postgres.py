@@ -3,14 +3,13 @@ store's pool and transactions (so every bound and error translation of the store
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from frsync.models import TokenType, now_ms
 from frsync.store import sandbox_sql as sql
+from frsync.store.placeholders import numbered
 from frsync.store.sandbox_base import (
     JOURNAL_KEEP,
     NEXT_ID,
@@ -26,11 +25,7 @@ if TYPE_CHECKING:  # the store imports this module for `take_baseline`
     from frsync.store.postgres import PostgresStore
 
 
-@functools.cache
-def pg(statement: str) -> str:
-    """`?` marks → `$1`, `$2`, … (no statement here has a literal question mark)."""
-    numbers = iter(range(1, statement.count("?") + 1))
-    return re.sub(r"\?", lambda _: f"${next(numbers)}", statement)
+pg = numbered  # `?` marks → `$1`, `$2`, …
 
 
 # The touched FRs go in as an array: the planner then sees how few they are, and reaches

@@ -37,6 +37,7 @@ from frsync.store.base import (
     LoadData,
     TokenInfo,
 )
+from frsync.store.placeholders import qmark
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_COLUMNS,
@@ -116,7 +117,7 @@ class SqliteStore:
         committed when it returns, rolled back when it raises (then the error propagates).
         Other jobs may share the transaction, each in its own savepoint. Every write of this
         store goes through here. `foreign_keys=False`: a transaction of its own, unchecked."""
-        with _busy_as_503():
+        with _transient_as_store_busy():
             result: T = await self._writer.run(work, foreign_keys)
             return result
 
@@ -200,7 +201,7 @@ class SqliteStore:
     async def list_fulfillment_requests(
         self, principal: Principal, query: FrQuery
     ) -> list[FulfillmentRequest]:
-        sql, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=_qmark, hints=True)
+        sql, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=qmark, hints=True)
 
         def read(db: sqlite3.Connection) -> list[FulfillmentRequest]:
             rows = db.execute(sql, params).fetchall()
@@ -216,7 +217,7 @@ class SqliteStore:
         return await self.read_off_loop(read)
 
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
-        sql, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
+        sql, params = queries.count_sql(principal, query, placeholder=qmark, hints=True)
         (count,) = await self.read_off_loop(lambda db: db.execute(sql, params).fetchone())
         return int(count)
 
@@ -226,7 +227,7 @@ class SqliteStore:
         # (`foreign_keys=False`), so no other write goes unchecked.
         def upsert(db: sqlite3.Connection) -> None:
             for batch in batches:
-                for sql, rows in queries.load_statements(batch, placeholder=_qmark):
+                for sql, rows in queries.load_statements(batch, placeholder=qmark):
                     if rows:
                         db.executemany(sql, rows)
             for table in _LOADED_CHILDREN:
@@ -323,10 +324,6 @@ def _probe_write(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA user_version={int(version):d}")
 
 
-def _qmark(_: int) -> str:
-    return "?"
-
-
 def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
     rows = db.execute(_STATE_SQL, (fr_id,)).fetchall()
     change = plan(_state_from_rows(rows) if rows else None)
@@ -359,7 +356,7 @@ def _raise_transient(error: sqlite3.OperationalError) -> None:
 
 
 @contextmanager
-def _busy_as_503() -> Iterator[None]:
+def _transient_as_store_busy() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as error:
