@@ -87,6 +87,23 @@ def sync_args(fr_id: int, plan: AccountingPlan, audit: Audit, lock_timeout_ms: i
     return args
 
 
+# The batch: see postgres_batch.py and migration 0007. Columns: `n` (the PATCH's place in the
+# batch), then SYNC_SQL's.
+BATCH_SQL = "SELECT * FROM frsync_sync_accounting_batch($1::jsonb)"
+SYNC_FAILED = "failed:"  # an outcome prefix: that PATCH failed alone, to be re-run by itself
+SYNC_LOCK_TIMEOUT = SYNC_FAILED + "55P03"  # lock_not_available: 503 without a second wait
+_BATCH_KEYS = ("fr", "type", "scope", "lock", "setSynced", "synced", "setExt", "ext",
+               "setError", "error", "itemIds", "itemSet", "itemExts", "now", "at", "token",
+               "request")  # fmt: skip
+
+
+def batch_patch(
+    fr_id: int, plan: AccountingPlan, audit: Audit, lock_timeout_ms: int
+) -> dict[str, Any]:
+    """One PATCH of a batch: SYNC_SQL's parameters, by name."""
+    return dict(zip(_BATCH_KEYS, sync_args(fr_id, plan, audit, lock_timeout_ms), strict=True))
+
+
 def _given(value: str | UnsetType | None) -> str | None:
     return None if value is UNSET else value
 

@@ -1,5 +1,5 @@
-"""The PATCH's accounting write, narrowed: no history entry for a PATCH that changes nothing,
-and a cheap stamp of revocations
+"""The PATCH's accounting write: no history entry for a PATCH that changes nothing, PATCHes in
+batches on PostgreSQL, and an index over revoked tokens
 
 Revision ID: 0007_narrow_accounting
 Revises: 0005_sync_accounting_function
@@ -8,6 +8,8 @@ Create Date: 2026-12-06 21:40:00.000000
 - `frsync_sync_accounting` (PostgreSQL) as migration 0005 made it, except that a PATCH that
   changes nothing (`{}`, or values equal to the current ones) appends no history entry: still
   a 204, still journalled in sandbox mode (SPEC §2). The SQLite store does the same in Python.
+- `frsync_sync_accounting_batch(jsonb)` (PostgreSQL): a batch of PATCHes in one statement,
+  in FR id order, each in a subtransaction of its own (store/postgres_batch.py).
 - `ix_api_tokens_revoked_at`, a partial index over revoked tokens: each worker asks once a
   second whether a token was revoked since its cache was filled; `max(revoked_at)` read from
   this index is one index probe, where `COUNT(*)` over api_tokens read every token (5 ms at
@@ -147,6 +149,47 @@ END
 $fn$
 """
 
+BATCH_FUNCTION = """
+CREATE OR REPLACE FUNCTION frsync_sync_accounting_batch(p_batch jsonb)
+RETURNS TABLE (
+    n integer, account_id bigint, source_id bigint, channel_id bigint,
+    accounting_synced boolean, external_accounting_id text, accounting_error text,
+    accounting_synced_at bigint, item_ids bigint[], item_exts text[], outcome text
+)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    e record;
+BEGIN
+    -- FRs in id order, the order every writer locks in: two batches never deadlock.
+    FOR e IN SELECT (x->>'n')::integer AS n, x AS a FROM jsonb_array_elements(p_batch) AS x
+              ORDER BY (x->>'fr')::bigint, (x->>'n')::integer
+    LOOP
+        BEGIN  -- a subtransaction per PATCH: one that fails undoes itself alone
+            RETURN QUERY SELECT e.n, r.* FROM frsync_sync_accounting(
+                (e.a->>'fr')::bigint, e.a->>'type', (e.a->>'scope')::bigint,
+                (e.a->>'lock')::integer,
+                (e.a->>'setSynced')::boolean, (e.a->>'synced')::boolean,
+                (e.a->>'setExt')::boolean, e.a->>'ext',
+                (e.a->>'setError')::boolean, e.a->>'error',
+                ARRAY(SELECT v::bigint FROM jsonb_array_elements_text(e.a->'itemIds')
+                      WITH ORDINALITY AS t(v, i) ORDER BY i),
+                ARRAY(SELECT v::boolean FROM jsonb_array_elements_text(e.a->'itemSet')
+                      WITH ORDINALITY AS t(v, i) ORDER BY i),
+                ARRAY(SELECT v FROM jsonb_array_elements_text(e.a->'itemExts')
+                      WITH ORDINALITY AS t(v, i) ORDER BY i),
+                (e.a->>'now')::bigint, (e.a->>'at')::bigint, (e.a->>'token')::bigint,
+                e.a->>'request') AS r;
+        EXCEPTION WHEN OTHERS THEN
+            -- Retried alone by the caller, where the error comes out as itself.
+            RETURN QUERY SELECT e.n, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean,
+                NULL::text, NULL::text, NULL::bigint, NULL::bigint[], NULL::text[],
+                ('failed:' || SQLSTATE)::text;
+        END;
+    END LOOP;
+END
+$fn$
+"""
+
 # Migration 0005's function, in effect: the entry appended whatever changed.
 _OLD_FUNCTION = FUNCTION.replace("IF cardinality(parts) > 0 THEN", "IF true THEN")
 
@@ -161,9 +204,11 @@ def upgrade() -> None:
     op.execute(REVOKED_INDEX)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(FUNCTION)
+        op.execute(BATCH_FUNCTION)
 
 
 def downgrade() -> None:
     op.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS frsync_sync_accounting_batch(jsonb)")
         op.execute(_OLD_FUNCTION)

@@ -1,0 +1,96 @@
+"""Before/after in one run: PATCH/s of this checkout, of the code at BENCH_BASELINE_SRC, and of
+the bare-ASGI ceiling (bench/ceiling.py), SQLite, 1 and 2 workers, back to back, same load
+(wrk -c32, bench/wrk/frsync.lua), each on a fresh copy of the same database.
+
+`python -m bench.ab [SECONDS]` (BENCH_BASELINE_SRC=<a checkout's src> for "before").
+Prints a Markdown table and the ratios.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+
+from bench import databases, dataset, load
+from bench.load import Result
+from bench.scenarios import DATA, RESULTS, WARMUP, _free_port
+from bench.servers import Server, start_ceiling, start_frsync
+
+
+def _measure(name: str, start: Callable[[], Server], seconds: float) -> Result:
+    server = start()
+    try:
+        return load.measure_wrk(
+            name, server, seconds, WARMUP, "patch", str(DATA / "targets.txt"), "0"
+        )
+    finally:
+        server.stop()
+
+
+def _with_pythonpath(path: str | None, start: Callable[[], Server]) -> Callable[[], Server]:
+    def started() -> Server:
+        saved = os.environ.get("PYTHONPATH")
+        if path:
+            os.environ["PYTHONPATH"] = path
+        try:
+            return start()
+        finally:
+            os.environ.pop("PYTHONPATH", None)
+            if saved is not None:
+                os.environ["PYTHONPATH"] = saved
+
+    return started
+
+
+def as_0005(url: str) -> str:
+    """The database as the baseline's migrations left it (before 0007, which it does not
+    know and would refuse): without the revoked-token index, at revision 0005."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
+        db.execute("UPDATE alembic_version SET version_num = '0005_sync_accounting_function'")
+    return url
+
+
+def _round(workers: int, baseline: str | None, seconds: float) -> dict[str, Result]:
+    """Ceiling, after and (with a baseline) before, back to back, each on a fresh copy."""
+
+    def fresh() -> str:
+        return databases.fresh_sqlite(DATA / "pristine.db", DATA / f"ab-{workers}.db")
+
+    log = RESULTS / f"ab-{workers}.log"
+    kinds: list[tuple[str, Callable[[], Server]]] = [
+        ("ceiling", lambda: start_ceiling("ceiling", fresh(), _free_port(), workers, log)),
+        ("after", lambda: start_frsync("after", fresh(), _free_port(), workers, log)),
+    ]
+    if baseline:
+        before = lambda: start_frsync("before", as_0005(fresh()), _free_port(), workers, log)  # noqa: E731
+        kinds.append(("before", _with_pythonpath(baseline, before)))
+    return {kind: _measure(f"{kind} {workers}", start, seconds) for kind, start in kinds}
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    DATA.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    databases.build_sqlite(DATA / "pristine.db")
+    dataset.write_targets(DATA / "targets.txt")
+    baseline = os.environ.get("BENCH_BASELINE_SRC")
+    rows = [(workers, _round(workers, baseline, seconds)) for workers in (1, 2)]
+    print("| SQLite workers | code | PATCH/s | p50 ms | p99 ms | CPU s / 1k | statuses |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for workers, found in rows:
+        for kind, r in found.items():
+            print(f"| {workers} | {kind} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+                  f"{r.cpu_per_1k:.3f} | {r.statuses} |")  # fmt: skip
+    for workers, found in rows:
+        after, ceiling = found["after"].rps, found["ceiling"].rps
+        line = f"{workers} worker(s): after ÷ ceiling {after / ceiling:.2f}"
+        if "before" in found:
+            line += f"; after ÷ before {after / found['before'].rps:.2f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

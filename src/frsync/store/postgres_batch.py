@@ -1,0 +1,74 @@
+"""PATCHes on PostgreSQL sent in batches: the PATCHes that wait while others are in flight go
+as one statement, `frsync_sync_accounting_batch($1::jsonb)` (migration 0007), each still its
+own all-or-nothing unit.
+
+The function applies them in FR id order (the order every writer locks in, so two batches
+never deadlock), each in a subtransaction: a lock timeout or an error undoes that PATCH
+alone and returns `failed:<SQLSTATE>` for it, and the store re-runs that one by itself,
+where its error comes out as itself (StoreBusy for a lock timeout). The statement is its own
+transaction: every answer is given after its batch's commit, one round trip and one commit
+(one WAL flush) per batch. A batch of one is sent at once: batching costs no waiting, it only
+groups what is already waiting while `senders` statements are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+MAX_BATCH = 32
+_encode = msgspec.json.Encoder().encode
+
+Send = Callable[[bytes], Awaitable[list[Any]]]  # the batch as JSON → rows (n first)
+
+
+class Batcher:
+    def __init__(self, send: Send, senders: int, max_batch: int = MAX_BATCH) -> None:
+        self._send = send
+        self._max_senders = max(1, senders)
+        self._max_batch = max_batch
+        self._senders = 0
+        self._waiting: deque[tuple[dict[str, Any], asyncio.Future[Any]]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, patch: dict[str, Any]) -> Any:
+        """The function's row for this PATCH (its `n` dropped), after its batch committed."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((patch, future))
+        if self._senders < self._max_senders:
+            self._senders += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                count = min(self._max_batch, len(self._waiting))
+                await self._send_batch([self._waiting.popleft() for _ in range(count)])
+        finally:
+            self._senders -= 1
+
+    async def _send_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        payload = [patch | {"n": n} for n, (patch, _) in enumerate(batch)]
+        try:
+            rows = await self._send(_encode(payload))
+        except asyncio.CancelledError:  # shutting down: nobody gets an answer
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # one exception object per waiting task
+            for index, (_, future) in enumerate(batch):
+                if not future.done():
+                    future.set_exception(error if index == 0 else copy.copy(error))
+            return
+        by_n = {row[0]: row[1:] for row in rows}
+        for n, (_, future) in enumerate(batch):
+            if not future.done():
+                future.set_result(by_n.get(n))
