@@ -9,7 +9,6 @@ Prints a Markdown table and the ratios.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 
@@ -44,15 +43,6 @@ def _with_pythonpath(path: str | None, start: Callable[[], Server]) -> Callable[
     return started
 
 
-def as_0005(url: str) -> str:
-    """The database as the baseline's migrations left it (before 0007, which it does not
-    know and would refuse): without the revoked-token index, at revision 0005."""
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        db.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
-        db.execute("UPDATE alembic_version SET version_num = '0005_sync_accounting_function'")
-    return url
-
-
 def _round(workers: int, baseline: str | None, seconds: float) -> dict[str, Result]:
     """Ceiling, after and (with a baseline) before, back to back, each on a fresh copy."""
 
@@ -65,7 +55,10 @@ def _round(workers: int, baseline: str | None, seconds: float) -> dict[str, Resu
         ("after", lambda: start_frsync("after", fresh(), _free_port(), workers, log)),
     ]
     if baseline:
-        before = lambda: start_frsync("before", as_0005(fresh()), _free_port(), workers, log)  # noqa: E731
+
+        def before() -> Server:
+            return start_frsync("before", databases.as_0005(fresh()), _free_port(), workers, log)
+
         kinds.append(("before", _with_pythonpath(baseline, before)))
     return {kind: _measure(f"{kind} {workers}", start, seconds) for kind, start in kinds}
 
