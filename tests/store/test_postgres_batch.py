@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,6 @@ async def test_waiting_patches_go_together_in_batches_of_at_most_32() -> None:
     sent: list[list[int]] = []
 
     async def send(payload: bytes) -> list[Any]:
-        import json
-
         batch = json.loads(payload)
         sent.append([patch["fr"] for patch in batch])
         await asyncio.sleep(0.01)  # in flight: the next ones wait meanwhile
@@ -62,3 +61,32 @@ async def test_a_lock_timeout_fails_that_patch_alone_never_its_neighbours(
 
 def _body(fr_id: int) -> dict[str, Any]:
     return {"accountingSynced": True, "externalAccountingId": f"m{fr_id}"}
+
+
+async def test_a_cancelled_request_is_not_sent_and_a_batch_all_cancelled_is_cancelled() -> None:
+    sent: list[list[int]] = []
+    in_flight = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def send(payload: bytes) -> list[Any]:
+        batch = json.loads(payload)
+        sent.append([patch["fr"] for patch in batch])
+        in_flight.set()
+        try:
+            await asyncio.sleep(10)  # a statement waiting for a row lock
+        except asyncio.CancelledError:
+            cancelled.append(True)  # asyncpg cancels the statement: rolled back
+            raise
+        return []
+
+    batcher = Batcher(send, senders=1)
+    first = asyncio.ensure_future(batcher.run({"fr": 1}))
+    await in_flight.wait()
+    queued = asyncio.ensure_future(batcher.run({"fr": 2}))
+    await asyncio.sleep(0)
+    queued.cancel()  # waiting, not sent: it never will be
+    first.cancel()  # its batch's only request: the statement is cancelled
+    await asyncio.gather(first, queued, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    assert sent == [[1]] and cancelled == [True]
+    await batcher.close()

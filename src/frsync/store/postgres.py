@@ -268,7 +268,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         # close() waits for connections in use; a request stuck past its deadline must not
-        # hold shutdown hostage.
+        # hold shutdown hostage. PATCH batches still in flight are cancelled (rolled back).
+        await self._batcher.close()
         try:
             await asyncio.wait_for(self._pool.close(), self._deadline)
         except TimeoutError:

@@ -35,25 +35,63 @@ class Batcher:
         self._senders = 0
         self._waiting: deque[tuple[dict[str, Any], asyncio.Future[Any]]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], list[asyncio.Future[Any]]] = {}
+        self._closed = False
 
     async def run(self, patch: dict[str, Any]) -> Any:
         """The function's row for this PATCH (its `n` dropped), after its batch committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((patch, future))
         if self._senders < self._max_senders:
-            self._senders += 1
-            task = asyncio.create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await future
+            self._start_sender()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(future)
+            raise
+
+    def _start_sender(self) -> None:
+        self._senders += 1
+        task = asyncio.create_task(self._drain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _abandon(self, future: asyncio.Future[Any]) -> None:
+        """A cancelled request (shutdown, a client gone): not yet sent, its PATCH never will
+        be; sent, its batch's statement is cancelled (rolled back) once every request of
+        that batch is gone, as a lone PATCH's statement was before batching."""
+        future.cancel()
+        for task, futures in self._in_flight.items():
+            if future in futures and all(f.cancelled() for f in futures):
+                task.cancel()
 
     async def _drain(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         try:
             while self._waiting:
                 count = min(self._max_batch, len(self._waiting))
-                await self._send_batch([self._waiting.popleft() for _ in range(count)])
+                batch = [self._waiting.popleft() for _ in range(count)]
+                batch = [(patch, future) for patch, future in batch if not future.done()]
+                if batch:
+                    self._in_flight[task] = [future for _, future in batch]
+                    await self._send_batch(batch)
+                    del self._in_flight[task]
         finally:
+            self._in_flight.pop(task, None)
             self._senders -= 1
+            if self._waiting and not self._closed:
+                self._start_sender()  # this one was cancelled: the rest still go
+
+    async def close(self) -> None:
+        """Cancel what is in flight (rolled back) and what waits."""
+        self._closed = True
+        for _, future in self._waiting:
+            future.cancel()
+        self._waiting.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _send_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
         payload = [patch | {"n": n} for n, (patch, _) in enumerate(batch)]
