@@ -2,7 +2,8 @@
 the bare-ASGI ceiling (bench/ceiling.py), SQLite, 1 and 2 workers, back to back, same load
 (wrk -c32, bench/wrk/frsync.lua), each on a fresh copy of the same database.
 
-`python -m bench.ab [SECONDS]` (BENCH_BASELINE_SRC=<a checkout's src> for "before").
+`python -m bench.ab [SECONDS] [--postgres]` (BENCH_BASELINE_SRC=<a checkout's src> for
+"before"; --postgres: PostgreSQL + Redis, 2 workers, instead of SQLite).
 Prints a Markdown table and the ratios.
 """
 
@@ -63,14 +64,39 @@ def _round(workers: int, baseline: str | None, seconds: float) -> dict[str, Resu
     return {kind: _measure(f"{kind} {workers}", start, seconds) for kind, start in kinds}
 
 
+def _postgres(baseline: str | None, seconds: float) -> dict[str, Result]:
+    """The same on PostgreSQL + Redis, 2 workers: ceiling, after, before (one database)."""
+    databases.build_postgres()
+    log = RESULTS / "ab-postgres.log"
+    redis = databases.REDIS_URL
+    found = {
+        "after": _measure("after pg", lambda: start_frsync(
+            "after", databases.PG_URL, _free_port(), 2, log, redis_url=redis), seconds),
+        "ceiling": _measure("ceiling pg", lambda: start_ceiling(
+            "ceiling", databases.PG_URL, _free_port(), 2, log), seconds),
+    }  # fmt: skip
+    if baseline:
+
+        def before() -> Server:
+            url = databases.pg_as_0005()
+            return start_frsync("before", url, _free_port(), 2, log, redis_url=redis)
+
+        found["before"] = _measure("before pg", _with_pythonpath(baseline, before), seconds)
+    return found
+
+
 def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    numbers = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    seconds = float(numbers[0]) if numbers else 10.0
     DATA.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     databases.build_sqlite(DATA / "pristine.db")
     dataset.write_targets(DATA / "targets.txt")
     baseline = os.environ.get("BENCH_BASELINE_SRC")
-    rows = [(workers, _round(workers, baseline, seconds)) for workers in (1, 2)]
+    if "--postgres" in sys.argv:
+        rows = [(2, _postgres(baseline, seconds))]
+    else:
+        rows = [(workers, _round(workers, baseline, seconds)) for workers in (1, 2)]
     print("| SQLite workers | code | PATCH/s | p50 ms | p99 ms | CPU s / 1k | statuses |")
     print("|---:|---|---:|---:|---:|---:|---|")
     for workers, found in rows:

@@ -77,3 +77,21 @@ def as_0005(url: str) -> str:
         db.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
         db.execute("UPDATE alembic_version SET version_num = '0005_sync_accounting_function'")
     return url
+
+
+async def _pg_as_0005() -> None:
+    connection = await asyncpg.connect(PG_URL, timeout=5)
+    try:
+        await connection.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
+        await connection.execute(
+            "UPDATE alembic_version SET version_num = '0005_sync_accounting_function'"
+        )
+    finally:
+        await connection.close()
+
+
+def pg_as_0005() -> str:
+    """`as_0005` for the PostgreSQL bench database (run after this checkout's scenarios:
+    0007's functions stay, unused by the baseline code)."""
+    asyncio.run(_pg_as_0005())
+    return PG_URL
