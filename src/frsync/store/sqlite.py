@@ -1,8 +1,11 @@
-"""The SQLite backend: WAL, reads on the event loop, writes on a writer thread in groups.
+"""The SQLite backend: WAL, lookups on the event loop, scans in threads, writes on a writer
+thread in groups.
 
-Reads run on the event-loop thread, on a connection of their own: a primary-key lookup takes
-tens of microseconds, less than a thread handoff, and in WAL mode a reader never waits for a
-writer. The rare SQLITE_BUSY a reader can still meet (WAL recovery, another process's
+Lookups (a token, an FR, a page of history) run on the event-loop thread, on a connection of
+their own: a primary-key lookup takes tens of microseconds, less than a thread handoff, and
+in WAL mode a reader never waits for a writer. Reads that may scan many rows (the list and
+count endpoints, the console's big reads) run on read connections in threads
+(`read_off_loop`, store/sqlite_readers.py): a count over 1M FRs takes tens of milliseconds. The rare SQLITE_BUSY a reader can still meet (WAL recovery, another process's
 checkpoint in RESTART/TRUNCATE mode) is retried with asyncio.sleep, never waited for on the
 loop, until `busy_timeout`; past it the request answers 503.
 
