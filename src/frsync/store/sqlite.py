@@ -5,7 +5,8 @@ Lookups (a token, an FR, a page of history) run on the event-loop thread, on a c
 their own: a primary-key lookup takes tens of microseconds, less than a thread handoff, and
 in WAL mode a reader never waits for a writer. Reads that may scan many rows (the list and
 count endpoints, the console's big reads) run on read connections in threads
-(`read_off_loop`, store/sqlite_readers.py): a count over 1M FRs takes tens of milliseconds. The rare SQLITE_BUSY a reader can still meet (WAL recovery, another process's
+(`read_off_loop`, store/sqlite_readers.py): a count over 1M FRs takes tens of milliseconds.
+On the loop, the rare SQLITE_BUSY a reader can still meet (WAL recovery, another process's
 checkpoint in RESTART/TRUNCATE mode) is retried with asyncio.sleep, never waited for on the
 loop, until `busy_timeout`; past it the request answers 503.
 
