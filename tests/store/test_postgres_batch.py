@@ -29,7 +29,7 @@ async def test_waiting_patches_go_together_in_batches_of_at_most_32() -> None:
         await asyncio.sleep(0.01)  # in flight: the next ones wait meanwhile
         return [(patch["n"], "ok", patch["fr"]) for patch in batch]
 
-    batcher = Batcher(send, senders=1)
+    batcher = Batcher(send, senders=1, queue_timeout=30)
     rows = await asyncio.gather(*(batcher.run({"fr": n}) for n in range(40)))
     assert [row[-1] for row in rows] == list(range(40))  # each gets its own row back
     assert [len(batch) for batch in sent] == [32, 8]  # all 40 waited for the one sender
@@ -79,7 +79,7 @@ async def test_a_cancelled_request_is_not_sent_and_a_batch_all_cancelled_is_canc
             raise
         return []
 
-    batcher = Batcher(send, senders=1)
+    batcher = Batcher(send, senders=1, queue_timeout=30)
     first = asyncio.ensure_future(batcher.run({"fr": 1}))
     await in_flight.wait()
     queued = asyncio.ensure_future(batcher.run({"fr": 2}))

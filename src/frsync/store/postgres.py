@@ -92,7 +92,9 @@ class PostgresStore:
         # The last write was refused for lack of disk or a read-only server (see `ping`).
         self._write_failing = False
         # Half the pool sends PATCH batches at most; the rest stays for reads.
-        self._batcher = Batcher(self._send_batch, senders=settings.pool_size // 2)
+        self._batcher = Batcher(
+            self._send_batch, settings.pool_size // 2, settings.pool_acquire_timeout
+        )
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresStore:

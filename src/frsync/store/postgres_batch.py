@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from frsync.errors import StoreBusy
+
 MAX_BATCH = 32
 _encode = msgspec.json.Encoder().encode
 
@@ -28,8 +30,11 @@ Send = Callable[[bytes], Awaitable[list[Any]]]  # the batch as JSON → rows (n 
 
 
 class Batcher:
-    def __init__(self, send: Send, senders: int, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, send: Send, senders: int, queue_timeout: float, max_batch: int = MAX_BATCH
+    ) -> None:
         self._send = send
+        self._queue_timeout = queue_timeout  # the longest a PATCH waits to be sent
         self._max_senders = max(1, senders)
         self._max_batch = max_batch
         self._senders = 0
@@ -45,10 +50,19 @@ class Batcher:
         if self._senders < self._max_senders:
             self._start_sender()
         try:
-            return await future
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), self._queue_timeout)
+            except TimeoutError:
+                if not self._sent(future):  # never sent (the pool is exhausted): 503
+                    future.cancel()
+                    raise StoreBusy() from None
+                return await future  # sent: its statement has deadlines of its own
         except asyncio.CancelledError:
             self._abandon(future)
             raise
+
+    def _sent(self, future: asyncio.Future[Any]) -> bool:
+        return any(future in futures for futures in self._in_flight.values())
 
     def _start_sender(self) -> None:
         self._senders += 1

@@ -159,11 +159,20 @@ RETURNS TABLE (
 LANGUAGE plpgsql AS $fn$
 DECLARE
     e record;
+    -- An FR whose row lock timed out in this batch: its other PATCHes here would wait for
+    -- the same lock again, one lock timeout each; they are busy at once.
+    v_busy_fr bigint;
 BEGIN
     -- FRs in id order, the order every writer locks in: two batches never deadlock.
     FOR e IN SELECT (x->>'n')::integer AS n, x AS a FROM jsonb_array_elements(p_batch) AS x
               ORDER BY (x->>'fr')::bigint, (x->>'n')::integer
     LOOP
+        IF (e.a->>'fr')::bigint = v_busy_fr THEN
+            RETURN QUERY SELECT e.n, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean,
+                NULL::text, NULL::text, NULL::bigint, NULL::bigint[], NULL::text[],
+                'failed:55P03'::text;
+            CONTINUE;
+        END IF;
         BEGIN  -- a subtransaction per PATCH: one that fails undoes itself alone
             RETURN QUERY SELECT e.n, r.* FROM frsync_sync_accounting(
                 (e.a->>'fr')::bigint, e.a->>'type', (e.a->>'scope')::bigint,
@@ -179,7 +188,12 @@ BEGIN
                       WITH ORDINALITY AS t(v, i) ORDER BY i),
                 (e.a->>'now')::bigint, (e.a->>'at')::bigint, (e.a->>'token')::bigint,
                 e.a->>'request') AS r;
-        EXCEPTION WHEN OTHERS THEN
+        EXCEPTION WHEN lock_not_available THEN
+            v_busy_fr := (e.a->>'fr')::bigint;
+            RETURN QUERY SELECT e.n, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean,
+                NULL::text, NULL::text, NULL::bigint, NULL::bigint[], NULL::text[],
+                'failed:55P03'::text;
+        WHEN OTHERS THEN
             -- Retried alone by the caller, where the error comes out as itself.
             RETURN QUERY SELECT e.n, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean,
                 NULL::text, NULL::text, NULL::bigint, NULL::bigint[], NULL::text[],
