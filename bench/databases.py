@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -67,3 +68,30 @@ def build_postgres() -> float:
     migrate(PG_URL)
     asyncio.run(_load(PG_URL))
     return time.perf_counter() - started
+
+
+def as_0005(url: str) -> str:
+    """The database as the baseline's migrations left it (before 0007, which it does not
+    know and would refuse): without the revoked-token index, at revision 0005."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
+        db.execute("UPDATE alembic_version SET version_num = '0005_sync_accounting_function'")
+    return url
+
+
+async def _pg_as_0005() -> None:
+    connection = await asyncpg.connect(PG_URL, timeout=5)
+    try:
+        await connection.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
+        await connection.execute(
+            "UPDATE alembic_version SET version_num = '0005_sync_accounting_function'"
+        )
+    finally:
+        await connection.close()
+
+
+def pg_as_0005() -> str:
+    """`as_0005` for the PostgreSQL bench database (run after this checkout's scenarios:
+    0007's functions stay, unused by the baseline code)."""
+    asyncio.run(_pg_as_0005())
+    return PG_URL

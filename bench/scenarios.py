@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench import databases, dataset, hotpath, limiter_memory, load, lock_hold
 from bench.load import Result
-from bench.servers import ROOT, Server, start_frsync, start_prism
+from bench.servers import ROOT, Server, start_ceiling, start_frsync, start_prism
 
 DATA = ROOT / "bench" / ".data" / "suite"
 RESULTS = ROOT / "bench" / "results"
@@ -97,6 +97,51 @@ def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
                 f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {label}", server, _targets(),
                 OPEN_LOOP_RATE, SECONDS,
             ))  # fmt: skip
+    ceiling_scenarios(run, label, workers, extra, lambda: databases.fresh_sqlite(
+        DATA / "pristine.db", DATA / f"run-ceiling-{workers}.db"))  # fmt: skip
+    baseline = os.environ.get("BENCH_BASELINE_SRC")
+    if baseline:
+        before_scenario(run, label, workers, baseline)
+
+
+def ceiling_scenarios(
+    run: Run, label: str, workers: int, fixed_rate: bool, database: Callable[[], str]
+) -> None:
+    """bench/ceiling.py on the same data and load: the stack's own limit, same run."""
+    log = RESULTS / f"server-ceiling-{workers}.log"
+    name = f"ceiling (bare ASGI, one-row UPDATE) — {label}"
+    with _serving(lambda: start_ceiling(name, database(), _free_port(), workers, log)) as server:
+        _wrk_scenarios(run, server, name, [("PATCH", "patch", "0")])
+        if fixed_rate:
+            _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
+            run.results.append(load.measure_open_loop(
+                f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
+                OPEN_LOOP_RATE, SECONDS,
+            ))  # fmt: skip
+
+
+def before_scenario(run: Run, label: str, workers: int, baseline: str) -> None:
+    """The PATCH of the code at BENCH_BASELINE_SRC (`make bench BASELINE=<commit>`), same run."""
+    url = databases.as_0005(
+        databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-before-{workers}.db")
+    )
+    log = RESULTS / f"server-before-{workers}.log"
+    name = f"before (BASELINE code) — {label}"
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = baseline
+    try:
+        server = start_frsync(name, url, _free_port(), workers, log)
+    except RuntimeError as error:
+        run.pending[name] = f"the baseline code did not start: {error}"
+        return
+    finally:
+        os.environ.pop("PYTHONPATH")
+        if saved is not None:
+            os.environ["PYTHONPATH"] = saved
+    try:
+        _wrk_scenarios(run, server, name, [("PATCH", "patch", "0")])
+    finally:
+        server.stop()
 
 
 def postgres_scenarios(run: Run) -> None:
@@ -119,6 +164,7 @@ def postgres_scenarios(run: Run) -> None:
             f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
             OPEN_LOOP_RATE, SECONDS,
         ))  # fmt: skip
+    ceiling_scenarios(run, name, 2, False, lambda: databases.PG_URL)
 
 
 def lock_hold_scenario(run: Run) -> None:

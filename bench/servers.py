@@ -137,6 +137,14 @@ def start_frsync(
     return server
 
 
+def start_ceiling(name: str, database_url: str, port: int, workers: int, log: Path) -> Server:
+    """bench/ceiling.py: the bare ASGI app doing a one-row UPDATE per request."""
+    command = [sys.executable, "-m", "bench.ceiling", database_url, str(port), str(workers)]
+    server = Server(name, _spawn(command, dict(os.environ), log), f"http://127.0.0.1:{port}", "/")
+    server.wait_ready(expected_workers=workers if workers > 1 else 1)
+    return server
+
+
 def start_prism(port: int, log: Path) -> Server:
     """Stoplight Prism mocking frsync's own OpenAPI document (no state, no scopes)."""
     if not PRISM.exists():

@@ -14,13 +14,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frsync import sandbox
+from frsync.api.access_log import AccessLog
 from frsync.api.auth import Gatekeeper, TokenCache
+from frsync.api.call import FrRoutes, serve
 from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
 from frsync.api.problems import HTTP_PROBLEMS, error_response, http_problem
-from frsync.api.routes import ROUTES
+from frsync.api.routes import FR_ROUTES, ROUTES
 from frsync.config import Settings
 from frsync.console import DOCS_ROUTES, ConsoleResources, UsageRecorder, console_routes
 from frsync.console.store import open_console_store
@@ -58,6 +61,31 @@ async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
             await task
 
 
+class FrsyncApp(Starlette):
+    """Starlette, with the FR endpoints taken before its router and exception middleware:
+    they go through the same middleware (request id, headers, metrics, log, the sandbox's
+    journal) around `api.call.serve`, which answers errors with the same handlers."""
+
+    def __init__(self, fr_routes: FrRoutes, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fr_routes = fr_routes
+        self._fr_stack: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._fr_routes.match(scope):
+            scope["app"] = self
+            if self._fr_stack is None:
+                self._fr_stack = self._wrapped(serve(self.exception_handlers))
+            await self._fr_stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    def _wrapped(self, app: ASGIApp) -> ASGIApp:
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
 def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlette:
     """The API. `clock` (monotonic seconds) drives rate limits and the token cache; tests
     pass their own to control time."""
@@ -85,24 +113,30 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             usage = UsageRecorder()  # per-token counts for the console's Tokens view
             app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record)
             app.state.metrics = metrics
-            queries = open_console_store(settings, store)
+            queries = open_console_store(store)
             app.state.console = ConsoleResources(queries)
             stack.push_async_callback(app.state.console.close)
             app.state.usage = usage
             await stack.enter_async_context(_background(usage.run(queries)))
+            stack.callback(access_log.flush)  # the last lines, at shutdown
             if settings.metrics_dir:
                 stack.callback(metrics.publish)  # this worker's last counts stay in the sum
                 await stack.enter_async_context(_background(metrics.publish_every(store, limiter)))
             yield
 
     metrics = Metrics(settings.metrics_dir)
+    access_log = AccessLog(settings.log_requests)
     routes = [*ROUTES, *console_routes(), *(DOCS_ROUTES if settings.docs_enabled else ())]
-    middleware = [Middleware(RequestContext, log_requests=settings.log_requests, metrics=metrics)]
+    middleware = [Middleware(RequestContext, access_log=access_log, metrics=metrics)]
     handlers: dict[Any, Any] = {FrsyncError: _on_error, HTTPException: _on_http_error}
     if settings.sandbox:  # without it, no /__admin route exists: those paths are plain 404s
         routes = [*sandbox.routes(), *routes]
         middleware += sandbox.middleware()
         handlers |= sandbox.EXCEPTION_HANDLERS
-    return Starlette(
-        routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
+    return FrsyncApp(
+        FR_ROUTES,
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=handlers,
+        lifespan=lifespan,
     )

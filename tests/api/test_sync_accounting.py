@@ -39,13 +39,16 @@ async def test_reference_error_example_records_the_error(api: httpx.AsyncClient)
     assert fr["accountingSyncedAt"] is None  # cleared when synced becomes false
 
 
-async def test_empty_object_is_a_no_op_that_is_still_recorded(api: httpx.AsyncClient) -> None:
+async def test_a_patch_that_changes_nothing_writes_no_history(api: httpx.AsyncClient) -> None:
+    """SPEC §2 (issue 19): `{}`, or values equal to the current ones, is a 204 that appends
+    no history entry, on every store (the PostgreSQL function included)."""
+    assert (await api.patch(SYNC.format(222), json=SUCCESS_1 | {"items": None})).status_code == 204
     before = await state_of(api, 222)
-    assert (await api.patch(SYNC.format(222), json={})).status_code == 204
+    for body in ({}, {"accountingSynced": True, "externalAccountingId": "TEST-221"}):
+        assert (await api.patch(SYNC.format(222), json=body)).status_code == 204
     after = await state_of(api, 222)
-    assert after["fr"] == before["fr"]
-    assert len(after["history"]) == len(before["history"]) + 1
-    assert after["history"][0]["changes"] == {}
+    assert after == before
+    assert len(after["history"]) == 1  # the first PATCH's entry only
 
 
 async def test_omitted_fields_stay_and_null_clears(api: httpx.AsyncClient) -> None:

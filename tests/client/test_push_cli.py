@@ -131,8 +131,11 @@ def test_rerun_after_success_sends_nothing_unless_forced(
     assert run_cli("push", path, *args) == 0
     assert read_report(report)["summary"]["skipped"] == 2
     assert history_lengths(api, 221, 222) == [1, 1]
-    assert run_cli("push", path, "--token", TOKEN, "--base-url", base_url, "--force") == 0
-    assert history_lengths(api, 221, 222) == [2, 2]
+    forced = tmp_path / "forced.json"
+    assert run_cli("push", path, *args[:4], "--report", forced, "--force") == 0
+    assert read_report(forced)["summary"]["ok"] == 2  # sent again, and answered 204
+    # The same values again: a PATCH that changes nothing appends no history (SPEC §2).
+    assert history_lengths(api, 221, 222) == [1, 1]
 
 
 def test_fixed_rows_are_sent_on_the_rerun_and_nothing_else(

@@ -159,3 +159,21 @@ async def test_entry_is_in_the_shared_journal_when_the_answer_arrives(
                 [newest] = (await admin.get("/__admin/requests?limit=1")).json()
                 assert newest["requestId"] == answer.headers["x-request-id"]
                 assert newest["body"] == {"externalAccountingId": f"QB-{n}"}
+
+
+async def test_a_patch_that_changes_nothing_is_journalled_but_leaves_no_history(
+    admin: httpx.AsyncClient, connect: Connect
+) -> None:
+    """Issue 19 item 5: still a 204 and still in the journal, with no history entry."""
+    async with connect(TOKENS["account1"]) as api:
+        assert (await api.patch(PATCH_221, json=SYNCED)).status_code == 204
+        again = await api.patch(PATCH_221, json=SYNCED)
+        empty = await api.patch(PATCH_221, json={})
+        history = (await api.get(f"{PATCH_221}/history")).json()
+    assert again.status_code == empty.status_code == 204
+    assert len(history) == 1
+    journal = await _journal(admin, "?method=PATCH")
+    assert [entry["requestId"] for entry in journal[:2]] == [
+        empty.headers["x-request-id"],
+        again.headers["x-request-id"],
+    ]

@@ -169,17 +169,20 @@ class FrModel(RuleBasedStateMachine):
         return 204
 
     def _apply(self, fr_id: int, body: dict[str, Any]) -> None:
-        synced, ext, error, synced_at = self.frs[fr_id]
+        synced, ext, error, synced_at = before = self.frs[fr_id]
         ext = body.get("externalAccountingId", ext)
         error = body.get("accountingError", error)
         if "accountingSynced" in body and body["accountingSynced"] != synced:
             synced = body["accountingSynced"]
             synced_at = "new" if synced is True else None  # the server's clock; checked below
         self.frs[fr_id] = (synced, ext, error, synced_at)
+        changed = self.frs[fr_id][:3] != before[:3]
         for item in body.get("items") or []:
             if "externalAccountingItemId" in item:
+                changed |= self.items[item["id"]] != item["externalAccountingItemId"]
                 self.items[item["id"]] = item["externalAccountingItemId"]
-        self.history[fr_id] = self.history.get(fr_id, 0) + 1
+        if changed:  # a PATCH that changes nothing appends no history entry (SPEC §2)
+            self.history[fr_id] = self.history.get(fr_id, 0) + 1
 
     @invariant()
     def model_equals_database(self) -> None:

@@ -8,12 +8,13 @@ bucket. Nothing of the request is read before both pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
+from typing import Any, Protocol
 
 from starlette.requests import Request
-from starlette.responses import Response
 
+from frsync.api.call import Answer, ApiCall
 from frsync.config import Settings
 from frsync.domain import Principal
 from frsync.errors import RateLimited, Unauthenticated
@@ -32,9 +33,25 @@ OPERATOR_REFUSED = (
 _OWS = " \t"
 _MAX_CACHED = 100_000
 
-Handler = Callable[[Request, Principal], Awaitable[Response]]
+Handler = Callable[[ApiCall, Principal], Awaitable[Answer]]
 # Sandbox fault rules: may delay, or raise to answer in the request's place (sandbox/faults.py).
 FaultHook = Callable[[Request, Principal], Awaitable[None]]
+
+
+class Caller(Protocol):
+    """What the gatekeeper reads of a request: an `ApiCall`, or Starlette's `Request` (the
+    console's sign-in)."""
+
+    @property
+    def scope(self) -> Any: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def _as_request(caller: Caller) -> Request:
+    """A Starlette `Request` for the sandbox's fault hook (sandbox mode only)."""
+    return caller if isinstance(caller, Request) else Request(caller.scope)
 
 
 class TokenCache:
@@ -107,12 +124,12 @@ class Gatekeeper:
         self._faults = faults
         self._count_usage = count_usage or (lambda token_id, limited: None)
 
-    async def identify(self, request: Request) -> tuple[Principal, str]:
+    async def identify(self, request: Caller) -> tuple[Principal, str]:
         """The live token's principal (any type) and its bucket key; Unauthenticated (or, for
         an address that keeps sending bad tokens, RateLimited) otherwise."""
         return await self.identify_token(request, request.headers.get("x-api-token", ""))
 
-    async def identify_token(self, request: Request, token: str) -> tuple[Principal, str]:
+    async def identify_token(self, request: Caller, token: str) -> tuple[Principal, str]:
         """`identify` for a token that came another way (the console's sign-in form)."""
         token = token.strip(_OWS)
         token_hash = hash_token(token) if token else None
@@ -123,13 +140,13 @@ class Gatekeeper:
         request.scope[PRINCIPAL_SCOPE_KEY] = principal
         return principal, bucket_key(token_hash)
 
-    async def admit(self, request: Request) -> Principal:
+    async def admit(self, request: Caller) -> Principal:
         """An API caller's principal, its bucket charged; Unauthenticated / RateLimited."""
         principal, bucket = await self.identify(request)
         if principal.is_operator:
             raise Unauthenticated(OPERATOR_REFUSED)
         if self._faults is not None:  # sandbox mode: after the token, before the bucket
-            await self._faults(request, principal)
+            await self._faults(_as_request(request), principal)
         try:
             await self.charge(request, bucket)
         except RateLimited:
@@ -138,7 +155,7 @@ class Gatekeeper:
         self._count_usage(principal.token_id, False)
         return principal
 
-    async def charge(self, request: Request, bucket: str) -> None:
+    async def charge(self, request: Caller, bucket: str) -> None:
         """Take one request from the token's bucket, or raise RateLimited."""
         settings = self._settings
         decision = await self._limiter.hit(bucket, settings.burst, settings.rate)
@@ -150,8 +167,9 @@ class Gatekeeper:
                 decision,
             )
 
-    async def _slow_down_guessing(self, request: Request) -> None:
-        address = request.client.host if request.client else "unknown"
+    async def _slow_down_guessing(self, request: Caller) -> None:
+        client = request.scope.get("client")
+        address = client[0] if client else "unknown"
         decision = await self._limiter.hit(
             f"a:{address}", self._settings.invalid_token_burst, self._settings.invalid_token_rate
         )
@@ -163,12 +181,12 @@ class Gatekeeper:
             )
 
 
-def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Route wrapper: admit the caller, then call `handler(request, principal)`."""
+def authenticated(handler: Handler) -> Callable[[ApiCall], Awaitable[Answer]]:
+    """Route wrapper: admit the caller, then call `handler(call, principal)`."""
 
     @wraps(handler)
-    async def route(request: Request) -> Response:
-        principal = await request.app.state.gatekeeper.admit(request)
-        return await handler(request, principal)
+    async def route(call: ApiCall) -> Answer:
+        principal = await call.app.state.gatekeeper.admit(call)
+        return await handler(call, principal)
 
     return route

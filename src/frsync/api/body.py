@@ -12,8 +12,10 @@ import re
 from typing import Any
 
 import msgspec
-from starlette.requests import ClientDisconnect, Request
+from msgspec import UNSET
+from starlette.requests import ClientDisconnect
 
+from frsync.api.call import Incoming
 from frsync.api.violations import body_violations, unknown_field
 from frsync.contract import (
     ITEM_FIELDS,
@@ -36,7 +38,7 @@ _CHARSET = re.compile(r"charset\s*=\s*\"?([\w-]+)", re.IGNORECASE)
 _patch_decoder = msgspec.json.Decoder(AccountingPatch)
 
 
-def check_json_content_type(request: Request) -> None:
+def check_json_content_type(request: Incoming) -> None:
     media_type, _, params = request.headers.get("content-type", "").partition(";")
     media_type = media_type.strip().lower()
     if media_type != "application/json" and not (
@@ -48,7 +50,7 @@ def check_json_content_type(request: Request) -> None:
         raise UnsupportedMediaType("JSON bodies must be UTF-8.")
 
 
-async def read_body(request: Request, limit: int, read_timeout: float) -> bytes:
+async def read_body(request: Incoming, limit: int, read_timeout: float) -> bytes:
     """The whole body, refusing it as soon as it is known to be over `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -80,7 +82,7 @@ def decode_patch(body: bytes) -> AccountingPatch:
         # ValueError covers invalid UTF-8 and integers too long to convert. A lone surrogate
         # escape (`"\\ud800"`) is JSON's grammar but no Unicode: the walk names its field.
         raise _invalid(body, FieldError("", "The body is not valid JSON.")) from None
-    if _has_duplicate_keys(body) or _has_nul(patch):
+    if (_may_repeat_a_key(body, patch) and _has_duplicate_keys(body)) or _has_nul(patch):
         raise _invalid(body, FieldError("", "The body breaks the contract."))
     return patch
 
@@ -142,6 +144,31 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):
         raise _DuplicateKey
     return result
+
+
+_TOP_KEYS = [f'"{name}"'.encode() for name in REQUEST_FIELDS]
+_ID_KEY = b'"id"'
+_ITEM_ID_KEY = b'"externalAccountingItemId"'
+
+
+def _may_repeat_a_key(body: bytes, patch: AccountingPatch) -> bool:
+    """False when no key can be there twice, told from the decoded patch and a count of each
+    key's bytes, so that only a suspect body is parsed a second time.
+
+    The schema refused every unknown key, so every key is one of the six names. Spelled
+    without escapes, a key is its bytes between quotes, and a `"` inside a string value is
+    escaped: with no backslash in the body, a name's count of `"name"` is exactly how often
+    it is a key. A key is repeated iff a count exceeds what the patch holds: one of each
+    top-level name, one `id` per item, one `externalAccountingItemId` per item that set it."""
+    if b"\\" in body:
+        return True  # an escape may spell a key (`\\u0069d` is `id`): the exact check decides
+    if any(body.count(key) > 1 for key in _TOP_KEYS):
+        return True
+    items = patch.items or ()
+    if body.count(_ID_KEY) != len(items):
+        return True
+    given = sum(item.external_accounting_item_id is not UNSET for item in items)
+    return body.count(_ITEM_ID_KEY) != given
 
 
 def _has_duplicate_keys(body: bytes) -> bool:

@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from typing import Any
 
-import msgspec
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from frsync.api.access_log import AccessLog
 from frsync.api.auth import POOL_SCOPE_KEY
 from frsync.api.metrics import UNMATCHED, Metrics
 from frsync.api.problems import http_problem
+from frsync.api.request_id import new_request_id
 from frsync.ratelimit import Decision
 
-access_log = logging.getLogger("frsync.access")
 error_log = logging.getLogger("frsync.error")
-_encode = msgspec.json.Encoder().encode
 
 _FIXED_HEADERS = [
     (b"cache-control", b"no-store"),
@@ -44,17 +42,17 @@ def _shutting_down(request_id: str) -> Response:
 
 class RequestContext:
     def __init__(
-        self, app: ASGIApp, *, log_requests: bool = True, metrics: Metrics | None = None
+        self, app: ASGIApp, *, access_log: AccessLog | None = None, metrics: Metrics | None = None
     ) -> None:
         self.app = app
-        self.log_requests = log_requests
+        self.access_log = access_log if access_log is not None and access_log.enabled else None
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = secrets.token_hex(8)
+        request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         response: dict[str, Any] = {"status": 500, "started": False}
@@ -92,17 +90,7 @@ class RequestContext:
                 route = getattr(scope.get("route"), "path", UNMATCHED)
                 elapsed = time.perf_counter() - started
                 self.metrics.observe(route, scope["method"], response["status"], elapsed)
-            if self.log_requests:
-                self._log(scope, request_id, response["status"], started)
-
-    @staticmethod
-    def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
-        # JSON-encoded, so CR/LF or escape codes inside the path cannot forge a log line.
-        line = {
-            "requestId": request_id,
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": status,
-            "ms": round((time.perf_counter() - started) * 1000, 3),
-        }
-        access_log.info(_encode(line).decode())
+            if self.access_log is not None:
+                ms = round((time.perf_counter() - started) * 1000, 3)
+                status = response["status"]
+                self.access_log.add(request_id, scope["method"], scope["path"], status, ms)

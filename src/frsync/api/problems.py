@@ -6,13 +6,13 @@ exception handlers, the middleware's last resort, and the protocol layer's 408.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import msgspec
 from starlette.responses import Response
 
 from frsync import errors
+from frsync.api.request_id import new_request_id
 from frsync.api.violations import more_violations
 from frsync.contract import MAX_HEAD_BYTES, MAX_LISTED_ERRORS
 from frsync.errors import FieldError, FrsyncError
@@ -74,10 +74,6 @@ class Problem(msgspec.Struct, omit_defaults=True):
 
 
 _encoder = msgspec.json.Encoder()
-
-
-def new_request_id() -> str:
-    return secrets.token_hex(8)
 
 
 def encode_problem(

@@ -1,15 +1,13 @@
 """SQL text of the console's queries, shared by both backends.
 
-Written with `?` placeholders; the PostgreSQL backend renumbers them (`dollar`). Where the
-dialects differ (JSON, GREATEST, SQLite's index hints) a builder takes `postgres`. Column
-names come from constants; every value is bound.
+Written with `?` placeholders; the PostgreSQL backend renumbers them
+(`store.placeholders.numbered`). Where the dialects differ (JSON, GREATEST, SQLite's index
+hints) a builder takes `postgres`. Column names come from constants; every value is bound.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from frsync.contract import canonical_int
@@ -17,13 +15,6 @@ from frsync.domain import Principal
 from frsync.models import HistoryEntry
 from frsync.store.queries import HAS_ERROR, scope_term
 from frsync.store.rows import FR_COLUMNS, ITEM_COLUMNS, history_from_row
-
-
-@lru_cache(maxsize=256)
-def dollar(sql: str) -> str:
-    """`?` placeholders → `$1, $2 …` (no `?` appears in this module's SQL otherwise)."""
-    count = iter(range(1, 1000))
-    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
 
 
 class Binds:

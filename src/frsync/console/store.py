@@ -14,7 +14,6 @@ from frsync.domain import Principal
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
 
 if TYPE_CHECKING:
-    from frsync.config import Settings
     from frsync.store.base import FrQuery, Store
 
 
@@ -135,17 +134,15 @@ class ConsoleStore(Protocol):
     async def close(self) -> None: ...
 
 
-def open_console_store(settings: Settings, store: Store) -> ConsoleStore:
+def open_console_store(store: Store) -> ConsoleStore:
     """The console's queries on the same connections as `store`, by the store's kind (each
     backend's module is imported only when used: PostgreSQL's needs asyncpg)."""
     if store.kind == "sqlite":
         from frsync.console.store_sqlite import ConsoleSqlite
-        from frsync.store.sqlite import SqliteStore, path_from_url
+        from frsync.store.sqlite import SqliteStore
 
         if isinstance(store, SqliteStore):
-            # Its own read connections to the same file, for the big reads (sqlite_readers).
-            path = path_from_url(settings.database_url)
-            return ConsoleSqlite(store, path, settings.store_busy_timeout)
+            return ConsoleSqlite(store)
     elif store.kind == "postgresql":
         from frsync.console.store_postgres import ConsolePostgres
         from frsync.store.postgres import PostgresStore

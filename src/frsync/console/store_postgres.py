@@ -8,7 +8,6 @@ from typing import Any
 
 from frsync.console import sql
 from frsync.console.scoped_reads import ScopedReads
-from frsync.console.sql import dollar
 from frsync.console.store import (
     FrDetail,
     SignedIn,
@@ -17,11 +16,11 @@ from frsync.console.store import (
 from frsync.domain import Principal
 from frsync.store import queries
 from frsync.store.base import FrQuery
+from frsync.store.placeholders import dollar, numbered
 from frsync.store.postgres import PostgresStore
-from frsync.store.postgres_sql import dollar as numbered
 from frsync.store.rows import fr_from_row
 
-_LAST_USED = dollar(sql.add_last_used(postgres=True))
+_LAST_USED = numbered(sql.add_last_used(postgres=True))
 _ONE_SIGN_IN_AT_A_TIME = "SELECT 1 FROM api_tokens WHERE id = $1 FOR UPDATE"
 
 
@@ -33,7 +32,7 @@ class ConsolePostgres(ScopedReads):
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
         async with self._store.acquire() as connection:
-            return list(await connection.fetch(dollar(statement), *params))
+            return list(await connection.fetch(numbered(statement), *params))
 
     async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
         return await self._rows(statement, params)  # the pool already keeps it off the loop
@@ -44,15 +43,15 @@ class ConsolePostgres(ScopedReads):
         async with self._store.transaction() as connection:
             # One sign-in of a token at a time, so two at once cannot both keep `keep` others.
             await connection.execute(_ONE_SIGN_IN_AT_A_TIME, token_id)
-            await connection.execute(dollar(sql.DROP_EXPIRED_SESSIONS), now)
+            await connection.execute(numbered(sql.DROP_EXPIRED_SESSIONS), now)
             await connection.execute(
-                dollar(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
+                numbered(sql.CREATE_SESSION), session_hash, token_id, now, expires_at
             )
             trim = sql.trim_sessions(session_hash, token_id, keep)
-            await connection.execute(dollar(sql.TRIM_SESSIONS), *trim)
+            await connection.execute(numbered(sql.TRIM_SESSIONS), *trim)
 
     async def count(self, principal: Principal, query: FrQuery) -> int:
-        statement, params = queries.count_sql(principal, query, placeholder=numbered)
+        statement, params = queries.count_sql(principal, query, placeholder=dollar)
         async with self._store.acquire() as connection:
             return int(await connection.fetchval(statement, *params))
 
@@ -65,13 +64,13 @@ class ConsolePostgres(ScopedReads):
 
     async def end_session(self, session_hash: bytes) -> None:
         async with self._store.acquire() as connection:
-            await connection.execute(dollar(sql.END_SESSION), session_hash)
+            await connection.execute(numbered(sql.END_SESSION), session_hash)
 
     async def find(self, principal: Principal, text: str, limit: int) -> list[int]:
         async with self._store.acquire() as connection:
             for column, value in sql.lookups(text):
                 statement, params = sql.find(principal, column, value, limit)
-                rows = await connection.fetch(dollar(statement), *params)
+                rows = await connection.fetch(numbered(statement), *params)
                 if rows:
                     return [row[0] for row in rows]
         return []
@@ -82,12 +81,12 @@ class ConsolePostgres(ScopedReads):
         # One snapshot for the FR, its items and its history.
         async with self._store.transaction() as connection:
             statement, params = sql.fr_in_scope(principal, fr_id)
-            row = await connection.fetchrow(dollar(statement), *params)
+            row = await connection.fetchrow(numbered(statement), *params)
             if row is None:
                 return None
-            items = await connection.fetch(dollar(sql.ITEMS), fr_id)
+            items = await connection.fetch(numbered(sql.ITEMS), fr_id)
             statement, params = sql.history_page(fr_id, before_id, limit)
-            history = await connection.fetch(dollar(statement), *params)
+            history = await connection.fetch(numbered(statement), *params)
         return FrDetail(fr_from_row(row, items), sql.timeline(history))
 
     async def add_usage(
@@ -97,7 +96,7 @@ class ConsolePostgres(ScopedReads):
         used = [(token_id, at, token_id) for token_id, at in last_used.items()]
         async with self._store.transaction() as connection:
             if usage:
-                await connection.executemany(dollar(sql.ADD_USAGE), usage)
+                await connection.executemany(numbered(sql.ADD_USAGE), usage)
             if used:
                 await connection.executemany(_LAST_USED, used)
-            await connection.execute(dollar(sql.DROP_OLD_USAGE), keep_from)
+            await connection.execute(numbered(sql.DROP_OLD_USAGE), keep_from)

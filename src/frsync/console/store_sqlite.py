@@ -9,7 +9,6 @@ from typing import Any
 
 from frsync.console import sql
 from frsync.console.scoped_reads import ScopedReads
-from frsync.console.sqlite_readers import Readers
 from frsync.console.store import (
     FrDetail,
     SignedIn,
@@ -18,6 +17,7 @@ from frsync.console.store import (
 from frsync.domain import Principal
 from frsync.store import queries
 from frsync.store.base import FrQuery
+from frsync.store.placeholders import qmark
 from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
 
@@ -26,27 +26,26 @@ _LAST_USED = sql.add_last_used(postgres=False)
 
 class ConsoleSqlite(ScopedReads):
     """Small reads and every write through the store's own primitives; the big reads of the
-    Overview, Errors and Tokens views on `Readers`, off the event loop."""
+    Overview, Errors and Tokens views off the event loop (`SqliteStore.read_off_loop`)."""
 
     postgres = False
 
-    def __init__(self, store: SqliteStore, path: str, busy_timeout: float) -> None:
+    def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._readers = Readers(path, busy_timeout)
 
     async def _rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
         return await self._store.read(lambda db: db.execute(statement, params).fetchall())
 
     async def _big(self, statement: str, params: Sequence[Any]) -> list[Any]:
-        return await self._readers.run(lambda db: db.execute(statement, params).fetchall())
+        return await self._store.read_off_loop(lambda db: db.execute(statement, params).fetchall())
 
     async def count(self, principal: Principal, query: FrQuery) -> int:
-        sql_text, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
+        sql_text, params = queries.count_sql(principal, query, placeholder=qmark, hints=True)
         (row,) = await self._big(sql_text, params)
         return int(row[0])
 
     async def close(self) -> None:
-        self._readers.close()
+        """Nothing of its own to close: the read connections are the store's."""
 
     async def create_session(
         self, session_hash: bytes, token_id: int, now: int, expires_at: int, keep: int
@@ -100,7 +99,3 @@ class ConsoleSqlite(ScopedReads):
             db.execute(sql.DROP_OLD_USAGE, (keep_from,))
 
         await self._store.transaction(write)
-
-
-def _qmark(_: int) -> str:
-    return "?"

@@ -29,11 +29,15 @@ class UsageRecorder:
         self._last_used: dict[int, int] = {}
 
     def record(self, token_id: int, rate_limited: bool) -> None:
-        """One request by this token (answered 429 when `rate_limited`)."""
+        """One request by this token (answered 429 when `rate_limited`): two dict updates."""
         now = now_ms()
-        counts = self._counts[token_id, now // 60_000]
-        counts[0] += 1
-        counts[1] += rate_limited
+        key = (token_id, now // 60_000)
+        counts = self._counts.get(key)
+        if counts is None:
+            self._counts[key] = [1, int(rate_limited)]
+        else:
+            counts[0] += 1
+            counts[1] += rate_limited
         self._last_used[token_id] = now
 
     async def flush(self, store: ConsoleStore) -> None:

@@ -3,8 +3,6 @@ store's pool and transactions (so every bound and error translation of the store
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -25,16 +23,12 @@ from frsync.sandbox.store import (
     TenantPlan,
     TooManyRules,
 )
+from frsync.store.placeholders import numbered
 
 if TYPE_CHECKING:
     from frsync.store.postgres import PostgresStore
 
-
-@functools.cache
-def pg(statement: str) -> str:
-    """`?` marks → `$1`, `$2`, … (no statement here has a literal question mark)."""
-    numbers = iter(range(1, statement.count("?") + 1))
-    return re.sub(r"\?", lambda _: f"${next(numbers)}", statement)
+pg = numbered  # `?` marks → `$1`, `$2`, …
 
 
 # The touched FRs go in as an array: the planner then sees how few they are, and reaches

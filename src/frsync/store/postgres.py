@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import asyncpg
 from asyncpg import exceptions as pg
@@ -35,23 +35,28 @@ from asyncpg import exceptions as pg
 from frsync.config import Settings
 from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
 from frsync.domain import AccountingPlan, Principal
-from frsync.errors import NotFound
+from frsync.errors import NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries, sandbox_postgres
 from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, TokenInfo
+from frsync.store.placeholders import dollar
+from frsync.store.postgres_batch import Batcher
 from frsync.store.postgres_errors import BROKEN, WRITE_REFUSED, load_errors, translated
 from frsync.store.postgres_sql import (
+    BATCH_SQL,
     GET_SQL,
     HISTORY_SQL,
     ISSUE_SQL,
     ISSUED_SQL,
     PRINCIPAL_SQL,
     REVOKE_SQL,
+    SYNC_FAILED,
+    SYNC_LOCK_TIMEOUT,
     SYNC_MISSING,
     SYNC_OK,
     SYNC_SQL,
+    batch_patch,
     begin_sql,
-    dollar,
     frs_from_joined_rows,
     list_sql,
     state_from_row,
@@ -86,6 +91,10 @@ class PostgresStore:
         self._lock_timeout_ms = max(1, round(settings.store_busy_timeout * 1000))
         # The last write was refused for lack of disk or a read-only server (see `ping`).
         self._write_failing = False
+        # Half the pool sends PATCH batches at most; the rest stays for reads.
+        self._batcher = Batcher(
+            self._send_batch, settings.pool_size // 2, settings.pool_acquire_timeout
+        )
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresStore:
@@ -162,10 +171,11 @@ class PostgresStore:
         return frs[0] if frs else None
 
     async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
-        async with self.acquire() as connection:
-            row = await connection.fetchrow(
-                SYNC_SQL, *sync_args(fr_id, plan, audit, self._lock_timeout_ms)
-            )
+        row = await self._batcher.run(batch_patch(fr_id, plan, audit, self._lock_timeout_ms))
+        if row is not None and row[-1] == SYNC_LOCK_TIMEOUT:
+            raise StoreBusy()  # it waited its lock timeout already: not a second time
+        if row is None or row[-1].startswith(SYNC_FAILED):
+            row = await self._sync_alone(fr_id, plan, audit)  # its error comes out as itself
         outcome = row[-1]
         if outcome == SYNC_OK:
             self._write_failing = False
@@ -173,6 +183,16 @@ class PostgresStore:
         # Refused: the plan raises the domain error from the state the function read.
         plan(None if outcome == SYNC_MISSING else state_from_row(row))
         raise RuntimeError(f"frsync_sync_accounting refused a valid PATCH ({outcome})")
+
+    async def _sync_alone(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> Any:
+        async with self.acquire() as connection:
+            return await connection.fetchrow(
+                SYNC_SQL, *sync_args(fr_id, plan, audit, self._lock_timeout_ms)
+            )
+
+    async def _send_batch(self, payload: bytes) -> list[Any]:
+        async with self.acquire() as connection:
+            return list(await connection.fetch(BATCH_SQL, payload.decode()))
 
     async def accounting_history(
         self,
@@ -250,7 +270,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         # close() waits for connections in use; a request stuck past its deadline must not
-        # hold shutdown hostage.
+        # hold shutdown hostage. PATCH batches still in flight are cancelled (rolled back).
+        await self._batcher.close()
         try:
             await asyncio.wait_for(self._pool.close(), self._deadline)
         except TimeoutError:

@@ -18,6 +18,7 @@ from frsync.domain import SCOPE_COLUMNS, AccountingPlan, AccountingState, Princi
 from frsync.models import FulfillmentRequest, ScopedTokenType, TokenType
 from frsync.store import queries
 from frsync.store.base import Audit, FrQuery
+from frsync.store.placeholders import dollar
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_READ_COLUMNS,
@@ -31,10 +32,6 @@ FR_WIDTH = len(FR_COLUMNS)  # where the item columns start in a joined row
 
 def _cols(alias: str, columns: tuple[str, ...]) -> str:
     return ", ".join(f"{alias}.{c}" for c in columns)
-
-
-def dollar(n: int) -> str:
-    return f"${n}"
 
 
 PRINCIPAL_SQL = (
@@ -88,6 +85,23 @@ def sync_args(fr_id: int, plan: AccountingPlan, audit: Audit, lock_timeout_ms: i
         audit.request_id,
     ]
     return args
+
+
+# The batch: see postgres_batch.py and migration 0007. Columns: `n` (the PATCH's place in the
+# batch), then SYNC_SQL's.
+BATCH_SQL = "SELECT * FROM frsync_sync_accounting_batch($1::jsonb)"
+SYNC_FAILED = "failed:"  # an outcome prefix: that PATCH failed alone, to be re-run by itself
+SYNC_LOCK_TIMEOUT = SYNC_FAILED + "55P03"  # lock_not_available: 503 without a second wait
+_BATCH_KEYS = ("fr", "type", "scope", "lock", "setSynced", "synced", "setExt", "ext",
+               "setError", "error", "itemIds", "itemSet", "itemExts", "now", "at", "token",
+               "request")  # fmt: skip
+
+
+def batch_patch(
+    fr_id: int, plan: AccountingPlan, audit: Audit, lock_timeout_ms: int
+) -> dict[str, Any]:
+    """One PATCH of a batch: SYNC_SQL's parameters, by name."""
+    return dict(zip(_BATCH_KEYS, sync_args(fr_id, plan, audit, lock_timeout_ms), strict=True))
 
 
 def _given(value: str | UnsetType | None) -> str | None:

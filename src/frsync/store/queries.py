@@ -1,8 +1,8 @@
 """SQL text shared by the SQL backends: the list/count filters and the load upserts.
 
 Backends differ only in their placeholder (`?` for SQLite, `$1…` for PostgreSQL), so each
-builder takes a `placeholder(n)` function. Column names come from constants here, never from
-the caller; every value is bound.
+builder takes a `placeholder(n)` function (store/placeholders.py). Column names come from
+constants here, never from the caller; every value is bound.
 
 How the filters meet the indexes (store/schema.py; bench/read_side.py measures them):
 - every query is "in this scope, ordered by id", so each scope column has an (scope, id)
@@ -29,6 +29,7 @@ from typing import Any
 
 from frsync.domain import Principal
 from frsync.store.base import FrQuery, LoadData
+from frsync.store.placeholders import Placeholder
 from frsync.store.rows import (
     ACCOUNT_COLUMNS,
     CHANNEL_COLUMNS,
@@ -37,8 +38,6 @@ from frsync.store.rows import (
     SOURCE_COLUMNS,
     TOKEN_COLUMNS,
 )
-
-Placeholder = Callable[[int], str]
 
 # The partial indexes' predicates. SQLite uses a partial index only when the query's WHERE
 # repeats its predicate word for word, so schema.py and the migration use these texts.

@@ -1,8 +1,12 @@
-"""The SQLite backend: WAL, reads on the event loop, writes on a writer thread in groups.
+"""The SQLite backend: WAL, lookups on the event loop, scans in threads, writes on a writer
+thread in groups.
 
-Reads run on the event-loop thread, on a connection of their own: a primary-key lookup takes
-tens of microseconds, less than a thread handoff, and in WAL mode a reader never waits for a
-writer. The rare SQLITE_BUSY a reader can still meet (WAL recovery, another process's
+Lookups (a token, an FR, a page of history) run on the event-loop thread, on a connection of
+their own: a primary-key lookup takes tens of microseconds, less than a thread handoff, and
+in WAL mode a reader never waits for a writer. Reads that may scan many rows (the list and
+count endpoints, the console's big reads) run on read connections in threads
+(`read_off_loop`, store/sqlite_readers.py): a count over 1M FRs takes tens of milliseconds.
+On the loop, the rare SQLITE_BUSY a reader can still meet (WAL recovery, another process's
 checkpoint in RESTART/TRUNCATE mode) is retried with asyncio.sleep, never waited for on the
 loop, until `busy_timeout`; past it the request answers 503.
 
@@ -37,6 +41,7 @@ from frsync.store.base import (
     LoadData,
     TokenInfo,
 )
+from frsync.store.placeholders import qmark
 from frsync.store.rows import (
     FR_COLUMNS,
     HISTORY_COLUMNS,
@@ -48,6 +53,7 @@ from frsync.store.rows import (
     history_from_row,
 )
 from frsync.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
+from frsync.store.sqlite_readers import Readers
 from frsync.store.sqlite_writer import (
     SQLITE_BUSY,
     TRANSIENT_CODES,
@@ -101,6 +107,7 @@ class SqliteStore:
         self._db = _connect(path, synchronous)  # the loop's, for reads: see `read`
         self._writer = Writer(_connect(path, synchronous), busy_timeout)
         self._checkpointer = Checkpointer(path)
+        self._readers = Readers(path, busy_timeout)  # for reads that may scan many rows
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout: float = 2.0) -> SqliteStore:
@@ -114,7 +121,7 @@ class SqliteStore:
         committed when it returns, rolled back when it raises (then the error propagates).
         Other jobs may share the transaction, each in its own savepoint. Every write of this
         store goes through here. `foreign_keys=False`: a transaction of its own, unchecked."""
-        with _busy_as_503():
+        with _transient_as_store_busy():
             result: T = await self._writer.run(work, foreign_keys)
             return result
 
@@ -139,6 +146,12 @@ class SqliteStore:
                     _raise_transient(error)
                     raise
         raise StoreBusy()
+
+    async def read_off_loop(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(db)`, which only reads and may scan many rows (a count, a page of a
+        million-FR scope), in a thread on a read connection of its own: StoreBusy when the
+        file is locked or unreadable past `busy_timeout`."""
+        return await self._readers.run(work)
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
         row = await self.read(lambda db: db.execute(_PRINCIPAL_SQL, (token_hash,)).fetchone())
@@ -192,7 +205,7 @@ class SqliteStore:
     async def list_fulfillment_requests(
         self, principal: Principal, query: FrQuery
     ) -> list[FulfillmentRequest]:
-        sql, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=_qmark, hints=True)
+        sql, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=qmark, hints=True)
 
         def read(db: sqlite3.Connection) -> list[FulfillmentRequest]:
             rows = db.execute(sql, params).fetchall()
@@ -205,11 +218,11 @@ class SqliteStore:
             ).fetchall()
             return group_items(rows, items)
 
-        return await self.read(read)
+        return await self.read_off_loop(read)
 
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
-        sql, params = queries.count_sql(principal, query, placeholder=_qmark, hints=True)
-        (count,) = await self.read(lambda db: db.execute(sql, params).fetchone())
+        sql, params = queries.count_sql(principal, query, placeholder=qmark, hints=True)
+        (count,) = await self.read_off_loop(lambda db: db.execute(sql, params).fetchone())
         return int(count)
 
     async def load(self, batches: Iterable[LoadData]) -> None:
@@ -218,7 +231,7 @@ class SqliteStore:
         # (`foreign_keys=False`), so no other write goes unchecked.
         def upsert(db: sqlite3.Connection) -> None:
             for batch in batches:
-                for sql, rows in queries.load_statements(batch, placeholder=_qmark):
+                for sql, rows in queries.load_statements(batch, placeholder=qmark):
                     if rows:
                         db.executemany(sql, rows)
             for table in _LOADED_CHILDREN:
@@ -288,6 +301,7 @@ class SqliteStore:
         # on the loop.
         await asyncio.to_thread(self._writer.close)
         await asyncio.to_thread(self._checkpointer.stop)
+        self._readers.close()
         self._db.close()
 
 
@@ -314,10 +328,6 @@ def _probe_write(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA user_version={int(version):d}")
 
 
-def _qmark(_: int) -> str:
-    return "?"
-
-
 def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
     rows = db.execute(_STATE_SQL, (fr_id,)).fetchall()
     change = plan(_state_from_rows(rows) if rows else None)
@@ -332,6 +342,8 @@ def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: AccountingPlan, audit:
             "UPDATE fulfillment_request_items SET external_accounting_item_id = ? WHERE id = ?",
             [(ext, item_id) for item_id, ext in change.item_external_ids.items()],
         )
+    if not change.diff:
+        return  # a PATCH that changes nothing leaves no history entry (SPEC §2)
     entry = (fr_id, audit.at, audit.token_id, audit.token_type, audit.request_id)
     db.execute(_HISTORY_INSERT, (*entry, msgspec.json.encode(change.diff).decode()))
 
@@ -348,7 +360,7 @@ def _raise_transient(error: sqlite3.OperationalError) -> None:
 
 
 @contextmanager
-def _busy_as_503() -> Iterator[None]:
+def _transient_as_store_busy() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as error:

@@ -1,11 +1,12 @@
 """WAL checkpoints off the request path.
 
 By default SQLite checkpoints on the commit that takes the WAL past 1,000 pages: that commit
-copies pages into the database file and fsyncs it, milliseconds during which (our statements
-run on the event loop) the whole worker stalls. So request connections checkpoint only as a
-backstop for a much larger WAL, and a background thread checkpoints every `interval` on a
-connection of its own. PASSIVE mode never waits for writers or readers, and sqlite3 releases
-the GIL while it works, so the event loop keeps serving meanwhile.
+copies pages into the database file and fsyncs it, milliseconds during which the writer
+thread (store/sqlite_writer.py) holds the write lock, and every write waiting for its next
+batch waits too. So the store's connections checkpoint only as a backstop for a much larger
+WAL, and a background thread checkpoints every `interval` on a connection of its own.
+PASSIVE mode never waits for writers or readers, and sqlite3 releases the GIL while it
+works, so the event loop and the writer keep going meanwhile.
 """
 
 from __future__ import annotations

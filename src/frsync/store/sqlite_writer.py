@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import queue
 import sqlite3
@@ -27,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from frsync.errors import StoreBusy
@@ -213,7 +215,7 @@ class Writer:
             if isinstance(error, sqlite3.Error):
                 self._failed(error)
             self._rollback_quietly()
-            self._settle([(job, False, _for_each(error)) for job in batch])
+            self._settle(list(zip(batch, repeat(False), _for_each(error, len(batch)))))
             return
         self.failing = False
         self._settle(outcomes)
@@ -265,7 +267,7 @@ class Writer:
             for job in jobs:
                 job.state = _RUNNING
             self._waiting.clear()
-        self._settle([(job, False, _for_each(error)) for job in jobs])
+        self._settle(list(zip(jobs, repeat(False), _for_each(error, len(jobs)))))
 
     def _failed(self, error: sqlite3.Error) -> None:
         if primary_code(error) in DISK_CODES:
@@ -293,12 +295,14 @@ class Writer:
                 loop.call_soon_threadsafe(_resolve, some)
 
 
-def _for_each(error: BaseException) -> BaseException:
-    """The answer for every job of a lost batch: one StoreBusy each when the disk or the lock
-    is to blame (a single exception object must not be raised in several tasks)."""
+def _for_each(error: BaseException, jobs: int) -> list[BaseException]:
+    """The answers for the jobs of a lost batch, one exception object each (one object
+    raised in several tasks would collect every task's traceback): StoreBusy when the disk
+    or the lock is to blame, else the error itself for the first job and copies of it (same
+    class, arguments and SQLite error code) for the others."""
     if isinstance(error, sqlite3.OperationalError) and primary_code(error) in TRANSIENT_CODES:
-        return StoreBusy()
-    return error
+        return [StoreBusy() for _ in range(jobs)]
+    return [error, *(copy.copy(error) for _ in range(jobs - 1))]
 
 
 def _resolve(outcomes: list[tuple[_Job, bool, Any]]) -> None:

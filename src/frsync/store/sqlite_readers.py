@@ -1,10 +1,12 @@
-"""The console's own read connections to a SQLite file, used from worker threads.
+"""The SQLite store's read connections for reads that may scan many rows, used from threads.
 
-The store's connection runs on the event loop; a count over a million-FR scope or a day of
-history takes tens of milliseconds or more, which on the loop would hold up every other
-request of the worker. These connections run such reads in threads instead (sqlite3
-releases the GIL while a statement runs), several side by side, and never write: in WAL
-mode a reader neither waits for nor blocks the writer.
+The store's loop connection serves lookups (a token, an FR, a page of history: tens of
+microseconds, less than a thread handoff). A count over a million-FR scope, a page or a day
+of history takes tens of milliseconds or more, which on the loop would hold up every other
+request of the worker: the API's list and count and the console's big reads run here instead
+(`SqliteStore.read_off_loop`), in threads (sqlite3 releases the GIL while a statement runs),
+several side by side, and never write: in WAL mode a reader neither waits for nor blocks
+the writer.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TypeVar
 from frsync.errors import StoreBusy
 
 T = TypeVar("T")
-READERS = 3  # the overview's five reads in about two rounds
+READERS = 3  # the console overview's five reads in about two rounds
 
 
 class Readers:

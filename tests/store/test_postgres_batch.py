@@ -1,0 +1,92 @@
+"""PostgreSQL: PATCHes that wait while others are in flight go as one statement
+(store/postgres_batch.py, migration 0007), each still its own all-or-nothing unit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from frsync.store.postgres_batch import Batcher
+from tests.conftest import client_for
+from tests.store.test_postgres import SYNC, clean_url, pg_settings
+from tests.support import TOKENS, running_app
+
+__all__ = ["clean_url"]  # the fixture, imported for this module's tests
+pytestmark = pytest.mark.postgres
+
+
+async def test_waiting_patches_go_together_in_batches_of_at_most_32() -> None:
+    sent: list[list[int]] = []
+
+    async def send(payload: bytes) -> list[Any]:
+        batch = json.loads(payload)
+        sent.append([patch["fr"] for patch in batch])
+        await asyncio.sleep(0.01)  # in flight: the next ones wait meanwhile
+        return [(patch["n"], "ok", patch["fr"]) for patch in batch]
+
+    batcher = Batcher(send, senders=1, queue_timeout=30)
+    rows = await asyncio.gather(*(batcher.run({"fr": n}) for n in range(40)))
+    assert [row[-1] for row in rows] == list(range(40))  # each gets its own row back
+    assert [len(batch) for batch in sent] == [32, 8]  # all 40 waited for the one sender
+
+
+async def test_a_lock_timeout_fails_that_patch_alone_never_its_neighbours(
+    tmp_path: Path, clean_url: str
+) -> None:
+    # pool_size 2: one sender, so the PATCHes sent meanwhile share batches with the blocked one.
+    settings = pg_settings(tmp_path, clean_url, pool_size=2, store_busy_timeout=0.3)
+    async with running_app(settings) as app, client_for(app, TOKENS["account1"]) as api:
+        holder = await asyncpg.connect(clean_url, timeout=3)
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT 1 FROM fulfillment_requests WHERE id = 222 FOR UPDATE")
+                answers = await asyncio.gather(
+                    *(api.patch(SYNC.format(fr), json=_body(fr)) for fr in (221, 222, 223) * 2)
+                )
+        finally:
+            await holder.close()
+        statuses = [answer.status_code for answer in answers]
+        assert statuses == [204, 503, 204, 204, 503, 204], statuses
+        for fr in (221, 223):
+            got = (await api.get(f"/fulfillment-requests/{fr}")).json()
+            assert got["externalAccountingId"] == f"m{fr}"
+        assert (await api.get("/fulfillment-requests/222")).json()["externalAccountingId"] is None
+        assert (await api.get(f"{SYNC.format(222)}/history")).json() == []
+
+
+def _body(fr_id: int) -> dict[str, Any]:
+    return {"accountingSynced": True, "externalAccountingId": f"m{fr_id}"}
+
+
+async def test_a_cancelled_request_is_not_sent_and_a_batch_all_cancelled_is_cancelled() -> None:
+    sent: list[list[int]] = []
+    in_flight = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def send(payload: bytes) -> list[Any]:
+        batch = json.loads(payload)
+        sent.append([patch["fr"] for patch in batch])
+        in_flight.set()
+        try:
+            await asyncio.sleep(10)  # a statement waiting for a row lock
+        except asyncio.CancelledError:
+            cancelled.append(True)  # asyncpg cancels the statement: rolled back
+            raise
+        return []
+
+    batcher = Batcher(send, senders=1, queue_timeout=30)
+    first = asyncio.ensure_future(batcher.run({"fr": 1}))
+    await in_flight.wait()
+    queued = asyncio.ensure_future(batcher.run({"fr": 2}))
+    await asyncio.sleep(0)
+    queued.cancel()  # waiting, not sent: it never will be
+    first.cancel()  # its batch's only request: the statement is cancelled
+    await asyncio.gather(first, queued, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    assert sent == [[1]] and cancelled == [True]
+    await batcher.close()
