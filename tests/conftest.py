@@ -13,10 +13,12 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 from starlette.applications import Starlette
 
 from frsync.config import Settings
@@ -30,6 +32,22 @@ POSTGRES_URL = os.environ.get(
 REQUIRE_SERVICES = os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1"
 TABLES = "accounting_history, fulfillment_request_items, fulfillment_requests, api_tokens, sources, channels, accounts"
 _skipped_backends: dict[str, str] = {}
+
+# Generated tests (Hypothesis, schemathesis): `make test` runs them derandomized, so one commit
+# always gets one verdict; `make fuzz` loads the exploring profile with a random seed and ten
+# times the examples (tests scale their counts with tests.support.examples).
+hypothesis_settings.register_profile(
+    "frsync-ci", derandomize=True, database=None, deadline=None, print_blob=True
+)
+hypothesis_settings.register_profile(
+    "frsync-fuzz",
+    derandomize=False,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    max_examples=10 * hypothesis_settings.default.max_examples,
+)
+hypothesis_settings.load_profile("frsync-ci")  # `--hypothesis-profile` overrides it
 
 
 def _unavailable(what: str, why: str) -> None:
@@ -116,15 +134,65 @@ async def anon(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def generation_seed(pytestconfig: pytest.Config) -> int:
+    """The seed for generators that take one (schemathesis' own runner): `--hypothesis-seed`
+    under `make fuzz`, else a fixed one."""
+    seed = pytestconfig.getoption("hypothesis_seed", None)
+    return int(seed) if seed is not None else 0
+
+
+def _uses_generators(module: ModuleType | None) -> bool:
+    names = (
+        getattr(v, "__module__", None) or getattr(v, "__name__", "")
+        for v in vars(module or {}).values()
+    )
+    return any(str(name).startswith(("hypothesis", "schemathesis")) for name in names)
+
+
+# Fixtures that hand out a real Redis (tests/ratelimit, tests/ops, tests/faults).
+REDIS_FIXTURES = {"redis_url", "redis_stores", "redis_proxy", "needs_redis"}
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that asks for the PostgreSQL database is a `postgres` test, marked or not."""
+    """A test that asks for the PostgreSQL database is a `postgres` test, marked or not; a
+    test in a module that uses Hypothesis or schemathesis is `generated` (`make fuzz` runs
+    those)."""
     for item in items:
-        if "postgres_url" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "postgres_url" in fixtures:
             item.add_marker(pytest.mark.postgres)
+        if fixtures & REDIS_FIXTURES or item.get_closest_marker("redis"):
+            # A sandbox reset empties every bucket in its Redis database: under pytest-xdist
+            # (`--dist loadgroup`) the tests that share Redis run on one worker, in turn.
+            item.add_marker(pytest.mark.xdist_group("redis"))
+        if _uses_generators(getattr(item, "module", None)):
+            item.add_marker(pytest.mark.generated)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    profile = hypothesis_settings.get_current_profile_name()
+    seed = config.getoption("hypothesis_seed", None)
+    current = hypothesis_settings.default
+    line = (
+        f"frsync generated tests: hypothesis profile {profile!r} (derandomize="
+        f"{current.derandomize}, max_examples={current.max_examples}, database=None), "
+    )
+    if profile == "frsync-fuzz" and seed is not None:
+        return [line + f"seed {seed} (rerun: make fuzz SEED={seed})"]
+    return [line + f"schemathesis --seed {seed if seed is not None else 0}"]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is not None and terminalreporter.stats.get("failed"):
+        terminalreporter.write_line(
+            f"NOTE: this run's seed was {seed}: `make fuzz SEED={seed}` (or pytest"
+            f" --hypothesis-profile=frsync-fuzz --hypothesis-seed={seed}) repeats it",
+            red=True,
+            bold=True,
+        )
     for what, why in _skipped_backends.items():
         terminalreporter.write_line(
             f"NOTE: {what} tests were SKIPPED ({why})", yellow=True, bold=True
