@@ -24,12 +24,13 @@ from starlette.applications import Starlette
 from frsync.config import Settings
 from frsync.store import migrate
 from tests.openapi_check import check as check_against_openapi
-from tests.support import TOKENS, make_settings, run_sql, running_app
+from tests.support import TOKENS, make_settings, reset_postgres, run_sql, running_app
 
 POSTGRES_URL = os.environ.get(
     "FRSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_SERVICES = os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1"
+# The core tables (some tests empty just these); database_url empties every table.
 TABLES = "accounting_history, fulfillment_request_items, fulfillment_requests, api_tokens, sources, channels, accounts"
 _skipped_backends: dict[str, str] = {}
 
@@ -89,7 +90,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         shutil.copyfile(sqlite_template, path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
-    asyncio.run(run_sql(url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    asyncio.run(reset_postgres(url))  # every table, the sandbox's and the console's too
     return url
 
 

@@ -165,6 +165,56 @@ async def run_sql(url: str, *statements: str) -> None:
         await connection.close()
 
 
+_EMPTYING: dict[str, str] = {}  # database URL → the statements that empty it
+
+
+async def reset_postgres(url: str) -> None:
+    """Every table of the migrated database at `url` emptied and its sequences restarted, as
+    `TRUNCATE … RESTART IDENTITY` does, in one round trip; several times faster on tables
+    this small (TRUNCATE replaces each table's files)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        if url not in _EMPTYING:
+            _EMPTYING[url] = await _emptying_statements(connection)
+        await connection.execute(_EMPTYING[url])
+    finally:
+        await connection.close()
+
+
+async def _emptying_statements(connection: Any) -> str:
+    """DELETE from each table before the tables it references, then restart the sequences."""
+    tables = {
+        row["name"]: set()
+        for row in await connection.fetch(
+            "SELECT quote_ident(tablename) AS name FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+    }
+    for row in await connection.fetch(
+        "SELECT quote_ident(c.relname) AS referencing, quote_ident(p.relname) AS referenced"
+        " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+        " JOIN pg_class p ON p.oid = k.confrelid WHERE k.contype = 'f'"
+    ):
+        if row["referencing"] in tables and row["referencing"] != row["referenced"]:
+            tables[row["referenced"]].add(row["referencing"])  # those go first
+    ordered: list[str] = []
+    while tables:
+        ready = sorted(t for t, before in tables.items() if not before - set(ordered))
+        assert ready, f"a circle of foreign keys among {sorted(tables)}"
+        ordered += ready
+        for name in ready:
+            del tables[name]
+    sequences = await connection.fetch(
+        "SELECT quote_ident(sequence_name) AS name FROM information_schema.sequences"
+        " WHERE sequence_schema = 'public'"
+    )
+    statements = [f"DELETE FROM {name}" for name in ordered]
+    statements += [f"ALTER SEQUENCE {row['name']} RESTART" for row in sequences]
+    return "BEGIN; " + "; ".join(statements) + "; COMMIT"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
