@@ -24,7 +24,14 @@ from starlette.applications import Starlette
 from frsync.config import Settings
 from frsync.store import migrate
 from tests.openapi_check import check as check_against_openapi
-from tests.support import TOKENS, make_settings, reset_postgres, run_sql, running_app
+from tests.support import (
+    TOKENS,
+    ManualClock,
+    make_settings,
+    reset_postgres,
+    run_sql,
+    running_app,
+)
 
 POSTGRES_URL = os.environ.get(
     "FRSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -100,8 +107,16 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[Starlette]:
-    async with running_app(settings) as app:
+def clock() -> ManualClock:
+    """The app's clock. Standing still, it makes every rate limit and cache of the app a
+    matter of counts, not of how fast this machine runs the test; a test moves it to see
+    buckets refill or cache entries expire."""
+    return ManualClock()
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[Starlette]:
+    async with running_app(settings, clock=clock) as app:
         yield app
 
 

@@ -110,6 +110,17 @@ BASIC_FIXTURE: dict[str, Any] = {
 }
 
 
+class ManualClock:
+    """Monotonic seconds that move only when a test moves them (`clock.now += 1`): what
+    create_app's rate limits and token cache see, whatever the machine's speed."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def examples(count: int) -> int:
     """How many examples a generated test that takes `count` in `make test` runs now: ten
     times as many under `make fuzz` (its Hypothesis profile's max_examples, per 100)."""

@@ -177,9 +177,9 @@ async def test_a_job_that_raises_after_writing_leaves_no_trace_and_others_commit
 
         other.execute("BEGIN IMMEDIATE")
         jobs = [
-            asyncio.create_task(store._transaction(add_account(1, False))),  # type: ignore[arg-type]
-            asyncio.create_task(store._transaction(add_account(2, True))),  # type: ignore[arg-type]
-            asyncio.create_task(store._transaction(add_account(3, False))),  # type: ignore[arg-type]
+            asyncio.create_task(store.transaction(add_account(1, False))),  # type: ignore[arg-type]
+            asyncio.create_task(store.transaction(add_account(2, True))),  # type: ignore[arg-type]
+            asyncio.create_task(store.transaction(add_account(3, False))),  # type: ignore[arg-type]
         ]
         await asyncio.sleep(0.1)
         other.execute("ROLLBACK")
@@ -221,7 +221,7 @@ async def test_close_drains_the_writes_already_submitted(
     def add_account(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO accounts (id, name) VALUES (7, 'drained')")
 
-    pending = asyncio.create_task(store._transaction(add_account))
+    pending = asyncio.create_task(store.transaction(add_account))
     await asyncio.sleep(0)  # submitted
     await store.close()
     await pending
