@@ -23,14 +23,14 @@ run: install
 ## pytest worker per core. Generated tests run derandomized: one commit, one verdict.
 JOBS ?= auto
 test: install lint
-	$(BIN)/pytest -n $(JOBS)
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup
 
 ## Explore: the Hypothesis and schemathesis tests with a random seed (or SEED=…) and ten times
 ## the examples. The seed is printed first and again after a failure; SEED=<it> repeats the run.
 SEED ?= $(shell od -An -N8 -tu8 /dev/urandom | tr -d ' ')
 fuzz: install
 	@echo "make fuzz: seed $(SEED) (repeat with: make fuzz SEED=$(SEED))"
-	$(BIN)/pytest -n $(JOBS) -m generated --hypothesis-profile=frsync-fuzz --hypothesis-seed=$(SEED)
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup -m generated --hypothesis-profile=frsync-fuzz --hypothesis-seed=$(SEED)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -166,8 +166,11 @@ def _uses_generators(module: ModuleType | None) -> bool:
     return any(str(name).startswith(("hypothesis", "schemathesis")) for name in names)
 
 
-# Fixtures that hand out a real Redis (tests/ratelimit, tests/ops, tests/faults).
-REDIS_FIXTURES = {"redis_url", "redis_stores", "redis_proxy", "needs_redis"}
+# Fixtures that hand out the Redis at FRSYNC_TEST_REDIS_URL (tests/ratelimit). tests/ops and
+# tests/faults use databases of their own (FRSYNC_TEST_OPS_REDIS_URL, FRSYNC_FAULTS_REDIS_URL),
+# under keys no other test shares, and never reset them.
+REDIS_FIXTURES = {"redis_stores", "redis_proxy"}
+OWN_REDIS = ("tests/ops/", "tests/faults/")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
@@ -179,9 +182,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "postgres_url" in fixtures:
             item.add_marker(pytest.mark.postgres)
-        if fixtures & REDIS_FIXTURES or item.get_closest_marker("redis"):
+        shares_redis = fixtures & REDIS_FIXTURES or item.get_closest_marker("redis")
+        if shares_redis and not item.nodeid.startswith(OWN_REDIS):
             # A sandbox reset empties every bucket in its Redis database: under pytest-xdist
-            # (`--dist loadgroup`) the tests that share Redis run on one worker, in turn.
+            # (`--dist loadgroup`) the tests that share that database run on one worker.
             item.add_marker(pytest.mark.xdist_group("redis"))
         if _uses_generators(getattr(item, "module", None)):
             item.add_marker(pytest.mark.generated)
