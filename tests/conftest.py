@@ -176,8 +176,8 @@ OWN_REDIS = ("tests/ops/", "tests/faults/")
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that asks for the PostgreSQL database is a `postgres` test, marked or not; a
-    test in a module that uses Hypothesis or schemathesis is `generated` (`make fuzz` runs
-    those)."""
+    test that uses Hypothesis or schemathesis (in its module, or through `generation_seed`)
+    is `generated` (`make fuzz` runs those)."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "postgres_url" in fixtures:
@@ -187,7 +187,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # A sandbox reset empties every bucket in its Redis database: under pytest-xdist
             # (`--dist loadgroup`) the tests that share that database run on one worker.
             item.add_marker(pytest.mark.xdist_group("redis"))
-        if _uses_generators(getattr(item, "module", None)):
+        if "generation_seed" in fixtures or _uses_generators(getattr(item, "module", None)):
             item.add_marker(pytest.mark.generated)
 
 
