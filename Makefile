@@ -27,7 +27,9 @@ test: install lint
 
 ## Explore: the Hypothesis and schemathesis tests with a random seed (or SEED=…) and ten times
 ## the examples. The seed is printed first and again after a failure; SEED=<it> repeats the run.
-SEED ?= $(shell od -An -N8 -tu8 /dev/urandom | tr -d ' ')
+ifndef SEED
+SEED := $(shell od -An -N8 -tu8 /dev/urandom | tr -d ' ')
+endif
 fuzz: install
 	@echo "make fuzz: seed $(SEED) (repeat with: make fuzz SEED=$(SEED))"
 	$(BIN)/pytest -n $(JOBS) --dist loadgroup -m generated --hypothesis-profile=frsync-fuzz --hypothesis-seed=$(SEED)
