@@ -44,7 +44,12 @@ def _schemathesis(
         "FRSYNC_SCHEMATHESIS_EXCUSED": str(excused),
     }
     return subprocess.run(
-        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=300
+        command,
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300 * max(1, int(EXAMPLES) // 40),  # `make fuzz` runs ten times the examples
     )
 
 
