@@ -178,6 +178,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that asks for the PostgreSQL database is a `postgres` test, marked or not; a
     test that uses Hypothesis or schemathesis (in its module, or through `generation_seed`)
     is `generated` (`make fuzz` runs those)."""
+    # Slow tests first: under pytest-xdist a long test started last would keep one worker
+    # busy after the others are done.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "postgres_url" in fixtures:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import grimp
+import pytest
 
 SRC = Path(__file__).parents[1] / "src"
 # Not importable on their own by design: alembic runs the migration scripts inside its own
@@ -63,6 +64,7 @@ def module_names() -> list[str]:
     return names
 
 
+@pytest.mark.slow  # a subprocess collects or imports the whole project
 def test_every_package_and_module_imports_on_its_own() -> None:
     names = module_names()
     assert {"frsync", "frsync.console", "frsync.store", "frsync.app"} <= set(names)

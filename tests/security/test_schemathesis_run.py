@@ -18,6 +18,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from frsync.config import Settings
 from tests.security.schemathesis_hooks import BEYOND_SCHEMA
 from tests.security.tally import Recorder
@@ -53,6 +55,7 @@ def _schemathesis(
     )
 
 
+@pytest.mark.slow  # every phase of schemathesis' runner against a real server
 def test_schemathesis_with_every_check_and_phase_finds_nothing(
     settings: Settings, store_name: str, tmp_path: Path, generation_seed: int
 ) -> None:
