@@ -19,9 +19,10 @@ run: install
 	$(BIN)/frsync demo
 	$(BIN)/frsync serve --sandbox
 
-## Lint, type-check and run every test (PostgreSQL/Redis cases run when reachable), one
-## pytest worker per core. Generated tests run derandomized: one commit, one verdict.
-JOBS ?= auto
+## Lint, type-check and run every test (PostgreSQL/Redis cases run when reachable) in four
+## pytest workers: most tests wait (on servers, sockets, timeouts) more than they compute, so
+## four keep two cores busy. Generated tests run derandomized: one commit, one verdict.
+JOBS ?= 4
 test: install lint
 	$(BIN)/pytest -n $(JOBS) --dist loadgroup
 

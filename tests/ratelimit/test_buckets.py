@@ -29,7 +29,7 @@ RATE = 0.5  # one token every 2 s
 # How late past its timeout a request may answer while Redis is away. Generous, because a
 # machine at load 8 on 2 cores schedules late; without the timeout a blackholed call never
 # answers at all, so any finite bound shows it.
-MARGIN = 2.0
+MARGIN = 5.0
 
 
 async def hits(
