@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench reliability clean
+.PHONY: install run test fuzz lint bench reliability clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,21 @@ run: install
 	$(BIN)/frsync demo
 	$(BIN)/frsync serve --sandbox
 
-## Lint, type-check and run every test (PostgreSQL/Redis cases run when reachable).
+## Lint, type-check and run every test (PostgreSQL/Redis cases run when reachable) in four
+## pytest workers: most tests wait (on servers, sockets, timeouts) more than they compute, so
+## four keep two cores busy. Generated tests run derandomized: one commit, one verdict.
+JOBS ?= 4
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup
+
+## Explore: the Hypothesis and schemathesis tests with a random seed (or SEED=…) and ten times
+## the examples. The seed is printed first and again after a failure; SEED=<it> repeats the run.
+ifndef SEED
+SEED := $(shell od -An -N8 -tu8 /dev/urandom | tr -d ' ')
+endif
+fuzz: install
+	@echo "make fuzz: seed $(SEED) (repeat with: make fuzz SEED=$(SEED))"
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup -m generated --hypothesis-profile=frsync-fuzz --hypothesis-seed=$(SEED)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import msgspec
 import uvicorn
 from starlette.applications import Starlette
@@ -109,6 +110,23 @@ BASIC_FIXTURE: dict[str, Any] = {
 }
 
 
+class ManualClock:
+    """Monotonic seconds that move only when a test moves them (`clock.now += 1`): what
+    create_app's rate limits and token cache see, whatever the machine's speed."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def examples(count: int) -> int:
+    """How many examples a generated test that takes `count` in `make test` runs now: ten
+    times as many under `make fuzz` (its Hypothesis profile's max_examples, per 100)."""
+    return max(1, count * hypothesis.settings.default.max_examples // 100)
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """SQLite under tmp_path, memory rate limits, no access log."""
     values: dict[str, Any] = {
@@ -156,6 +174,56 @@ async def run_sql(url: str, *statements: str) -> None:
             await connection.execute(statement)
     finally:
         await connection.close()
+
+
+_EMPTYING: dict[str, str] = {}  # database URL → the statements that empty it
+
+
+async def reset_postgres(url: str) -> None:
+    """Every table of the migrated database at `url` emptied and its sequences restarted, as
+    `TRUNCATE … RESTART IDENTITY` does, in one round trip; several times faster on tables
+    this small (TRUNCATE replaces each table's files)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        if url not in _EMPTYING:
+            _EMPTYING[url] = await _emptying_statements(connection)
+        await connection.execute(_EMPTYING[url])
+    finally:
+        await connection.close()
+
+
+async def _emptying_statements(connection: Any) -> str:
+    """DELETE from each table before the tables it references, then restart the sequences."""
+    tables = {
+        row["name"]: set()
+        for row in await connection.fetch(
+            "SELECT quote_ident(tablename) AS name FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+    }
+    for row in await connection.fetch(
+        "SELECT quote_ident(c.relname) AS referencing, quote_ident(p.relname) AS referenced"
+        " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+        " JOIN pg_class p ON p.oid = k.confrelid WHERE k.contype = 'f'"
+    ):
+        if row["referencing"] in tables and row["referencing"] != row["referenced"]:
+            tables[row["referenced"]].add(row["referencing"])  # those go first
+    ordered: list[str] = []
+    while tables:
+        ready = sorted(t for t, before in tables.items() if not before - set(ordered))
+        assert ready, f"a circle of foreign keys among {sorted(tables)}"
+        ordered += ready
+        for name in ready:
+            del tables[name]
+    sequences = await connection.fetch(
+        "SELECT quote_ident(sequence_name) AS name FROM information_schema.sequences"
+        " WHERE sequence_schema = 'public'"
+    )
+    statements = [f"DELETE FROM {name}" for name in ordered]
+    statements += [f"ALTER SEQUENCE {row['name']} RESTART" for row in sequences]
+    return "BEGIN; " + "; ".join(statements) + "; COMMIT"
 
 
 def free_port() -> int:

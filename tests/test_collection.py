@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -33,6 +35,7 @@ def collected(marker_expression: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "::" in line]
 
 
+@pytest.mark.slow  # a subprocess collects or imports the whole project
 def test_a_run_without_the_database_server_collects_none_of_its_cases() -> None:
     ids = collected("not postgres")
     assert ids, "nothing collected"

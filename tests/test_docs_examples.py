@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,12 +83,12 @@ def blocks(page: str) -> Iterator[Block]:
         index += 1
 
 
-@pytest.fixture
-def demo_server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """`frsync demo` data served on a free port; yields the environment for the examples."""
-    env = {**os.environ, "FRSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
-    for name in ("FRSYNC_BASE_URL", "FRSYNC_TOKEN", "FRSYNC_REDIS_URL"):
-        env.pop(name, None)
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """`frsync demo` data and a token of each type, made once (six processes); each page's
+    examples run on a copy."""
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    env = _environment(path)
     subprocess.run([*FRSYNC, "demo"], env=env, check=True, capture_output=True, timeout=120)
     tokens = {
         name: _create_token(env, *scope)
@@ -98,6 +99,21 @@ def demo_server(tmp_path: Path) -> Iterator[dict[str, str]]:
             "OPERATOR_TOKEN": ("operator",),
         }.items()
     }
+    return path, tokens
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path, demo_data: tuple[Path, dict[str, str]]) -> Iterator[dict[str, str]]:
+    """A fresh copy of the demo data served on a free port; yields the environment for the
+    examples."""
+    source, tokens = demo_data
+    original, copy = sqlite3.connect(source), sqlite3.connect(tmp_path / "demo.db")
+    try:
+        original.backup(copy)  # whole, WAL included
+    finally:
+        original.close()
+        copy.close()
+    env = _environment(tmp_path / "demo.db")
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
@@ -125,6 +141,13 @@ def demo_server(tmp_path: Path) -> Iterator[dict[str, str]]:
         server.terminate()
         server.wait(timeout=20)
     assert "Traceback" not in log.read_text()
+
+
+def _environment(database: Path) -> dict[str, str]:
+    env = {**os.environ, "FRSYNC_DATABASE_URL": f"sqlite:///{database}"}
+    for name in ("FRSYNC_BASE_URL", "FRSYNC_TOKEN", "FRSYNC_REDIS_URL"):
+        env.pop(name, None)
+    return env
 
 
 def _create_token(env: dict[str, str], token_type: str, scope_id: str | None = None) -> str:

@@ -131,7 +131,7 @@ async def test_a_worker_killed_holding_the_lock_does_not_block_the_others(
         assert process.exitcode == -signal.SIGKILL
         started = time.monotonic()
         assert (await store.hit("k", 3, 1.0)).allowed
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # a lock left held would block for good
     finally:
         await store.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from frsync.config import Settings
-from tests.support import OPERATOR_TOKEN, make_settings, run_sql, running_app
+from tests.support import OPERATOR_TOKEN, make_settings, running_app
 
 SANDBOX_TABLES = (
     "sandbox_baseline_frs, sandbox_baseline_items, sandbox_state, sandbox_tenants,"
@@ -21,8 +20,7 @@ SANDBOX_TABLES = (
 
 @pytest.fixture
 def sandbox_settings(tmp_path: Path, database_url: str) -> Settings:
-    if database_url.startswith("postgresql"):  # the shared test database keeps these tables
-        asyncio.run(run_sql(database_url, f"TRUNCATE {SANDBOX_TABLES} RESTART IDENTITY"))
+    # database_url has emptied every table, these included (tests.support.reset_postgres).
     return make_settings(tmp_path, database_url=database_url, sandbox=True)
 
 

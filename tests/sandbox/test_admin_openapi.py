@@ -16,7 +16,7 @@ from schemathesis.python import asgi as schemathesis_asgi
 
 from frsync.app import create_app
 from frsync.config import Settings
-from tests.support import BASIC_FIXTURE, OPERATOR_TOKEN, load_fixture
+from tests.support import BASIC_FIXTURE, OPERATOR_TOKEN, examples, load_fixture
 
 CHECKS = [getattr(schemathesis.checks, name) for name in (
     "not_a_server_error", "status_code_conformance", "content_type_conformance",
@@ -42,7 +42,7 @@ def test_generated_admin_requests_get_documented_answers(schema: Any, mode: Gene
                                                     or operation.query):  # fmt: skip
             continue  # nothing to make invalid
 
-        @hypothesis_settings(max_examples=15, deadline=None, database=None,
+        @hypothesis_settings(max_examples=examples(15), deadline=None, database=None,
                              suppress_health_check=list(HealthCheck))  # fmt: skip
         @given(case=operation.as_strategy(generation_mode=mode))
         def run(case: Any) -> None:

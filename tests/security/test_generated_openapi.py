@@ -29,9 +29,9 @@ from frsync.app import create_app
 from frsync.config import Settings
 from tests.security.schemathesis_hooks import beyond_schema
 from tests.security.tally import Recorder
-from tests.support import BASIC_FIXTURE, TOKENS, load_fixture
+from tests.support import BASIC_FIXTURE, TOKENS, examples, load_fixture
 
-EXAMPLES = int(os.environ.get("FRSYNC_SECURITY_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("FRSYNC_SECURITY_EXAMPLES", examples(15)))
 AUTH = {"X-API-TOKEN": TOKENS["account1"]}
 FR_IDS = [fr["id"] for fr in BASIC_FIXTURE["fulfillmentRequests"]]
 ALL_CHECKS = [getattr(schemathesis.checks, name) for name in (

@@ -24,9 +24,9 @@ from frsync.config import Settings
 from tests.security.dump import rows_changed
 from tests.security.sync_app import SyncApp
 from tests.security.tally import Recorder
-from tests.support import BASIC_FIXTURE, TOKENS
+from tests.support import BASIC_FIXTURE, TOKENS, examples
 
-SCALE = int(os.environ.get("FRSYNC_SECURITY_EXAMPLES", "15"))
+SCALE = int(os.environ.get("FRSYNC_SECURITY_EXAMPLES", examples(15)))
 FRS = {fr["id"]: fr for fr in BASIC_FIXTURE["fulfillmentRequests"]}
 ITEMS = {item["id"]: fr_id for fr_id, fr in FRS.items() for item in fr["items"]}
 OWNER_FIELD = {"account": "accountId", "source": "sourceId", "channel": "channelId"}

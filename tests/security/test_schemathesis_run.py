@@ -18,22 +18,26 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from frsync.config import Settings
 from tests.security.schemathesis_hooks import BEYOND_SCHEMA
 from tests.security.tally import Recorder
-from tests.support import TOKENS, serve_over_tcp
+from tests.support import TOKENS, examples, serve_over_tcp
 
-EXAMPLES = os.environ.get("FRSYNC_SCHEMATHESIS_EXAMPLES", "40")
+EXAMPLES = os.environ.get("FRSYNC_SCHEMATHESIS_EXAMPLES", str(examples(40)))
 ROOT = Path(__file__).parents[2]
 
 
-def _schemathesis(base_url: str, workdir: Path, excused: Path) -> subprocess.CompletedProcess[str]:
+def _schemathesis(
+    base_url: str, workdir: Path, excused: Path, seed: int
+) -> subprocess.CompletedProcess[str]:
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "run", f"{base_url}/openapi.json",
         "--checks", "all", "--exclude-checks", "positive_data_acceptance",
         "--mode", "all", "--phases", "examples,coverage,fuzzing,stateful",
         "--header", f"X-API-TOKEN: {TOKENS['account1']}",
-        "--max-examples", EXAMPLES, "--workers", "1", "--no-color",
+        "--max-examples", EXAMPLES, "--workers", "1", "--no-color", "--seed", str(seed),
     ]  # fmt: skip
     environment = {
         **os.environ,
@@ -42,19 +46,25 @@ def _schemathesis(base_url: str, workdir: Path, excused: Path) -> subprocess.Com
         "FRSYNC_SCHEMATHESIS_EXCUSED": str(excused),
     }
     return subprocess.run(
-        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=300
+        command,
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300 * max(1, int(EXAMPLES) // 40),  # `make fuzz` runs ten times the examples
     )
 
 
+@pytest.mark.slow  # every phase of schemathesis' runner against a real server
 def test_schemathesis_with_every_check_and_phase_finds_nothing(
-    settings: Settings, store_name: str, tmp_path: Path
+    settings: Settings, store_name: str, tmp_path: Path, generation_seed: int
 ) -> None:
     # `ignored_auth` and `missing_required_header` send requests without a token, all from
     # one address: the invalid-token limit would answer them 429 (as it should elsewhere).
     settings = dataclasses.replace(settings, invalid_token_burst=10**6, invalid_token_rate=1e6)
     excused = tmp_path / "excused.txt"
     with serve_over_tcp(settings) as base_url:
-        run = _schemathesis(base_url, tmp_path, excused)
+        run = _schemathesis(base_url, tmp_path, excused, generation_seed)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-8000:]
     reasons = Counter(excused.read_text().splitlines()) if excused.exists() else Counter()

@@ -26,7 +26,7 @@ from tests.store.loop_watch import loop_blocks
 from tests.support import TOKENS, make_settings, running_app
 
 SYNC = "/fulfillment-requests/{}/accounting-sync"
-BUSY_TIMEOUT = 1.0
+BUSY_TIMEOUT = 2.0  # long beside a scheduling hiccup at load 8: a freeze cannot pass for one
 HOLD = 1.5
 
 
@@ -85,14 +85,15 @@ async def test_a_lock_held_elsewhere_delays_only_writes_which_answer_503_at_the_
             finally:
                 other.execute("ROLLBACK")
                 other.close()
-        # Within 100 ms, every one; the machine is shared, so one straggler (a scheduling
-        # hiccup, not a lock: the old store froze for the whole busy timeout) is let off.
+        # Far within the busy timeout, every one (the old store froze for all of it); the
+        # machine is shared, so one straggler (a scheduling hiccup, not a lock) is let off.
         for path, times in took.items():
-            assert len(times) > 10 and sorted(times)[-2] < 0.1 and max(times) < 0.8, (path, times)
+            assert len(times) > 10 and sorted(times)[-2] < 0.5 and max(times) < 1.5, (path, times)
         assert (first_status, second_status) == (503, 503)
-        assert BUSY_TIMEOUT <= first_took < BUSY_TIMEOUT + 0.25, first_took
-        assert BUSY_TIMEOUT <= second_took < BUSY_TIMEOUT + 0.25, second_took
-        assert max(blocks, default=0.0) < 0.25, f"the loop was blocked {max(blocks)} s"
+        # Each at its own deadline: the second, queued behind the first, would take 3.7 s.
+        assert BUSY_TIMEOUT <= first_took < BUSY_TIMEOUT + 1.0, first_took
+        assert BUSY_TIMEOUT <= second_took < BUSY_TIMEOUT + 1.0, second_took
+        assert max(blocks, default=0.0) < 1.0, f"the loop was blocked {max(blocks)} s"
         slowest = {path: round(max(times), 4) for path, times in took.items()}
         print(f"\nslowest answers while the lock was held: {slowest}; loop blocks: {blocks}")
         # The lock is free again: writes go through at once.

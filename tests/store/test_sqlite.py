@@ -41,7 +41,7 @@ async def test_write_lock_held_elsewhere_answers_503_then_the_write_succeeds(
             other.execute("ROLLBACK")
             other.close()
         _assert_busy(answer)
-        assert 0.3 <= elapsed < 0.3 + 1.0
+        assert 0.3 <= elapsed < 0.3 + 2.0  # slack for a machine at load 8
         assert readable.status_code == 200
         answer = await api.patch(SYNC.format(221), json={"externalAccountingId": "free"})
         assert answer.status_code == 204
