@@ -26,7 +26,7 @@ from frsync.api.problems import HTTP_PROBLEMS, error_response, http_problem
 from frsync.api.routes import FR_ROUTES, ROUTES
 from frsync.config import Settings
 from frsync.console import DOCS_ROUTES, ConsoleResources, UsageRecorder, console_routes
-from frsync.console.store import open_console_store
+from frsync.console.backends import open_console_store
 from frsync.errors import FrsyncError
 from frsync.ratelimit import open_rate_limit_store
 from frsync.ratelimit.memory import Clock

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from frsync.certify.html import COLOURS, write_html
 from frsync.certify.process import Finished
-from frsync.certify.report import build_report, write_report
-from frsync.certify.run import Outcome
+from frsync.certify.report import Outcome, build_report, write_report
 from frsync.certify.scenarios import SCENARIOS, Limits, Observed, judge
 from tests.certify.test_checks import recorded, req
 

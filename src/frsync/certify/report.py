@@ -5,17 +5,32 @@ timeline, which the terminal table and the HTML page are drawn from."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from frsync.certify.checks import Check
 from frsync.certify.journal import Request
-from frsync.certify.scenarios import RETRY_AFTER_S, Limits
-
-if TYPE_CHECKING:
-    from frsync.certify.run import Outcome
+from frsync.certify.process import Finished
+from frsync.certify.scenarios import RETRY_AFTER_S, Limits, Scenario
 
 TIMELINE_CAP = 5000  # requests drawn per scenario; the counts always cover them all
+
+
+@dataclass
+class Outcome:
+    """One scenario's result, as the reports show it."""
+
+    scenario: Scenario
+    checks: list[Check]
+    requests: list[Request]
+    runs: list[Finished]
+    duration_s: float
+    fr_count: int
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
 
 
 def build_report(

@@ -10,34 +10,16 @@ import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from frsync.certify import admin, journal
 from frsync.certify.admin import SandboxAPI, Tenant
-from frsync.certify.checks import Check
-from frsync.certify.process import Finished, connector_env, run_connector
-from frsync.certify.report import build_report
+from frsync.certify.process import connector_env, run_connector
+from frsync.certify.report import Outcome, build_report
 from frsync.certify.scenarios import SCENARIOS, Limits, Observed, Scenario, judge
 
 # Called with (scenario name, "started" | "passed" | "failed", estimated seconds) as it goes.
 Progress = Callable[[str, str, float], None]
-
-
-@dataclass
-class Outcome:
-    """One scenario's result, as the reports show it."""
-
-    scenario: Scenario
-    checks: list[Check]
-    requests: list[journal.Request]
-    runs: list[Finished]
-    duration_s: float
-    fr_count: int
-
-    @property
-    def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
 
 
 def scenario_names(chosen: list[str] | None) -> list[str]:

@@ -96,7 +96,10 @@ def signed_in(
             refused = await limits.spend(request, signed.principal.token_id, bucket)
             if refused is not None:
                 return over_limit(request, visit, refused)
-            return await handler(request, visit)
+            try:
+                return await handler(request, visit)
+            except BadParameter as bad:
+                return render(request, "bad_request.html", 400, visit=visit, parameter=bad.name)
         except StoreBusy:
             response = render(request, "busy.html", 503)
             response.headers["Retry-After"] = "2"
@@ -149,11 +152,13 @@ async def errors(request: Request, visit: Visit) -> Response:
 
 
 def _cursor(text: str | None) -> tuple[int, int] | None:
-    """`<updated_at>.<id>` of the last row seen; anything else means the first page."""
-    parts = [_int(part) for part in (text or "").split(".")]
-    if len(parts) == 2 and parts[0] is not None and parts[1] is not None:
-        return parts[0], parts[1]
-    return None
+    """`<updated_at>.<id>` of the last row seen; none (or empty) means the first page."""
+    if not text:
+        return None
+    parts = [_int(part, "before") for part in text.split(".")]
+    if len(parts) != 2:
+        raise BadParameter("before")
+    return parts[0] or 0, parts[1] or 0
 
 
 async def fulfillment_request(request: Request, visit: Visit) -> Response:
@@ -166,7 +171,7 @@ async def fulfillment_request(request: Request, visit: Visit) -> Response:
         return render(request, "matches.html", visit=visit, query=text, ids=ids)
     detail = None
     if ids:
-        before = _int(request.query_params.get("before"))
+        before = _int(request.query_params.get("before"), "before")
         detail = await queries.detail(visit.principal, ids[0], before, HISTORY_PAGE_SIZE + 1)
     if detail is None:
         return render(request, "not_found.html", 404, visit=visit, query=text)
@@ -177,17 +182,29 @@ async def fulfillment_request(request: Request, visit: Visit) -> Response:
     )
 
 
-def _int(text: str | None) -> int | None:
-    """The API's one integer rule (`contract.canonical_int`: `221`, never `0221` or `２２１`),
-    within what the database stores."""
-    value = canonical_int(text or "")
-    return value if value is not None and value <= MAX_DB_INT else None
+class BadParameter(ValueError):
+    """A query parameter of a page that is not what its links ever send: a 400 page."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _int(text: str | None, name: str) -> int | None:
+    """None when absent or empty, else the API's one integer rule (`contract.canonical_int`:
+    `221`, never `0221`, `٢٢١` or `２２１`) within what the database stores, or BadParameter."""
+    if not text:
+        return None
+    value = canonical_int(text)
+    if value is None or value > MAX_DB_INT:
+        raise BadParameter(name)
+    return value
 
 
 async def tokens(request: Request, visit: Visit) -> Response:
     if not visit.principal.is_operator:  # the page does not exist for anyone else
         return render(request, "not_found_page.html", 404, visit=visit)
-    after = _int(request.query_params.get("after")) or 0
+    after = _int(request.query_params.get("after"), "after") or 0
     since_minute = now_ms() // 60_000 - 59  # this minute and the 59 before it
     rows = await resources(request).queries.tokens_page(after, TOKENS_PAGE_SIZE + 1, since_minute)
     more = rows[TOKENS_PAGE_SIZE - 1].id if len(rows) > TOKENS_PAGE_SIZE else None

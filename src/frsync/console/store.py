@@ -14,7 +14,7 @@ from frsync.domain import Principal
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType
 
 if TYPE_CHECKING:
-    from frsync.store.base import FrQuery, Store
+    from frsync.store.base import FrQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,21 +132,3 @@ class ConsoleStore(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-def open_console_store(store: Store) -> ConsoleStore:
-    """The console's queries on the same connections as `store`, by the store's kind (each
-    backend's module is imported only when used: PostgreSQL's needs asyncpg)."""
-    if store.kind == "sqlite":
-        from frsync.console.store_sqlite import ConsoleSqlite
-        from frsync.store.sqlite import SqliteStore
-
-        if isinstance(store, SqliteStore):
-            return ConsoleSqlite(store)
-    elif store.kind == "postgresql":
-        from frsync.console.store_postgres import ConsolePostgres
-        from frsync.store.postgres import PostgresStore
-
-        if isinstance(store, PostgresStore):
-            return ConsolePostgres(store)
-    raise ValueError(f"the console has no SQL for this store ({store.kind})")

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from frsync.api.auth import FaultHook
 from frsync.api.problems import HTTP_TITLES, problem_response
 from frsync.api.routes import OPENAPI_DOCUMENT
+from frsync.sandbox.backends import open_sandbox_store
 from frsync.sandbox.faults import (
     Accounts,
     DropConnection,
@@ -32,7 +33,7 @@ from frsync.sandbox.purge import Purger
 from frsync.sandbox.redact import Redactor
 from frsync.sandbox.routes import ADMIN_ROUTES
 from frsync.sandbox.rules import STATUSES as FORCED_STATUSES
-from frsync.sandbox.store import TooManyRules, open_sandbox_store
+from frsync.sandbox.store import TooManyRules
 
 _FRAGMENT = Path(__file__).with_name("openapi.json")
 

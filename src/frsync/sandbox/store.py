@@ -4,7 +4,7 @@ Everything a sandbox holds — the baseline of the last load, tenants, fault rul
 counters, the request journal — is in the database, so every worker process sees one copy.
 Each backend (`store_sqlite`, `store_postgres`) runs the statements of `sql` through the
 store's public `read()` / `transaction()` (SQLite) or `acquire()` / `transaction()`
-(PostgreSQL); `open_sandbox_store` picks one by the store's `kind`.
+(PostgreSQL); `sandbox/backends.py` picks one by the store's `kind`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from frsync.errors import FrsyncError
 from frsync.models import TokenType
-from frsync.store import Store
 
 # Ids handed to tenants start far above any loaded or generated data (generated FRs start at
 # 1,000,001) and come from one counter that only grows, so none is ever given twice.
@@ -181,14 +180,3 @@ class SandboxStore(Protocol):
     async def clear_journal(self, account_id: int | None) -> None:
         """The whole journal, or one account's entries."""
         ...
-
-
-def open_sandbox_store(store: Store) -> SandboxStore:
-    """The sandbox store working through `store` (the API's), by its kind."""
-    if store.kind == "sqlite":
-        from frsync.sandbox.store_sqlite import SqliteSandboxStore
-
-        return SqliteSandboxStore(store)  # type: ignore[arg-type]
-    from frsync.sandbox.store_postgres import PostgresSandboxStore
-
-    return PostgresSandboxStore(store)  # type: ignore[arg-type]
