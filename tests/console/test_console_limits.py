@@ -101,8 +101,9 @@ async def test_console_pages_read_integers_by_the_apis_rule(frozen: Starlette, t
         assert (await console.get("/console/fulfillment-request?q=221")).status_code == 200
         found = await console.get("/console/fulfillment-request", params={"q": text})
         assert found.status_code == 404, text  # not an id (and no FR has that number)
-        # A history cursor that is not a canonical integer means "from the newest".
+        # A history cursor that is not a canonical integer is refused, never read as another
+        # number (SPEC §5): the console's own 400 page, which names the parameter.
         page = await console.get(
             "/console/fulfillment-request", params={"q": "221", "before": text}
         )
-        assert page.status_code == 200
+        assert page.status_code == 400 and "<code>before</code>" in page.text
