@@ -14,7 +14,7 @@ import httpx
 import msgspec
 
 from frsync.certify.scenarios import Limits
-from frsync.client import Client
+from frsync.client import Client, error_from_response
 
 JOURNAL_PAGE = 1000
 HISTORY_PAGE = 100
@@ -49,12 +49,8 @@ class SandboxAPI:
             response = self._http.request(method, path, **options)
         except httpx.TransportError as error:
             raise CertifyError(f"cannot reach the sandbox at {self.base_url}: {error}") from None
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text[:200]
-            raise CertifyError(f"{method} {path}: {response.status_code} {detail}")
+        if response.status_code >= 400:  # read as the client reads every error answer
+            raise CertifyError(f"{method} {path}: {error_from_response(response)}")
         return response
 
     def create_tenant(self, fulfillment_requests: int) -> Tenant:
