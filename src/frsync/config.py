@@ -72,7 +72,9 @@ class Settings:
     # The fields. New ones go at the end, each with a type that carries its bounds.
 
     database_url: NonEmpty = "sqlite:///frsync.db"
-    # None: per-process memory buckets. `redis://…`: buckets shared by every process.
+    # The rate-limit store, by URL: None or `memory://`, this process's own buckets; `shm://`,
+    # shared by the workers of one host; `redis://…`, shared by every process and host. It is
+    # named after its usual value, like the `--redis-url` flag and FRSYNC_REDIS_URL (SPEC §7).
     redis_url: NonEmpty | None = None
     rate: Rate = 2.0  # tokens per second refilled into each API token's bucket
     burst: Capacity = 40  # bucket capacity
