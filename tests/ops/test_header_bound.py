@@ -98,5 +98,5 @@ async def test_huge_headers_do_not_grow_the_process(tmp_path: Path) -> None:
     print(f"RSS {before:.1f} -> {after:.1f} MiB; cut off in {elapsed:.2f} s")  # pytest -s
     assert all(results)
     # Cut off at the bound, not by the header timeout (10 s) after megabytes were buffered.
-    assert elapsed < 3, elapsed
+    assert elapsed < 7, elapsed  # the header timeout would be 10 s
     assert after - before < 16, (before, after)

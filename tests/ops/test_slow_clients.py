@@ -63,7 +63,7 @@ async def test_a_silent_connection_gets_a_408_after_the_header_timeout(tmp_path:
         await writer.wait_closed()
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"application/problem+json" in answer
-    assert 0.9 < waited < 2.0
+    assert 0.9 < waited < 4.5  # never timing out would be wait_for's 5 s
 
 
 async def test_an_unread_body_that_trickles_is_cut_off(tmp_path: Path) -> None:
