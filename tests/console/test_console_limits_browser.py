@@ -20,13 +20,15 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 @contextmanager
 def _bucket_kept_empty(server: str, token: str) -> Iterator[None]:
-    """API requests with `token` at 10/s (it refills at 2/s) while the block runs."""
+    """API requests with `token` while the block runs: at once while they are admitted, then
+    every 50 ms (it refills at 2/s), so the bucket stays empty however busy the machine."""
     done = threading.Event()
 
     def drain() -> None:
         with httpx.Client(base_url=server, headers={"X-API-TOKEN": token}) as api:
-            while not done.wait(0.1):
-                api.get("/fulfillment-requests/count")
+            while not done.is_set():
+                if api.get("/fulfillment-requests/count").status_code == 429:
+                    done.wait(0.05)
 
     thread = threading.Thread(target=drain, daemon=True)
     thread.start()
@@ -45,7 +47,13 @@ def test_the_live_refresh_backs_off_and_a_page_says_why(page: Any, server: str) 
         expect(status).to_contain_text("next update in")
         expect(page.locator("#count-synced")).to_be_visible()  # the last numbers stay shown
         screenshot(page, "overview-over-limit", full_page=False)
-        page.goto("/console/errors")
-        expect(page.get_by_role("heading", name="Over the rate limit")).to_be_visible()
+        # A refill can land between the drain's requests: a page load may win one token, so
+        # the property is that loads meet the limit page, not that the first one does.
+        over = page.get_by_role("heading", name="Over the rate limit")
+        for _ in range(10):
+            page.goto("/console/errors")
+            if over.count():
+                break
+        expect(over).to_be_visible()
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()  # signed in
         screenshot(page, "errors-over-limit", full_page=False)
