@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
+import os
 import socket
 import threading
 import time
@@ -11,10 +13,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import hypothesis
 import msgspec
+import pytest
+import redis
 import uvicorn
 from starlette.applications import Starlette
 
@@ -284,3 +289,28 @@ def wait_ready(base: str, timeout: float = 30) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"frsync serve at {base} did not become ready")
+
+
+@functools.cache
+def redis_problem(url: str) -> str | None:
+    """Why the Redis at `url` did not answer a PING (None when it did); asked once per URL."""
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as error:
+        where = urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl()
+        return f"Redis not reachable at {where!r}: {error}"
+    finally:
+        client.close()
+    return None
+
+
+def require_redis(url: str) -> str:
+    """`url` once its Redis answers; else skip the test, or fail it when the services are
+    required (FRSYNC_REQUIRE_SERVICES=1, as in CI)."""
+    problem = redis_problem(url)
+    if problem is not None:
+        if os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1":
+            pytest.fail(problem + " (FRSYNC_REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip(problem)
+    return url

@@ -7,27 +7,15 @@ import functools
 import os
 
 import pytest
-import redis
 
 from tests.faults.harness import REDIS_URL, postgres_available
+from tests.support import require_redis
 
 
 def _unavailable(what: str, why: str) -> None:
     if os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{what} is required (FRSYNC_REQUIRE_SERVICES=1) but {why}", pytrace=False)
     pytest.skip(f"{what} not reachable: {why}")
-
-
-@functools.cache
-def _redis_problem() -> str | None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as error:
-        return str(error)
-    finally:
-        client.close()
-    return None
 
 
 @functools.cache
@@ -44,6 +32,4 @@ def needs_postgres() -> None:
 
 @pytest.fixture(scope="session")
 def needs_redis() -> None:
-    why = _redis_problem()
-    if why is not None:
-        _unavailable("Redis", why)
+    require_redis(REDIS_URL)

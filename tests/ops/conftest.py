@@ -18,7 +18,6 @@ from typing import Any
 
 import msgspec
 import pytest
-import redis
 
 from frsync.config import Settings
 from frsync.store import migrate
@@ -27,6 +26,7 @@ from tests.support import (
     TOKENS,
     free_port,
     load_fixture,
+    require_redis,
     uvicorn_thread,
     wait_ready,
 )
@@ -115,16 +115,7 @@ REDIS_URL = os.environ.get("FRSYNC_TEST_OPS_REDIS_URL", "redis://127.0.0.1:6379/
 @pytest.fixture
 def redis_url() -> str:
     """The Redis the process tests share buckets through; skip (or fail) when it is away."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as error:
-        if os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis is required but not reachable: {error}")
-        pytest.skip(f"Redis not reachable: {error}")
-    finally:
-        client.close()
-    return REDIS_URL
+    return require_redis(REDIS_URL)
 
 
 @pytest.fixture

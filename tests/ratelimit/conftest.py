@@ -5,7 +5,6 @@ Redis that can be switched off and on."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import uuid
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import redis.asyncio
+from tests.support import redis_problem, require_redis
 
 from frsync.ratelimit import MemoryStore, RedisStore, SharedMemoryStore
 
@@ -36,29 +36,13 @@ class FakeClock:
         self.now += seconds
 
 
-@functools.cache
-def _probe_redis() -> tuple[str, str | None]:
-    """The test Redis URL, and why it did not answer a PING (None when it did). Asked once."""
-    url = os.environ.get("FRSYNC_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        where = urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl()
-        return url, f"Redis not reachable at FRSYNC_TEST_REDIS_URL={where!r}: {exc}"
-    finally:
-        client.close()
-    return url, None
+def _redis_url() -> str:
+    return os.environ.get("FRSYNC_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 
 
 def require_redis_url() -> str:
     """The test Redis URL; skip the test if Redis is away, or fail it when services are required."""
-    url, error = _probe_redis()
-    if error is not None:
-        if os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1":
-            pytest.fail(error + " (FRSYNC_REQUIRE_SERVICES=1)", pytrace=False)
-        pytest.skip(error)
-    return url
+    return require_redis(_redis_url())
 
 
 class RedisStores:
@@ -87,7 +71,7 @@ class RedisStores:
     async def aclose(self) -> None:
         for store in self._stores:
             await store.close()
-        if self._stores and _probe_redis()[1] is None:
+        if self._stores and redis_problem(_redis_url()) is None:
             keys = [key async for key in self.client.scan_iter(match=self.prefix + "*")]
             if keys:
                 await self.client.delete(*keys)

@@ -11,14 +11,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from frsync.config import Settings
 from tests.conftest import TABLES
 from tests.ops.conftest import env_for, load_with_cli, serve
 from tests.sandbox.conftest import SANDBOX_TABLES
 from tests.sandbox.helpers import PATCH_221, SYNCED
-from tests.support import BASIC_FIXTURE, OPERATOR_TOKEN, TOKENS, run_sql, serve_over_tcp
+from tests.support import (
+    BASIC_FIXTURE,
+    OPERATOR_TOKEN,
+    TOKENS,
+    require_redis,
+    run_sql,
+    serve_over_tcp,
+)
 
 REDIS_URL = os.environ.get("FRSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ADMIN = {"X-API-TOKEN": OPERATOR_TOKEN}
@@ -53,18 +59,6 @@ def test_delay_rule_on_a_real_server_holds_only_its_own_request(
             assert not slow.done()
             assert slow.result().status_code == 200
     assert fast.status_code == 200
-
-
-def _require_redis() -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as error:
-        if os.environ.get("FRSYNC_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis is required but not reachable: {error}")
-        pytest.skip(f"Redis not reachable: {error}")
-    finally:
-        client.close()
 
 
 def _patch_on_fresh_connections(base: str, count: int) -> list[int]:
@@ -110,7 +104,7 @@ def test_two_sqlite_workers_share_one_times_rule_and_one_journal(tmp_path: Path)
 def test_two_postgres_workers_with_redis_share_one_times_rule_and_one_journal(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    _require_redis()
+    require_redis(REDIS_URL)
     asyncio.run(
         run_sql(postgres_url, f"TRUNCATE {TABLES}, {SANDBOX_TABLES} RESTART IDENTITY CASCADE")
     )
@@ -174,7 +168,7 @@ def test_two_sqlite_workers_scope_rules_to_tenants_and_remove_them_at_once(
 def test_two_postgres_workers_scope_rules_to_tenants_and_remove_them_at_once(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    _require_redis()
+    require_redis(REDIS_URL)
     asyncio.run(
         run_sql(postgres_url, f"TRUNCATE {TABLES}, {SANDBOX_TABLES} RESTART IDENTITY CASCADE")
     )
