@@ -12,8 +12,9 @@ from pathlib import Path
 import asyncpg
 
 from bench import dataset
+from frsync.backends import open_store
 from frsync.config import Settings
-from frsync.store import migrate, open_store
+from frsync.store import migrate
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # One database per checkout: two checkouts benchmarking at once must not drop each other's.

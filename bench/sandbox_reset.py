@@ -40,8 +40,9 @@ import httpx
 
 from frsync import generate
 from frsync.app import create_app
+from frsync.backends import open_store
 from frsync.config import Settings
-from frsync.store import migrate, open_store
+from frsync.store import migrate
 from frsync.tokens import hash_token
 
 HERE = Path(__file__).parent

@@ -24,11 +24,11 @@ import uvicorn
 from starlette.applications import Starlette
 
 from frsync.app import create_app
+from frsync.backends import open_store
 from frsync.config import Settings
 from frsync.fixture import Fixture, fixture_to_rows
 from frsync.models import now_ms
 from frsync.server_protocol import protocol_for
-from frsync.store import open_store
 
 TOKENS = {
     "account1": "tok-account-1-aaaaaaaaaaaa",

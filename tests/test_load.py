@@ -12,12 +12,13 @@ import msgspec
 import pytest
 
 from frsync import generate
+from frsync.backends import open_store
 from frsync.bulk import Loader, UniqueIds
 from frsync.cli import main
 from frsync.config import Settings
 from frsync.domain import Principal
 from frsync.fixture import FixtureError
-from frsync.store import FrQuery, migrate, open_store
+from frsync.store import FrQuery, migrate
 from tests.support import BASIC_FIXTURE
 
 SCOPES = {key: BASIC_FIXTURE[key] for key in ("accounts", "sources", "channels", "tokens")}

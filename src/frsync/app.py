@@ -24,13 +24,12 @@ from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
 from frsync.api.problems import HTTP_PROBLEMS, error_response, http_problem
 from frsync.api.routes import FR_ROUTES, ROUTES
+from frsync.backends import open_backend
 from frsync.config import Settings
 from frsync.console import DOCS_ROUTES, ConsoleResources, UsageRecorder, console_routes
-from frsync.console.backends import open_console_store
 from frsync.errors import FrsyncError
 from frsync.ratelimit import open_rate_limit_store
 from frsync.ratelimit.memory import Clock
-from frsync.store import open_store
 
 
 def _request_id(request: Request) -> str | None:
@@ -95,7 +94,8 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
         # Each resource is closed by the stack, in reverse order: a failure while starting
         # closes what was already open, and shutdown closes everything.
         async with contextlib.AsyncExitStack() as stack:
-            store = await open_store(settings)
+            backend = await open_backend(settings)
+            store = backend.store
             stack.push_async_callback(store.close)
             limiter = open_rate_limit_store(
                 settings.redis_url, timeout=settings.redis_timeout, clock=clock
@@ -107,13 +107,13 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             # A sandbox looks every token up: removed tenants' tokens fail on the next request.
             cache = (0.0, 0.0) if settings.sandbox else (settings.token_cache_seconds, 60.0)
             tokens = TokenCache(store, cache[0], clock, max_age=cache[1])
-            faults = sandbox.start(app.state, settings.database_url) if settings.sandbox else None
+            faults = sandbox.start(app.state, backend.sandbox) if settings.sandbox else None
             if settings.sandbox:  # its background purge ends before the store closes
                 stack.push_async_callback(app.state.sandbox_purger.stop)
             usage = UsageRecorder()  # per-token counts for the console's Tokens view
             app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record)
             app.state.metrics = metrics
-            queries = open_console_store(store)
+            queries = backend.console
             app.state.console = ConsoleResources(queries)
             stack.push_async_callback(app.state.console.close)
             app.state.usage = usage

@@ -9,10 +9,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from frsync.backends import open_store
 from frsync.cli import main
 from frsync.config import Settings
 from frsync.domain import Principal
-from frsync.store import FrQuery, migrate, open_store
+from frsync.store import FrQuery, migrate
 from tests.support import BASIC_FIXTURE
 
 

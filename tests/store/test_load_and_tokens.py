@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from frsync.backends import open_store
 from frsync.config import Settings
 from frsync.errors import InvalidRequest, NotFound
-from frsync.store import LoadData, Store, open_store
+from frsync.store import LoadData, Store
 
 MISSING_PARENT = (
     "A row refers to an account, source or channel that does not exist; nothing was loaded."

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from frsync.backends import open_store
 from frsync.config import Settings
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
-from frsync.store import LoadData, open_store
+from frsync.store import LoadData
 from frsync.store.postgres import PostgresStore
 from tests.conftest import TABLES, client_for
 from tests.support import TOKENS, make_settings, running_app

@@ -44,8 +44,8 @@ def settings_from(args: argparse.Namespace, **flags: Any) -> Settings:
 def _check_schemes(settings: Settings) -> None:
     """Each URL names a backend its registry knows (the registries are the one home of the
     schemes), so `mysql://…` stops here and not in a traceback or a 500."""
+    from frsync.backends import scheme_of
     from frsync.ratelimit import BACKENDS as RATE_LIMIT_BACKENDS
-    from frsync.store import scheme_of
 
     try:
         scheme_of(settings.database_url)
@@ -97,7 +97,7 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) ->
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    from frsync.store import open_store
+    from frsync.backends import open_store
 
     store = await open_store(settings)
     try:

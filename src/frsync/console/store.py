@@ -1,7 +1,7 @@
 """What the console asks of a database beyond the API's store: sessions, per-token usage,
 and the reads behind its views. One small interface; the console's own SQL (`sql.py`) runs
-on each store's public interface (`store_sqlite.py`, `store_postgres.py`), chosen by the
-store's `kind`.
+on each store's public interface (`store_sqlite.py`, `store_postgres.py`), opened with the
+store by `frsync/backends.py`.
 """
 
 from __future__ import annotations

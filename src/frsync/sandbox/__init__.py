@@ -20,7 +20,6 @@ from starlette.types import Receive, Scope, Send
 from frsync.api.auth import FaultHook
 from frsync.api.problems import HTTP_TITLES, problem_response
 from frsync.api.routes import OPENAPI_DOCUMENT
-from frsync.sandbox.backends import open_sandbox_store
 from frsync.sandbox.faults import (
     Accounts,
     DropConnection,
@@ -33,7 +32,7 @@ from frsync.sandbox.purge import Purger
 from frsync.sandbox.redact import Redactor
 from frsync.sandbox.routes import ADMIN_ROUTES
 from frsync.sandbox.rules import STATUSES as FORCED_STATUSES
-from frsync.sandbox.store import TooManyRules
+from frsync.sandbox.store import SandboxStore, TooManyRules
 
 _FRAGMENT = Path(__file__).with_name("openapi.json")
 
@@ -111,9 +110,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 }
 
 
-def start(state: Any, database_url: str) -> FaultHook:
-    """In the lifespan: the sandbox store on the app's store; returns the fault hook."""
-    store = open_sandbox_store(state.store)
+def start(state: Any, store: SandboxStore) -> FaultHook:
+    """In the lifespan, with the sandbox's SQL on the app's store: returns the fault hook."""
     state.sandbox_store = store
     state.sandbox_redactor = Redactor(store.known_tokens)
     state.sandbox_purger = Purger(store)

@@ -1,6 +1,5 @@
 """The SQL of sandbox mode, shared by both backends: written with `?`, which the PostgreSQL
-store numbers (`store_postgres.pg`). The baseline a load records is the store's own
-(store/sandbox_baseline.py). Column and table names only are formatted in; every
+store numbers (`store_postgres.pg`). Column and table names only are formatted in; every
 value is bound."""
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from frsync.sandbox.store import (
     TenantIds,
     TenantPlan,
 )
-from frsync.store.sandbox_baseline import BASELINE_MARK
 
 JOURNAL_COLUMNS = (
     "at",
@@ -75,9 +73,10 @@ def journal_keep(account_id: int | None) -> int:
     return JOURNAL_KEEP
 
 
-BASELINE_MARK_SQL = f"SELECT value FROM sandbox_state WHERE name = '{BASELINE_MARK}'"
-# The FRs with history since the baseline: only they can differ from it.
-TOUCHED = "SELECT DISTINCT fulfillment_request_id FROM accounting_history WHERE id > ?"
+# What a reset goes back to is what the last load left: every load records it in its own
+# transaction (the backends register `take_baseline` on the store; see frsync/backends.py),
+# with the last history id the load saw as the mark.
+BASELINE_MARK = "baseline_history_id"
 _FR_FIELDS = (
     "accounting_synced",
     "external_accounting_id",
@@ -85,6 +84,22 @@ _FR_FIELDS = (
     "accounting_synced_at",
     "updated_at",
 )
+_FR_COLUMNS = ", ".join(_FR_FIELDS)
+TAKE_BASELINE = (
+    "DELETE FROM sandbox_baseline_frs",
+    f"INSERT INTO sandbox_baseline_frs (id, {_FR_COLUMNS})"
+    f" SELECT id, {_FR_COLUMNS} FROM fulfillment_requests",
+    "DELETE FROM sandbox_baseline_items",
+    "INSERT INTO sandbox_baseline_items (id, fulfillment_request_id, external_accounting_item_id)"
+    " SELECT id, fulfillment_request_id, external_accounting_item_id"
+    " FROM fulfillment_request_items",
+    "INSERT INTO sandbox_state (name, value)"
+    f" SELECT '{BASELINE_MARK}', COALESCE(MAX(id), 0) FROM accounting_history WHERE true"
+    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+)
+BASELINE_MARK_SQL = f"SELECT value FROM sandbox_state WHERE name = '{BASELINE_MARK}'"
+# The FRs with history since the baseline: only they can differ from it.
+TOUCHED = "SELECT DISTINCT fulfillment_request_id FROM accounting_history WHERE id > ?"
 
 
 def restore(differs: str, touched: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ Everything a sandbox holds — the baseline of the last load, tenants, fault rul
 counters, the request journal — is in the database, so every worker process sees one copy.
 Each backend (`store_sqlite`, `store_postgres`) runs the statements of `sql` through the
 store's public `read()` / `transaction()` (SQLite) or `acquire()` / `transaction()`
-(PostgreSQL); `sandbox/backends.py` picks one by the store's `kind`.
+(PostgreSQL); `frsync/backends.py` opens the one that fits the database URL.
 """
 
 from __future__ import annotations

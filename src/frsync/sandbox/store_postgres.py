@@ -31,6 +31,15 @@ if TYPE_CHECKING:
 pg = numbered  # `?` marks → `$1`, `$2`, …
 
 
+async def take_baseline(connection: asyncpg.Connection) -> None:
+    """The store's after-load hook: remember what the load leaves, for a reset."""
+    for statement in sql.TAKE_BASELINE:
+        await connection.execute(statement)
+    # Fresh statistics, or the planner takes the just-loaded baseline for a tiny table and a
+    # reset of a few FRs scans every item (autovacuum would analyze it only a minute later).
+    await connection.execute("ANALYZE sandbox_baseline_frs, sandbox_baseline_items")
+
+
 # The touched FRs go in as an array: the planner then sees how few they are, and reaches
 # their items through the index instead of scanning every item.
 _RESTORE = tuple(pg(statement) for statement in sql.restore("IS DISTINCT FROM", "= ANY(?)"))

@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 _RESTORE = (*sql.restore("IS NOT", f"IN ({sql.TOUCHED})"), sql.FORGET_HISTORY)
 
 
+def take_baseline(db: sqlite3.Connection) -> None:
+    """The store's after-load hook: remember what the load leaves, for a reset."""
+    for statement in sql.TAKE_BASELINE:
+        db.execute(statement)
+
+
 def _reset(db: sqlite3.Connection) -> None:
     db.execute(sql.CLEAR_TENANTS)  # their rows go in `purge_removed_tenants`
     row = db.execute(sql.BASELINE_MARK_SQL).fetchone()

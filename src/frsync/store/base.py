@@ -70,7 +70,7 @@ class LoadData:
 
 
 class Store(Protocol):
-    kind: ClassVar[str]  # "sqlite" or "postgresql": feature packages pick their SQL by it
+    kind: ClassVar[str]  # "sqlite" or "postgresql": its SQL dialect
 
     async def find_token(self, token_hash: bytes) -> Principal | None:
         """The live (not revoked) token with this SHA-256 hash."""
@@ -108,7 +108,8 @@ class Store(Protocol):
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int: ...
 
     async def load(self, batches: Iterable[LoadData]) -> None:
-        """Upsert every batch in one transaction: all of it lands, or none of it."""
+        """Upsert every batch in one transaction: all of it lands, or none of it. The hooks
+        given to the backend's `after_load` run last, in the same transaction."""
         ...
 
     async def create_token(

@@ -25,7 +25,7 @@ answers 503 while it fails.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, ClassVar
 
@@ -37,7 +37,7 @@ from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
 from frsync.domain import AccountingPlan, Principal
 from frsync.errors import NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
-from frsync.store import queries, sandbox_postgres
+from frsync.store import queries
 from frsync.store.base import REVOKED_COUNT_SQL, Audit, FrQuery, LoadData, TokenInfo
 from frsync.store.placeholders import dollar
 from frsync.store.postgres_batch import Batcher
@@ -82,7 +82,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 class PostgresStore:
-    kind: ClassVar[str] = "postgresql"  # what feature packages choose their own SQL by
+    kind: ClassVar[str] = "postgresql"
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
@@ -91,6 +91,7 @@ class PostgresStore:
         self._lock_timeout_ms = max(1, round(settings.store_busy_timeout * 1000))
         # The last write was refused for lack of disk or a read-only server (see `ping`).
         self._write_failing = False
+        self._after_load: list[Callable[[asyncpg.Connection], Awaitable[None]]] = []
         # Half the pool sends PATCH batches at most; the rest stays for reads.
         self._batcher = Batcher(
             self._send_batch, settings.pool_size // 2, settings.pool_acquire_timeout
@@ -224,6 +225,11 @@ class PostgresStore:
             count = await connection.fetchval(sql, *params)
         return int(count)
 
+    def after_load(self, hook: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
+        """Await `hook(connection)` at the end of every load, inside its transaction (how a
+        feature records what a load left, without the store knowing the feature)."""
+        self._after_load.append(hook)
+
     async def load(self, batches: Iterable[LoadData]) -> None:
         # Unbounded: a large load legitimately takes long (lock waits are still bounded).
         # executemany pipelines the rows; COPY into a temporary table would be the next step.
@@ -233,7 +239,11 @@ class PostgresStore:
                     for sql, rows in queries.load_statements(batch, placeholder=dollar):
                         if rows:
                             await connection.executemany(sql, rows)
-            await sandbox_postgres.take_baseline(connection)  # what a sandbox reset goes back to
+            for hook in self._after_load:
+                await hook(connection)
+            # Fresh statistics, or the planner takes the just-loaded tables for tiny ones
+            # (autovacuum would analyze them only a minute or so later).
+            await connection.execute("ANALYZE fulfillment_requests, fulfillment_request_items")
 
     async def create_token(
         self, token_hash: bytes, token_type: TokenType, scope_id: int, label: str | None

@@ -32,7 +32,7 @@ from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
 from frsync.domain import AccountingPlan, AccountingState, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
-from frsync.store import queries, sandbox_sqlite
+from frsync.store import queries
 from frsync.store.base import (
     MISSING_PARENT,
     REVOKED_COUNT_SQL,
@@ -99,7 +99,7 @@ def path_from_url(url: str) -> str:
 
 
 class SqliteStore:
-    kind: ClassVar[str] = "sqlite"  # what feature packages choose their own SQL by
+    kind: ClassVar[str] = "sqlite"
 
     def __init__(self, path: str, *, busy_timeout: float = 2.0, synchronous: str = "NORMAL"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -108,11 +108,17 @@ class SqliteStore:
         self._writer = Writer(_connect(path, synchronous), busy_timeout)
         self._checkpointer = Checkpointer(path)
         self._readers = Readers(path, busy_timeout)  # for reads that may scan many rows
+        self._after_load: list[Callable[[sqlite3.Connection], None]] = []
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout: float = 2.0) -> SqliteStore:
         synchronous = "FULL" if "synchronous=full" in url.lower() else "NORMAL"
         return cls(path_from_url(url), busy_timeout=busy_timeout, synchronous=synchronous)
+
+    def after_load(self, hook: Callable[[sqlite3.Connection], None]) -> None:
+        """Run `hook(db)` at the end of every load, inside its transaction (how a feature
+        records what a load left, without the store knowing the feature)."""
+        self._after_load.append(hook)
 
     async def transaction(
         self, work: Callable[[sqlite3.Connection], T], *, foreign_keys: bool = True
@@ -237,7 +243,8 @@ class SqliteStore:
             for table in _LOADED_CHILDREN:
                 if db.execute(f"PRAGMA foreign_key_check({table})").fetchone():
                     raise InvalidRequest(MISSING_PARENT)
-            sandbox_sqlite.take_baseline(db)  # what a sandbox reset goes back to
+            for hook in self._after_load:
+                hook(db)
 
         try:
             await self.transaction(upsert, foreign_keys=False)

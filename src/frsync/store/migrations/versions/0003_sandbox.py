@@ -23,7 +23,7 @@ _BASELINE_COLUMNS = (
     "accounting_synced, external_accounting_id, accounting_error, accounting_synced_at, updated_at"
 )
 # A database loaded before this revision gets its current state as the reset baseline (every
-# later load takes a new one; see frsync/store/sandbox_baseline.py). Copied, not imported, so
+# later load takes a new one; see frsync/sandbox/sql.py). Copied, not imported, so
 # this revision keeps doing the same whatever the code becomes.
 _TAKE_BASELINE = (
     f"INSERT INTO sandbox_baseline_frs (id, {_BASELINE_COLUMNS})"
