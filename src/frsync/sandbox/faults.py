@@ -70,6 +70,18 @@ class Accounts:
             self._known[key] = await self._store.account_of(kind, scope)
         return self._known[key]
 
+    async def of_revoked(self, token_hash: bytes) -> tuple[Principal, int] | None:
+        """The principal a revoked token had and its account, so the request it was refused
+        lands in that account's journal; None for an unknown token or a removed tenant's
+        (whose journal went with it)."""
+        principal = await self._store.revoked_token(token_hash)
+        account = None if principal is None else await self.of(principal)
+        if principal is None or account is None:
+            return None
+        if account >= TENANT_ID_BASE and not await self._store.is_tenant(account):
+            return None
+        return principal, account
+
 
 class RuleIndex:
     """This worker's copy of the live rules: the global ones and each tenant's, in creation
