@@ -84,7 +84,7 @@ class RuleBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 _ID_MESSAGE = f"must be an integer from 1 to {INT64_MAX}."
 _ONLY_TRUE = "must be true (or left out)."
 # What each field's type refuses, said the contract's way (msgspec's own words name types).
-MESSAGES = {
+_MESSAGES = {
     "match.method": "must be an HTTP method such as PATCH or GET (ASCII letters).",
     "match.path": "must be a path starting with `/` (a prefix ends in `*`).",
     "match.tokenType": f"must be one of {', '.join(SCOPED_TOKEN_TYPES)}.",
@@ -169,7 +169,7 @@ def _field_violations(
     elif isinstance(info.type, type) and issubclass(info.type, msgspec.Struct):
         yield from _violations(value[info.encode_name], info.type, where)
     elif not _fits(value[info.encode_name], info.type):
-        yield FieldError(where, MESSAGES[where])
+        yield FieldError(where, _MESSAGES[where])
 
 
 def _at(where: str, key: str) -> str:
@@ -191,6 +191,8 @@ def _part(body: Any, name: str) -> dict[str, Any]:
 
 
 def _combination(body: Any) -> Iterator[FieldError]:
+    # A missing or non-object action has no keys: besides its own error, it is told what an
+    # action needs.
     problem = _combination_problem(_part(body, "action"))
     if problem:
         yield FieldError("action", problem)
