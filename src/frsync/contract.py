@@ -59,7 +59,9 @@ HISTORY_QUERY_PARAMETERS = ("limit", "beforeId")
 # `str.isdigit`, `str.isalpha`, `int()` and `str.upper()` take `٣`, `１２`, `í` and fold `ß` into
 # `SS`: every parser of a path, query or body uses these two rules instead.
 _CANONICAL_INT = re.compile(r"0|[1-9][0-9]{0,18}")  # [0-9] and [A-Za-z] are ASCII only
-_METHOD_NAME = re.compile(r"[A-Za-z]{1,16}")
+# Also a msgspec `pattern` (a fault rule's `match.method`): anchored, as msgspec searches.
+METHOD_PATTERN = r"\A[A-Za-z]{1,16}\Z"
+_METHOD_NAME = re.compile(METHOD_PATTERN)
 
 
 def canonical_int(text: str) -> int | None:
@@ -71,7 +73,7 @@ def canonical_int(text: str) -> int | None:
 def method_name(text: str) -> str | None:
     """`text` upper-cased when it is an HTTP method name (1–16 ASCII letters), else None:
     `ＰＡＴＣＨ` and `ß` are refused, never folded."""
-    return text.upper() if _METHOD_NAME.fullmatch(text) else None
+    return text.upper() if _METHOD_NAME.match(text) else None
 
 
 _SHOWN = 60  # characters of a caller's unknown name worth repeating back

@@ -93,6 +93,17 @@ BAD_RULES = {
         "match.fulfillmentRequestId",
     ),
     "not an object": ([1, 2], ""),
+    "detail with U+0000": ({"action": {"status": 500, "detail": "a\x00b"}}, "action.detail"),
+    "path without a slash": ({"match": {"path": "x*"}, "action": {"status": 500}}, "match.path"),
+    "path over 2,048": (
+        {"match": {"path": "/" + "x" * 2048}, "action": {"drop": True}},
+        "match.path",
+    ),
+    "retryAfter over a day": (
+        {"action": {"status": 503, "retryAfter": 86_401}},
+        "action.retryAfter",
+    ),
+    "skip without action": ({"skip": 1}, "action"),
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from frsync.sandbox import sql as sandbox_sql
 from tests.sandbox.conftest import Connect
@@ -157,7 +158,56 @@ async def test_skip_then_revoke_token_cuts_the_sixth_patch_off(
     assert statuses == [204] * 5 + [401] * 3
     assert problem(after, 401)["type"].endswith("unauthorized")  # auth's own 401 now
     journal = (await admin.get(f"/__admin/tenants/{tenant['accountId']}/requests")).json()
-    assert [e["status"] for e in reversed(journal)] == [204] * 5 + [401]  # then: no token
+    # The revoked token's own 401s stay in its tenant's journal, the GET after them too.
+    assert [e["status"] for e in reversed(journal)] == [204] * 5 + [401] * 4
+    assert {e["tokenId"] for e in journal} == {tenant["tokenIds"]["account"]}
+
+
+async def _journal(admin: httpx.AsyncClient, tenant: dict[str, Any]) -> list[dict[str, Any]]:
+    response = await admin.get(f"/__admin/tenants/{tenant['accountId']}/requests")
+    assert response.status_code == 200, response.text
+    entries: list[dict[str, Any]] = response.json()
+    return entries
+
+
+async def test_revoked_tenant_tokens_401s_are_in_its_journal_and_no_other(
+    admin: httpx.AsyncClient, connect: Connect, sandbox_app: Starlette
+) -> None:
+    a, b = await _tenant(admin), await _tenant(admin)
+    assert await sandbox_app.state.store.revoke_token(a["tokenIds"]["source"])
+    async with connect(a["tokens"]["source"]) as revoked:
+        problem(await revoked.get(_fr_path(a)), 401)
+        problem(await revoked.patch(f"{_fr_path(a)}/accounting-sync", json=SYNCED), 401)
+    patched, got = await _journal(admin, a)
+    for entry in (patched, got):
+        assert entry["status"] == 401 and entry["accountId"] == a["accountId"]
+        assert entry["tokenId"] == a["tokenIds"]["source"] and entry["tokenType"] == "source"
+        assert entry["body"] is None and entry["bodyOmitted"] is True  # still no valid token
+    assert (patched["method"], got["method"]) == ("PATCH", "GET")
+    assert await _journal(admin, b) == []
+
+
+async def test_unknown_tokens_requests_are_in_no_tenants_journal(
+    admin: httpx.AsyncClient, connect: Connect
+) -> None:
+    tenant = await _tenant(admin)
+    async with connect("a-token-no-tenant-was-ever-given-0001") as stranger:
+        problem(await stranger.get(_fr_path(tenant)), 401)
+    assert await _journal(admin, tenant) == []
+    [entry] = (await admin.get("/__admin/requests")).json()
+    assert entry["status"] == 401 and entry["accountId"] is None and entry["tokenId"] is None
+
+
+async def test_revoked_token_of_a_removed_tenant_is_attributed_to_no_one(
+    admin: httpx.AsyncClient, connect: Connect, sandbox_app: Starlette
+) -> None:
+    tenant = await _tenant(admin)
+    assert await sandbox_app.state.store.revoke_token(tenant["tokenIds"]["account"])
+    assert (await admin.post("/__admin/reset")).status_code == 204  # removes the tenant
+    async with connect(tenant["tokens"]["account"]) as revoked:
+        problem(await revoked.get(_fr_path(tenant)), 401)
+    [entry] = (await admin.get("/__admin/requests")).json()
+    assert entry["accountId"] is None and entry["tokenId"] is None
 
 
 @pytest.mark.parametrize(

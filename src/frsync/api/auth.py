@@ -24,6 +24,8 @@ from frsync.tokens import hash_token
 
 POOL_SCOPE_KEY = "frsync.pool"  # the Decision, for the middleware to turn into headers
 PRINCIPAL_SCOPE_KEY = "frsync.principal"  # who called, for the sandbox's request journal
+# The hash of a token that authenticated nothing: the sandbox journal asks whose it was.
+REFUSED_HASH_SCOPE_KEY = "frsync.refused_hash"
 UNAUTHENTICATED = "A valid API token is required in the X-API-TOKEN header."
 OPERATOR_REFUSED = (
     "This is an operator token: it opens the console and the sandbox admin API, not the"
@@ -135,6 +137,8 @@ class Gatekeeper:
         token_hash = hash_token(token) if token else None
         principal = await self._tokens.lookup(token_hash) if token_hash else None
         if principal is None or token_hash is None:
+            if token_hash is not None:
+                request.scope[REFUSED_HASH_SCOPE_KEY] = token_hash
             await self._slow_down_guessing(request)
             raise Unauthenticated(UNAUTHENTICATED)
         request.scope[PRINCIPAL_SCOPE_KEY] = principal

@@ -72,40 +72,16 @@ class SandboxAPI:
         self._call("DELETE", f"/__admin/tenants/{tenant.account_id}/faults")
 
     def journal(self, tenant: Tenant) -> list[dict[str, Any]]:
-        """Every journal entry of the connector's token (certify reads with the others)."""
+        """Every journal entry of the connector's token, newest first, page by page
+        (`beforeId`): the tenant's journal holds the requests its revoked token was refused
+        too (certify reads with the other tokens)."""
         path = f"/__admin/tenants/{tenant.account_id}/requests"
-        mine = tenant.token_ids["account"]
-        entries = [e for e in self._pages(path, {}) if e.get("tokenId") in (mine, None)]
-        first_401 = min((e["id"] for e in entries if e.get("status") == 401), default=None)
-        if first_401 is None:
-            return entries
-        known = {e["id"] for e in entries}
-        return entries + [
-            e for e in self._revoked_requests(tenant, first_401) if e["id"] not in known
-        ]
-
-    def _revoked_requests(self, tenant: Tenant, since_id: int) -> list[dict[str, Any]]:
-        """Requests sent with the token once it was revoked: no token authenticated them, so
-        the journal attributes them to no tenant. Those about one of this tenant's FRs (FR ids
-        are never shared) are the connector's."""
-        ids = {str(fr_id) for fr_id in tenant.fr_ids}
-        found = []
-        for entry in self._pages("/__admin/requests", {"status": 401}, stop_below=since_id):
-            segments = set(str(entry["path"]).split("/"))
-            if entry["id"] > since_id and entry.get("accountId") is None and segments & ids:
-                found.append(entry)
-        return found
-
-    def _pages(
-        self, path: str, filters: dict[str, Any], stop_below: int = 0
-    ) -> list[dict[str, Any]]:
-        """Every entry of a journal, newest first, page by page (`beforeId`)."""
+        params = {"tokenId": tenant.token_ids["account"], "limit": JOURNAL_PAGE}
         entries: list[dict[str, Any]] = []
-        params: dict[str, Any] = {**filters, "limit": JOURNAL_PAGE}
         while True:
             page = self._call("GET", path, params=params).json()
             entries += page
-            if len(page) < JOURNAL_PAGE or page[-1]["id"] <= stop_below:
+            if len(page) < JOURNAL_PAGE:
                 return entries
             params["beforeId"] = page[-1]["id"]
 

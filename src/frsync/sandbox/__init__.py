@@ -73,7 +73,7 @@ def middleware() -> list[Middleware]:
 
 def _journal_parts(scope: Scope) -> JournalParts:
     state = scope["app"].state
-    return state.sandbox_store, state.sandbox_redactor
+    return state.sandbox_store, state.sandbox_redactor, state.sandbox_accounts
 
 
 class _NoAnswer(Response):
@@ -116,7 +116,8 @@ def start(state: Any, store: SandboxStore) -> FaultHook:
     state.sandbox_redactor = Redactor(store.known_tokens)
     state.sandbox_purger = Purger(store)
     state.sandbox_purger.kick()  # what a stopped worker may have left
-    return FaultInjector(store, state.store, Accounts(store)).apply
+    state.sandbox_accounts = Accounts(store)
+    return FaultInjector(store, state.store, state.sandbox_accounts).apply
 
 
 __all__ = ["EXCEPTION_HANDLERS", "middleware", "openapi_document", "routes", "start"]

@@ -139,6 +139,6 @@ def rule_filter(params: QueryParams, tenant: int | None = None) -> RuleFilter:
 async def add_rule(store: SandboxStore, body: Any, tenant: int | None = None) -> Rule:
     """Parse and store a rule (a tenant's, when `tenant` is given); the rule with its id."""
     rule = parse_rule(body, tenant)
-    new = NewRule(rule.stored(), rule.times, rule.skip, tenant, now_ms())
-    rule_id = await store.add_rule(new)
-    return dataclasses.replace(rule, id=rule_id, remaining=rule.times)
+    times = rule.body.times
+    rule_id = await store.add_rule(NewRule(rule.stored(), times, rule.body.skip, tenant, now_ms()))
+    return dataclasses.replace(rule, id=rule_id, remaining=times)

@@ -17,7 +17,6 @@ import asyncio
 import heapq
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,7 +26,7 @@ from frsync.api.problems import HTTP_TITLES, problem_response
 from frsync.contract import canonical_int
 from frsync.domain import Principal
 from frsync.errors import FrsyncError, Unauthenticated
-from frsync.sandbox.rules import Facts, Rule, matches, rule_from_store
+from frsync.sandbox.rules import Action, Facts, Rule, rule_from_store
 from frsync.sandbox.store import TENANT_ID_BASE, SandboxStore
 from frsync.store import Store
 
@@ -70,6 +69,18 @@ class Accounts:
                 self._known.clear()
             self._known[key] = await self._store.account_of(kind, scope)
         return self._known[key]
+
+    async def of_revoked(self, token_hash: bytes) -> tuple[Principal, int] | None:
+        """The principal a revoked token had and its account, so the request it was refused
+        lands in that account's journal; None for an unknown token or a removed tenant's
+        (whose journal went with it)."""
+        principal = await self._store.revoked_token(token_hash)
+        account = None if principal is None else await self.of(principal)
+        if principal is None or account is None:
+            return None
+        if account >= TENANT_ID_BASE and not await self._store.is_tenant(account):
+            return None
+        return principal, account
 
 
 class RuleIndex:
@@ -143,29 +154,30 @@ class FaultInjector:
         rule = await self._first_firing(version, facts)
         if rule is None:
             return
-        action = rule.action
-        if "delayMs" in action:
-            await asyncio.sleep(action["delayMs"] / 1000)  # the loop serves others meanwhile
-        if action.get("revokeToken"):
+        action = rule.body.action
+        if isinstance(action.delay_ms, int):
+            await asyncio.sleep(action.delay_ms / 1000)  # the loop serves others meanwhile
+        if action.revoke_token is True:
             await self._tokens.revoke_token(principal.token_id)
-        if "status" in action:
-            raise _forced(action)
-        if action.get("drop"):
+        if isinstance(action.status, int):
+            raise _forced(action.status, action)
+        if action.drop is True:
             request.scope[DROP_SCOPE_KEY] = True
             raise DropConnection("The connection was dropped by a sandbox fault rule.")
 
     async def _first_firing(self, version: int, facts: Facts) -> Rule | None:
         index = self._index
         for rule in await index.candidates(version, facts.account_id):
-            if not matches(rule.match, facts):
+            body = rule.body
+            if not body.match.holds(facts):
                 continue
-            if rule.probability is not None and self._roll() >= rule.probability:
+            if body.probability is not None and self._roll() >= body.probability:
                 continue  # a failed roll counts as not matching
-            if rule.skip and rule.id not in index.skips_done:
+            if body.skip and rule.id not in index.skips_done:
                 if await self._store.skip(rule.id):
                     continue  # let through: one of its first `skip` matching requests
                 index.skips_done.add(rule.id)
-            if rule.times is not None and not await self._store.fire(rule.id):
+            if body.times is not None and not await self._store.fire(rule.id):
                 index.spent.add(rule.id)
                 continue  # another request took its last firing
             return rule
@@ -177,14 +189,13 @@ def _fr_id(request: Request) -> int | None:
     return canonical_int(raw) if isinstance(raw, str) else None
 
 
-def _forced(action: dict[str, Any]) -> ForcedAnswer:
-    status = int(action["status"])
-    retry_after = action.get("retryAfter")
+def _forced(status: int, action: Action) -> ForcedAnswer:
+    retry_after = action.retry_after if isinstance(action.retry_after, int) else None
     if retry_after is None and status in (429, 503):
         retry_after = 1
-    default = f"Forced {status} by a sandbox fault rule."
-    detail = str(action.get("detail") or default)
-    return ForcedAnswer(status, detail, None if retry_after is None else int(retry_after))
+    given = action.detail if isinstance(action.detail, str) else ""
+    detail = given or f"Forced {status} by a sandbox fault rule."
+    return ForcedAnswer(status, detail, retry_after)
 
 
 def forced_response(error: ForcedAnswer, request_id: str | None) -> Response:

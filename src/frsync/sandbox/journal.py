@@ -19,9 +19,10 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from frsync.api.auth import PRINCIPAL_SCOPE_KEY
+from frsync.api.auth import PRINCIPAL_SCOPE_KEY, REFUSED_HASH_SCOPE_KEY
+from frsync.domain import Principal
 from frsync.models import format_ms, now_ms
-from frsync.sandbox.faults import ACCOUNT_SCOPE_KEY, DROP_SCOPE_KEY
+from frsync.sandbox.faults import ACCOUNT_SCOPE_KEY, DROP_SCOPE_KEY, Accounts
 from frsync.sandbox.redact import Redactor
 from frsync.sandbox.sql import JOURNAL_COLUMNS
 from frsync.sandbox.store import JournalEntry, SandboxStore
@@ -111,25 +112,41 @@ class SandboxMiddleware:
 
     async def _record(self, scope: Scope, body: _Body, status: int | None, started: float) -> None:
         try:
-            store, redactor = self._parts(scope)
-            entry = await _entry(scope, body, status, started, redactor)
+            store, redactor, accounts = self._parts(scope)
+            entry = await _entry(scope, body, status, started, redactor, accounts)
             await store.record(entry)
         except Exception:
             # The journal is a test aid: losing an entry must not lose the answer.
             log.exception("could not write the request journal entry")
 
 
-JournalParts = tuple[SandboxStore, Redactor]
+JournalParts = tuple[SandboxStore, Redactor, Accounts]
+
+
+async def _caller(scope: Scope, accounts: Accounts) -> tuple[Principal | None, int | None]:
+    """Who sent the request, and their account: the token that authenticated it, or else the
+    one a revoked token had (its 401s belong in its tenant's journal); never a guess."""
+    principal: Principal | None = scope.get(PRINCIPAL_SCOPE_KEY)
+    refused = scope.get(REFUSED_HASH_SCOPE_KEY)
+    if principal is not None or refused is None:
+        return principal, scope.get(ACCOUNT_SCOPE_KEY)
+    return await accounts.of_revoked(refused) or (None, None)
 
 
 async def _entry(
-    scope: Scope, body: _Body, status: int | None, started: float, redactor: Redactor
+    scope: Scope,
+    body: _Body,
+    status: int | None,
+    started: float,
+    redactor: Redactor,
+    accounts: Accounts,
 ) -> JournalEntry:
-    principal = scope.get(PRINCIPAL_SCOPE_KEY)
-    decoded, truncated = body.json() if principal is not None else (None, False)
+    authenticated = scope.get(PRINCIPAL_SCOPE_KEY) is not None
+    decoded, truncated = body.json() if authenticated else (None, False)
     query = scope.get("query_string", b"").decode("latin-1")
     path, query, encoded = await redactor.redact(scope["path"], query, decoded)
     text = None if encoded is None else encoded.decode()
+    caller, account = await _caller(scope, accounts)
     return JournalEntry(
         at=now_ms(),
         method=scope["method"],
@@ -138,12 +155,12 @@ async def _entry(
         status=status,
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
         request_id=scope.get("state", {}).get("request_id", ""),
-        token_id=None if principal is None else principal.token_id,
-        token_type=None if principal is None else principal.token_type,
+        token_id=None if caller is None else caller.token_id,
+        token_type=None if caller is None else caller.token_type,
         body=text,
         body_truncated=truncated,
-        account_id=scope.get(ACCOUNT_SCOPE_KEY),
-        body_omitted=principal is None,
+        account_id=account,
+        body_omitted=not authenticated,
         size=_ENTRY_OVERHEAD + len(path) + len(query) + len(text or ""),
     )
 

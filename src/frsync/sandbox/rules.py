@@ -1,71 +1,132 @@
-"""Fault rules: a matcher and an action, as data. Parsed strictly (every violation named, by
-field), stored as JSON, and matched against an authenticated FR-endpoint request."""
+"""Fault rules: a matcher and an action, as data. The body of `POST …/faults` is typed by the
+msgspec structs below; it is checked field by field against those same types, so that every
+violation is named (msgspec stops at the first), stored as JSON, and matched against an
+authenticated FR-endpoint request.
+
+The action keys go together in a few shapes only (a status, a delay, both, a drop), told apart
+by which keys are given: the wire has no tag to make them a msgspec tagged union, so one
+struct takes every key and `_combination_problem` says which sets are allowed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
-from frsync.contract import INT64_MAX, method_name, unknown_name_message
+from frsync.contract import INT64_MAX, METHOD_PATTERN, unknown_name_message
 from frsync.errors import FieldError, InvalidRequest
-from frsync.models import SCOPED_TOKEN_TYPES
+from frsync.models import SCOPED_TOKEN_TYPES, ScopedTokenType
 from frsync.sandbox.store import StoredRule
 
-STATUSES = (400, 401, 404, 409, 429, 500, 502, 503, 504)
 MAX_DELAY_MS = 60_000
 MAX_DETAIL = 4_000
 MAX_RETRY_AFTER = 86_400
-_RULE_KEYS = ("match", "action", "times", "skip", "probability")
-_MATCH_KEYS = ("method", "path", "tokenType", "tokenId", "accountId", "fulfillmentRequestId")
-_ACTION_KEYS = ("status", "retryAfter", "detail", "delayMs", "drop", "revokeToken")
-_ID_KEYS = ("tokenId", "accountId", "fulfillmentRequestId")
+MAX_PATH = 2_048
+
+Id = Annotated[int, Meta(ge=1, le=INT64_MAX)]
+Status = Literal[400, 401, 404, 409, 429, 500, 502, 503, 504]
+STATUSES: tuple[int, ...] = get_args(Status)
+Detail = Annotated[str, Meta(max_length=MAX_DETAIL, pattern=r"\A[^\x00]*\Z")]  # no U+0000
+
+
+class Match(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """What a request must be for the rule to fire: only the keys given, all of them."""
+
+    method: Annotated[str, Meta(pattern=METHOD_PATTERN)] | UnsetType = UNSET
+    path: Annotated[str, Meta(pattern=r"\A/", max_length=MAX_PATH)] | UnsetType = UNSET
+    token_type: ScopedTokenType | UnsetType = UNSET
+    token_id: Id | UnsetType = UNSET
+    account_id: Id | UnsetType = UNSET
+    fulfillment_request_id: Id | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.method, str):
+            self.method = self.method.upper()  # ASCII letters only (the pattern): nothing folds
+
+    def holds(self, facts: Facts) -> bool:
+        wanted = (
+            (self.method, facts.method),
+            (self.token_type, facts.token_type),
+            (self.token_id, facts.token_id),
+            (self.account_id, facts.account_id),
+            (self.fulfillment_request_id, facts.fulfillment_request_id),
+        )
+        if any(want is not UNSET and want != got for want, got in wanted):
+            return False
+        return isinstance(self.path, UnsetType) or _path_matches(self.path, facts.path)
+
+
+class Action(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """What the rule does when it fires; which keys may go together: `_combination_problem`."""
+
+    status: Status | UnsetType = UNSET
+    retry_after: Annotated[int, Meta(ge=0, le=MAX_RETRY_AFTER)] | UnsetType = UNSET
+    detail: Detail | UnsetType = UNSET
+    delay_ms: Annotated[int, Meta(ge=0, le=MAX_DELAY_MS)] | UnsetType = UNSET
+    drop: Literal[True] | UnsetType = UNSET
+    revoke_token: Literal[True] | UnsetType = UNSET
+
+
+class RuleBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The body of `POST /__admin/faults` (and a tenant's), as it is stored."""
+
+    match: Match = msgspec.field(default_factory=Match)
+    action: Action
+    times: Annotated[int, Meta(ge=1, le=INT64_MAX)] | None = None
+    skip: Annotated[int, Meta(ge=0, le=INT64_MAX)] | None = None
+    probability: Annotated[float, Meta(ge=0, le=1)] | None = None
+
+
+_ID_MESSAGE = f"must be an integer from 1 to {INT64_MAX}."
+_ONLY_TRUE = "must be true (or left out)."
+# What each field's type refuses, said the contract's way (msgspec's own words name types).
+_MESSAGES = {
+    "match.method": "must be an HTTP method such as PATCH or GET (ASCII letters).",
+    "match.path": "must be a path starting with `/` (a prefix ends in `*`).",
+    "match.tokenType": f"must be one of {', '.join(SCOPED_TOKEN_TYPES)}.",
+    "match.tokenId": _ID_MESSAGE,
+    "match.accountId": _ID_MESSAGE,
+    "match.fulfillmentRequestId": _ID_MESSAGE,
+    "action.status": f"must be one of {', '.join(map(str, STATUSES))}.",
+    "action.retryAfter": f"must be whole seconds from 0 to {MAX_RETRY_AFTER}.",
+    "action.detail": f"must be a string of at most {MAX_DETAIL} characters.",
+    "action.delayMs": f"must be an integer from 0 to {MAX_DELAY_MS}.",
+    "action.drop": _ONLY_TRUE,
+    "action.revokeToken": _ONLY_TRUE,
+    "times": "must be an integer of at least 1 (or left out).",
+    "skip": "must be an integer of at least 0 (or left out).",
+    "probability": "must be a number from 0 to 1.",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A parsed rule. `match` and `action` hold only the keys that were given."""
+    """A parsed rule, with what the store keeps beside it."""
 
-    match: dict[str, Any]
-    action: dict[str, Any]
-    times: int | None = None
-    probability: float | None = None
-    skip: int | None = None
+    body: RuleBody
     id: int = 0
     remaining: int | None = None
     account_id: int | None = None  # the tenant it was made through; None: global
 
     def to_json(self) -> dict[str, Any]:
+        body = self.body
         return {
             "id": self.id,
             "accountId": self.account_id,
-            "match": self.match,
-            "action": self.action,
-            "times": self.times,
-            "skip": self.skip,
-            "probability": self.probability,
+            "match": body.match,
+            "action": body.action,
+            "times": body.times,
+            "skip": body.skip,
+            "probability": body.probability,
             "remaining": self.remaining,
         }
 
     def stored(self) -> str:
-        body = {
-            "match": self.match,
-            "action": self.action,
-            "times": self.times,
-            "skip": self.skip,
-            "probability": self.probability,
-        }
-        return msgspec.json.encode(body).decode()
-
-
-@dataclass(slots=True)
-class _Errors:
-    found: list[FieldError] = field(default_factory=list)
-
-    def add(self, name: str, message: str) -> None:
-        self.found.append(FieldError(name, message))
+        return msgspec.json.encode(self.body).decode()
 
 
 def unknown_key(name: str, allowed: tuple[str, ...]) -> str:
@@ -73,73 +134,73 @@ def unknown_key(name: str, allowed: tuple[str, ...]) -> str:
     return unknown_name_message("field", name, allowed)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def parse_rule(body: Any, tenant: int | None = None) -> Rule:
+    """A rule from the decoded JSON body, or InvalidRequest naming every bad field. Made
+    through a tenant, it may name no other account."""
+    errors = [*_violations(body, RuleBody), *_combination(body), *_foreign_account(body, tenant)]
+    if errors:
+        raise InvalidRequest(
+            errors[0].message if len(errors) == 1 else "The fault rule is invalid; see `errors`.",
+            errors,
+        )
+    return Rule(msgspec.convert(body, RuleBody), account_id=tenant)
 
 
-def _object(value: Any, name: str, keys: tuple[str, ...], errors: _Errors) -> dict[str, Any]:
+def _violations(value: Any, struct: type[msgspec.Struct], where: str = "") -> Iterator[FieldError]:
+    """Every key of `value` that `struct` does not know, and every value its field's type
+    refuses, each checked alone; nested structs likewise."""
     if not isinstance(value, dict):
-        errors.add(name, "must be a JSON object.")
-        return {}
+        yield FieldError(where, "must be a JSON object.")
+        return
+    fields = {info.encode_name: info for info in msgspec.structs.fields(struct)}
     for key in value:
-        if key not in keys:
-            errors.add(f"{name}.{key}" if name else key, unknown_key(key, keys))
-    return {k: v for k, v in value.items() if k in keys}
+        if key not in fields:
+            yield FieldError(_at(where, key), unknown_key(key, tuple(fields)))
+    for name, info in fields.items():
+        yield from _field_violations(value, info, _at(where, name))
 
 
-def _check_match(match: dict[str, Any], errors: _Errors) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in match.items():
-        where = f"match.{key}"
-        if key == "method":
-            method = method_name(value) if isinstance(value, str) else None
-            if method is None:
-                errors.add(where, "must be an HTTP method such as PATCH or GET (ASCII letters).")
-            else:
-                out[key] = method
-        elif key == "path":
-            if not isinstance(value, str) or not value.startswith("/") or len(value) > 2048:
-                errors.add(where, "must be a path starting with `/` (a prefix ends in `*`).")
-            else:
-                out[key] = value
-        elif key == "tokenType":
-            if value not in SCOPED_TOKEN_TYPES:
-                errors.add(where, f"must be one of {', '.join(SCOPED_TOKEN_TYPES)}.")
-            else:
-                out[key] = value
-        elif not _is_int(value) or not 1 <= value <= INT64_MAX:
-            errors.add(where, f"must be an integer from 1 to {INT64_MAX}.")
-        else:
-            out[key] = value
-    return out
+def _field_violations(
+    value: dict[str, Any], info: msgspec.structs.FieldInfo, where: str
+) -> Iterator[FieldError]:
+    if info.encode_name not in value:
+        if info.required:
+            yield FieldError(where, "is required.")
+    elif isinstance(info.type, type) and issubclass(info.type, msgspec.Struct):
+        yield from _violations(value[info.encode_name], info.type, where)
+    elif not _fits(value[info.encode_name], info.type):
+        yield FieldError(where, _MESSAGES[where])
 
 
-def _int_from(low: int, high: int) -> Callable[[Any], bool]:
-    return lambda value: _is_int(value) and low <= value <= high
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
-# Each action key: is its value right, and what to say when it is not.
-_ACTION_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "status": (
-        lambda value: _is_int(value) and value in STATUSES,
-        f"must be one of {', '.join(map(str, STATUSES))}.",
-    ),
-    "delayMs": (_int_from(0, MAX_DELAY_MS), f"must be an integer from 0 to {MAX_DELAY_MS}."),
-    "drop": (lambda value: value is True, "must be true (or left out)."),
-    "retryAfter": (
-        _int_from(0, MAX_RETRY_AFTER),
-        f"must be whole seconds from 0 to {MAX_RETRY_AFTER}.",
-    ),
-    "detail": (
-        lambda value: isinstance(value, str) and len(value) <= MAX_DETAIL and "\x00" not in value,
-        f"must be a string of at most {MAX_DETAIL} characters.",
-    ),
-    "revokeToken": (lambda value: value is True, "must be true (or left out)."),
-}
+def _fits(value: Any, kind: Any) -> bool:
+    try:
+        msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
-def _action_combination(action: dict[str, Any]) -> str | None:
-    """What is wrong with the keys given together, if anything."""
+def _part(body: Any, name: str) -> dict[str, Any]:
+    """`body[name]` when both are objects, else {} (`_violations` names what is wrong)."""
+    part = body.get(name) if isinstance(body, dict) else None
+    return part if isinstance(part, dict) else {}
+
+
+def _combination(body: Any) -> Iterator[FieldError]:
+    # A missing or non-object action has no keys: besides its own error, it is told what an
+    # action needs.
+    problem = _combination_problem(_part(body, "action"))
+    if problem:
+        yield FieldError("action", problem)
+
+
+def _combination_problem(action: dict[str, Any]) -> str | None:
+    """What is wrong with the action's keys given together, if anything (whatever their
+    values: those `_violations` checks)."""
     given = action.keys()
     if not ({"status", "delayMs", "drop"} & given):
         return "needs `status`, `delayMs` or `drop`."
@@ -152,72 +213,15 @@ def _action_combination(action: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_action(action: dict[str, Any], errors: _Errors) -> dict[str, Any]:
-    for key, value in action.items():
-        valid, message = _ACTION_VALUES[key]
-        if not valid(value):
-            errors.add(f"action.{key}", message)
-    combination = _action_combination(action)
-    if combination:
-        errors.add("action", combination)
-    return dict(action)
-
-
-def _check_count(top: dict[str, Any], key: str, low: int, errors: _Errors) -> None:
-    value = top.get(key)
-    if value is not None and (not _is_int(value) or not low <= value <= INT64_MAX):
-        errors.add(key, f"must be an integer of at least {low} (or left out).")
-
-
-def parse_rule(body: Any, tenant: int | None = None) -> Rule:
-    """A rule from the decoded JSON body, or InvalidRequest naming every bad field. Made
-    through a tenant, it may name no other account."""
-    errors = _Errors()
-    top = _object(body, "", _RULE_KEYS, errors)
-    match = _check_match(_object(top.get("match", {}), "match", _MATCH_KEYS, errors), errors)
-    if tenant is not None and match.get("accountId", tenant) != tenant:
-        errors.add("match.accountId", f"a rule of tenant {tenant} matches only its account.")
-    if "action" not in top and isinstance(body, dict):
-        errors.add("action", "is required.")
-    action = _check_action(_object(top.get("action", {}), "action", _ACTION_KEYS, errors), errors)
-    _check_count(top, "times", 1, errors)
-    _check_count(top, "skip", 0, errors)
-    probability = top.get("probability")
-    if probability is not None and (
-        isinstance(probability, bool)
-        or not isinstance(probability, int | float)
-        or not 0 <= probability <= 1
-    ):
-        errors.add("probability", "must be a number from 0 to 1.")
-    if errors.found:
-        raise InvalidRequest(
-            errors.found[0].message
-            if len(errors.found) == 1
-            else "The fault rule is invalid; see `errors`.",
-            errors.found,
-        )
-    return Rule(
-        match,
-        action,
-        top.get("times"),
-        None if probability is None else float(probability),
-        top.get("skip"),
-        account_id=tenant,
-    )
+def _foreign_account(body: Any, tenant: int | None) -> Iterator[FieldError]:
+    account = _part(body, "match").get("accountId", tenant)
+    if tenant is not None and account != tenant and _fits(account, Id):
+        yield FieldError("match.accountId", f"a rule of tenant {tenant} matches only its account.")
 
 
 def rule_from_store(stored: StoredRule) -> Rule:
-    body = msgspec.json.decode(stored.rule)
-    return Rule(
-        body["match"],
-        body["action"],
-        body["times"],
-        body["probability"],
-        body.get("skip"),
-        stored.id,
-        stored.remaining,
-        stored.account_id,
-    )
+    body = msgspec.json.decode(stored.rule, type=RuleBody)
+    return Rule(body, stored.id, stored.remaining, stored.account_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,22 +234,6 @@ class Facts:
     token_id: int
     fulfillment_request_id: int | None
     account_id: int | None
-
-
-def matches(match: dict[str, Any], facts: Facts) -> bool:
-    if "method" in match and match["method"] != facts.method:
-        return False
-    if "path" in match and not _path_matches(match["path"], facts.path):
-        return False
-    if "tokenType" in match and match["tokenType"] != facts.token_type:
-        return False
-    if "tokenId" in match and match["tokenId"] != facts.token_id:
-        return False
-    if "fulfillmentRequestId" in match and (
-        match["fulfillmentRequestId"] != facts.fulfillment_request_id
-    ):
-        return False
-    return "accountId" not in match or match["accountId"] == facts.account_id
 
 
 def _path_matches(pattern: str, path: str) -> bool:

@@ -64,6 +64,10 @@ JOURNAL_CUT = (
 )
 JOURNAL_TRIM = "DELETE FROM sandbox_journal WHERE id <= ?"
 TOKENS_KNOWN = "SELECT token_hash FROM api_tokens WHERE token_hash IN ({marks})"
+REVOKED_BY_HASH = (
+    "SELECT id, token_type, scope_id FROM api_tokens"
+    " WHERE token_hash = ? AND revoked_at IS NOT NULL"
+)
 
 
 def journal_keep(account_id: int | None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from frsync.domain import Principal
 from frsync.errors import FrsyncError
 from frsync.models import TokenType
 
@@ -167,6 +168,10 @@ class SandboxStore(Protocol):
 
     async def known_tokens(self, hashes: list[bytes]) -> set[bytes]:
         """Which of these SHA-256 hashes are tokens' (live or revoked)."""
+        ...
+
+    async def revoked_token(self, token_hash: bytes) -> Principal | None:
+        """The principal a revoked token had, by its hash; None for any other hash."""
         ...
 
     async def record(self, entry: JournalEntry) -> None:

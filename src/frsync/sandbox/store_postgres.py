@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from frsync.domain import Principal
 from frsync.models import TokenType
 from frsync.sandbox import sql
 from frsync.sandbox.store import (
@@ -179,6 +180,11 @@ class PostgresSandboxStore:
                 "SELECT token_hash FROM api_tokens WHERE token_hash = ANY($1)", hashes
             )
         return {bytes(row[0]) for row in rows}
+
+    async def revoked_token(self, token_hash: bytes) -> Principal | None:
+        async with self._store.acquire() as connection:
+            row = await connection.fetchrow(pg(sql.REVOKED_BY_HASH), token_hash)
+        return None if row is None else Principal(int(row[0]), row[1], int(row[2]))
 
     async def record(self, entry: JournalEntry) -> None:
         values = [*(getattr(entry, column) for column in sql.JOURNAL_COLUMNS), entry.size]

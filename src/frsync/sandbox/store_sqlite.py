@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from frsync.domain import Principal
 from frsync.models import TokenType
 from frsync.sandbox import sql
 from frsync.sandbox.store import (
@@ -205,6 +206,10 @@ class SqliteSandboxStore:
             return found
 
         return await self._store.read(read)
+
+    async def revoked_token(self, token_hash: bytes) -> Principal | None:
+        row = await self._read(sql.REVOKED_BY_HASH, (token_hash,))
+        return None if row is None else Principal(int(row[0]), row[1], int(row[2]))
 
     async def record(self, entry: JournalEntry) -> None:
         await self._store.transaction(lambda db: _record(db, entry))
