@@ -28,6 +28,7 @@ statistics and chooses for itself.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -125,16 +126,14 @@ def _index(principal: Principal, query: FrQuery) -> str | None:
     return None  # (scope, id), (scope, status, id), (scope, source, id): SQLite picks well
 
 
-def _from(
-    principal: Principal, query: FrQuery, terms: list[str], driver: str, *, join: bool, hints: bool
-) -> str:
+def _from(principal: Principal, query: FrQuery, terms: list[str], driver: str, hints: bool) -> str:
     """FROM and WHERE: the driver (with its index named, for SQLite), then the other table by
-    primary key when `join` or a term needs it. CROSS JOIN keeps SQLite's loops in that order;
+    primary key where a term needs it. CROSS JOIN keeps SQLite's loops in that order;
     PostgreSQL plans it as any inner join."""
     index = _index(principal, query) if hints else None
     sql = f"{_TABLES[driver]} AS {driver}" + (f" INDEXED BY {index}" if index else "")
     other = "a" if driver == "f" else "f"
-    if join or any(term.startswith(f"{other}.") for term in terms):
+    if any(re.search(rf"\b{other}\.", term) for term in terms):
         sql += f" CROSS JOIN {_TABLES[other]} AS {other}"
         terms = [*terms, f"{other}.id = {driver}.id"]
     return f"{sql} WHERE {' AND '.join(terms) or 'TRUE'}"
@@ -148,18 +147,20 @@ def list_sql(
     placeholder: Placeholder,
     hints: bool = False,
 ) -> tuple[str, list[Any]]:
-    """One page of `columns` (qualified: rows.FR_SELECT), ordered by id. A deep
-    `filterPageNumber` makes the database step over every row before the page (OFFSET);
-    `sinceId` seeks straight to it."""
+    """One page of `columns` (qualified: rows.FR_SELECT), ordered by id: the page's ids from
+    the driver's index, then their two rows by primary key. A deep `filterPageNumber` makes
+    the database step over every index entry before the page (OFFSET), but over no row of
+    the other table; `sinceId` seeks straight to it."""
     params = _Params(placeholder)
     driver = _driver(query)
     terms = _where(principal, query, params, driver)
     limit = params.bind(query.page_size)
     offset = params.bind((query.page_number - 1) * query.page_size)
-    source = _from(principal, query, terms, driver, join=True, hints=hints)
+    source = _from(principal, query, terms, driver, hints)
+    page = f"SELECT {driver}.id FROM {source} ORDER BY {driver}.id LIMIT {limit} OFFSET {offset}"
     sql = (
-        f"SELECT {', '.join(columns)} FROM {source}"
-        f" ORDER BY {driver}.id LIMIT {limit} OFFSET {offset}"
+        f"SELECT {', '.join(columns)} FROM {_TABLES['f']} AS f CROSS JOIN {_TABLES['a']} AS a"
+        f" WHERE a.id = f.id AND f.id IN ({page}) ORDER BY f.id"
     )
     return sql, params.values
 
@@ -175,7 +176,7 @@ def count_sql(
     for sign, part in _count_terms(query):
         driver = _driver(part)
         terms = _where(principal, part, params, driver)
-        source = _from(principal, part, terms, driver, join=False, hints=hints)
+        source = _from(principal, part, terms, driver, hints)
         parts.append((sign, f"SELECT COUNT(*) FROM {source}"))
     if len(parts) == 1:
         return parts[0][1], params.values
