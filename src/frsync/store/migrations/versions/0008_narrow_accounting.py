@@ -4,14 +4,15 @@ Revision ID: 0008_narrow_accounting
 Revises: 0007_patch_batch
 Create Date: 2026-12-07 00:40:00.000000
 
-`fulfillment_requests` carried ~21 indexes, 13 of them on the accounting state (the partial
+`fulfillment_requests` carried 21 indexes, 10 of them on the accounting state (the partial
 "not synced" / "has an error" indexes and the Errors view's, keyed on `updated_at`). On
 PostgreSQL an update that changes an indexed column (a partial index's predicate included) is
-never HOT and inserts an entry into every index of the table: every PATCH did, into all 21.
+never HOT and inserts an entry into every index of the table whose predicate the new row
+meets: every PATCH did, into 11 of them at least (the primary key and the 10 full indexes).
 
 - `fulfillment_request_accounting`, one row per FR: the mutable accounting state
   (`updated_at`, `accounting_synced`, `external_accounting_id`, `accounting_error`,
-  `accounting_synced_at`) plus copies of the FR's scope columns and status, which its 13
+  `accounting_synced_at`) plus copies of the FR's scope columns and status, which its 10
   partial indexes are keyed on. Those columns are copied from the FR in one INSERT … SELECT,
   then dropped from `fulfillment_requests` with their indexes; the wide table keeps the FR as
   the platform sent it and its 11 indexes, which no PATCH touches any more. A PATCH that sets
@@ -24,7 +25,7 @@ never HOT and inserts an entry into every index of the table: every PATCH did, i
   accounting row (its scope columns are there) and updating it, instead of the FR's row.
   `frsync_sync_accounting_batch` calls it by name and is unchanged.
 
-SQLite drops the columns with ALTER TABLE … DROP COLUMN (3.35+), one table rewrite each; its
+SQLite drops the columns with ALTER TABLE … DROP COLUMN (3.35+; 5 s at 1M FRs); its
 downgrade adds `updated_at` back NOT NULL DEFAULT 0 (SQLite cannot add a NOT NULL column
 without a default, and recreating the table would mean rebuilding every table whose foreign
 key names it); the values are copied back at once, and no code of 0007 relies on the default.
