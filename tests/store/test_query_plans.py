@@ -76,7 +76,10 @@ def _variants() -> list[dict[str, Any]]:
     variants = [{name: FILTERS[name] for name in subset} for subset in subsets]
     more = [{"accounting_synced": True}, {"has_accounting_error": False},
             {"statuses": ("Processed", "Failed")},
-            {"accounting_synced": True, "has_accounting_error": False, "source_id": 3}]  # fmt: skip
+            {"accounting_synced": True, "has_accounting_error": False, "source_id": 3},
+            # Counted directly (a few rows): the accounting state joined for its term.
+            {"order_id": 7, "has_accounting_error": False},
+            {"fr_numbers": ("FR-1",), "accounting_synced": True}]  # fmt: skip
     return variants + more
 
 
