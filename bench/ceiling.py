@@ -19,8 +19,8 @@ import uvicorn
 from frsync.models import now_ms
 
 _FR = re.compile(r"^/fulfillment-requests/(\d+)/")
-_SQLITE = "UPDATE fulfillment_requests SET updated_at = ? WHERE id = ?"
-_POSTGRES = "UPDATE fulfillment_requests SET updated_at = $1 WHERE id = $2"
+_SQLITE = "UPDATE fulfillment_request_accounting SET updated_at = ? WHERE id = ?"
+_POSTGRES = "UPDATE fulfillment_request_accounting SET updated_at = $1 WHERE id = $2"
 
 
 class Ceiling:

@@ -42,7 +42,12 @@ from frsync.console.overview import NOT_SYNCED, SYNCED, WITH_ERROR, OverviewCach
 from frsync.domain import Principal
 from frsync.models import now_ms
 from frsync.store import migrate
-from frsync.store.rows import FR_COLUMNS, HISTORY_COLUMNS
+from frsync.store.rows import (
+    ACCOUNTING_ROW_COLUMNS,
+    HISTORY_COLUMNS,
+    WIDE_COLUMNS,
+    split_fr_rows,
+)
 from frsync.tokens import hash_token
 
 HERE = Path(__file__).parent
@@ -116,6 +121,15 @@ def _history(size: int, rng: random.Random, now: int) -> Iterator[tuple[object, 
         yield (fr_id, at, 1, "account", f"bench{n:08d}", json.dumps(changes))
 
 
+def _fr_tables(
+    frs: list[tuple[Any, ...]],
+) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """Rows of FR_COLUMNS as the rows of the FRs' two tables (store/schema.py)."""
+    wide, accounting = split_fr_rows(frs)
+    return [("fulfillment_requests", WIDE_COLUMNS, wide),
+            ("fulfillment_request_accounting", ACCOUNTING_ROW_COLUMNS, accounting)]  # fmt: skip
+
+
 def build(size: int, reload: bool) -> tuple[Path, float]:
     """The database (built once) and how long building it took, in seconds."""
     DATA.mkdir(parents=True, exist_ok=True)
@@ -139,8 +153,9 @@ def build(size: int, reload: bool) -> tuple[Path, float]:
         db.executemany("INSERT INTO channels VALUES (?, ?, ?)",
                        [(20, 1, "Acme Shopify"), (21, 1, "Acme Amazon"),
                         (40, 2, "Birch Etsy")])  # fmt: skip
-        marks = ", ".join("?" * 15)
-        db.executemany(f"INSERT INTO fulfillment_requests VALUES ({marks})", _frs(size, rng, now))
+        for table, columns, rows in _fr_tables(list(_frs(size, rng, now))):
+            marks = ", ".join("?" * len(columns))
+            db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
         db.executemany(
             "INSERT INTO accounting_history (fulfillment_request_id, at, token_id, token_type,"
             " request_id, changes) VALUES (?, ?, ?, ?, ?, ?)", _history(size, rng, now),
@@ -174,8 +189,10 @@ async def build_postgres(url: str, size: int) -> tuple[str, float]:
     db = await asyncpg.connect(target)
     for table, rows in _scope_rows().items():
         await db.copy_records_to_table(table, records=rows)
-    frs = ((*r[:11], None if r[11] is None else bool(r[11]), *r[12:]) for r in _frs(size, rng, now))
-    await db.copy_records_to_table("fulfillment_requests", records=frs, columns=FR_COLUMNS)
+    for table, columns, rows in _fr_tables(list(_frs(size, rng, now))):
+        if table == "fulfillment_request_accounting":  # SQLite's 0/1 as PostgreSQL's boolean
+            rows = [(*r[:6], None if r[6] is None else bool(r[6]), *r[7:]) for r in rows]
+        await db.copy_records_to_table(table, records=rows, columns=columns)
     await db.copy_records_to_table(
         "accounting_history", records=_history(size, rng, now),
         columns=["fulfillment_request_id", *HISTORY_COLUMNS],

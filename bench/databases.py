@@ -71,9 +71,21 @@ def build_postgres() -> float:
     return time.perf_counter() - started
 
 
+def _downgrade_to_0007(url: str) -> None:
+    """Migration 0008's downgrade: the accounting state back on `fulfillment_requests`, where
+    the baseline's code reads and writes it."""
+    from alembic import command
+
+    from frsync.store.upgrade import alembic_config
+
+    command.downgrade(alembic_config(url), "0007_patch_batch")
+
+
 def as_0005(url: str) -> str:
     """The database as the baseline's migrations left it (before 0007, which it does not
-    know and would refuse): without the revoked-token index, at revision 0005."""
+    know and would refuse): at 0007's schema, without the revoked-token index, at revision
+    0005."""
+    _downgrade_to_0007(url)
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
         db.execute("DROP INDEX IF EXISTS ix_api_tokens_revoked_at")
         db.execute("UPDATE alembic_version SET version_num = '0005_sync_accounting_function'")
@@ -94,5 +106,6 @@ async def _pg_as_0005() -> None:
 def pg_as_0005() -> str:
     """`as_0005` for the PostgreSQL bench database (run after this checkout's scenarios:
     0007's functions stay, unused by the baseline code)."""
+    _downgrade_to_0007(PG_URL)
     asyncio.run(_pg_as_0005())
     return PG_URL

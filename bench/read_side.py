@@ -81,7 +81,8 @@ def samples(database: Path, count: int) -> dict[str, list[int]]:
     every = [row[0] for row in db.execute(
         "SELECT id FROM fulfillment_requests WHERE account_id = 1 ORDER BY id")]  # fmt: skip
     unsynced = [row[0] for row in db.execute(  # every generated FR has at least one item
-        "SELECT id FROM fulfillment_requests WHERE account_id = 1 AND accounting_synced IS NOT TRUE"
+        "SELECT id FROM fulfillment_request_accounting"
+        " WHERE account_id = 1 AND accounting_synced IS NOT TRUE"
     )]  # fmt: skip
     deep = every[int(len(every) * 0.40) : int(len(every) * 0.95)]
     patched = rng.sample(unsynced, min(count, len(unsynced)))

@@ -52,7 +52,8 @@ TOKEN = "bench-sandbox-account-1-" + "x" * 16
 OPERATOR = "bench-sandbox-operator-" + "y" * 16
 POSTGRES = os.environ.get("FRSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECTION = "## Sandbox mode"
-TABLES = ("accounting_history, fulfillment_request_items, fulfillment_requests, api_tokens,"
+TABLES = ("accounting_history, fulfillment_request_items, fulfillment_request_accounting,"
+          " fulfillment_requests, api_tokens,"
           " sources, channels, accounts, sandbox_baseline_frs, sandbox_baseline_items,"
           " sandbox_state, sandbox_tenants, sandbox_faults, sandbox_journal")  # fmt: skip
 
@@ -122,7 +123,7 @@ async def typical_resets(url: str, rounds: int) -> list[float]:
 
 
 CHANGE_ALL = (
-    "UPDATE fulfillment_requests SET accounting_synced = false, accounting_error = 'x',"
+    "UPDATE fulfillment_request_accounting SET accounting_synced = false, accounting_error = 'x',"
     " external_accounting_id = 'y', updated_at = updated_at + 1",
     "UPDATE fulfillment_request_items SET external_accounting_item_id = 'z'",
     "INSERT INTO accounting_history (fulfillment_request_id, at, token_id, token_type,"

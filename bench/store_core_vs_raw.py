@@ -35,8 +35,8 @@ from frsync.domain import (
 )
 from frsync.store.base import Audit
 from frsync.store.schema import accounting_history as history_t
+from frsync.store.schema import fulfillment_request_accounting as state_t
 from frsync.store.schema import fulfillment_request_items as items_t
-from frsync.store.schema import fulfillment_requests as frs_t
 from frsync.store.sqlite import SqliteStore
 
 DATA = Path(__file__).parent / ".data" / "suite"
@@ -44,9 +44,9 @@ TRANSACTIONS = 3000
 ROUNDS = 5
 
 _STATE = select(
-    frs_t.c.account_id, frs_t.c.source_id, frs_t.c.channel_id, frs_t.c.accounting_synced,
-    frs_t.c.external_accounting_id, frs_t.c.accounting_error, frs_t.c.accounting_synced_at,
-).where(frs_t.c.id == bindparam("fr_id"))  # fmt: skip
+    state_t.c.account_id, state_t.c.source_id, state_t.c.channel_id, state_t.c.accounting_synced,
+    state_t.c.external_accounting_id, state_t.c.accounting_error, state_t.c.accounting_synced_at,
+).where(state_t.c.id == bindparam("fr_id"))  # fmt: skip
 _ITEMS = select(items_t.c.id, items_t.c.external_accounting_item_id).where(
     items_t.c.fulfillment_request_id == bindparam("fr_id")
 )
@@ -119,7 +119,9 @@ def _core_transaction(
         state = AccountingState(*row[:3], None if row[3] is None else bool(row[3]), *row[4:], items)
         change = plan(state)
         if change.fr_columns:
-            connection.execute(update(frs_t).where(frs_t.c.id == fr_id).values(change.fr_columns))
+            connection.execute(
+                update(state_t).where(state_t.c.id == fr_id).values(change.fr_columns)
+            )
         if change.item_external_ids:
             rows = [{"item_id": i, "ext": e} for i, e in change.item_external_ids.items()]
             connection.execute(_ITEM_UPDATE, rows)

@@ -19,10 +19,10 @@ from frsync.models import OPERATOR, TokenType
 
 # The PATCH body is defined once, in `frsync.contract` (the client sends the same type).
 # `plan_accounting_sync` below has a twin: the PL/pgSQL function `frsync_sync_accounting` of
-# migration 0005 (store/migrations/versions/0005_sync_accounting_function.py), which applies
-# the PATCH inside PostgreSQL. tests/api/test_sync_accounting.py holds them equal: it runs on
-# SQLite (this Python plan) and on PostgreSQL (the function), asserting the same state,
-# history diffs and refusals.
+# migration 0005 (store/migrations/versions/0005_sync_accounting_function.py; redefined by
+# 0007 and, on the accounting table, by 0008), which applies the PATCH inside PostgreSQL.
+# tests/api/test_sync_accounting.py holds them equal: it runs on SQLite (this Python plan) and
+# on PostgreSQL (the function), asserting the same state, history diffs and refusals.
 AccountingPatch = AccountingSyncRequest
 PatchItem = AccountingSyncItem
 

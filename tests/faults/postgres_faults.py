@@ -299,7 +299,7 @@ def _hold_row_lock(url: str, fr: int, locked: threading.Event, release: threadin
         try:
             async with connection.transaction():
                 await connection.execute(
-                    "SELECT 1 FROM fulfillment_requests WHERE id = $1 FOR UPDATE", fr
+                    "SELECT 1 FROM fulfillment_request_accounting WHERE id = $1 FOR UPDATE", fr
                 )
                 locked.set()
                 # `release` is a threading.Event (set from the test's thread): wait in one.

@@ -58,7 +58,7 @@ IN_FLIGHT = 50
 LOCKED = 10  # PostgreSQL: of the 50, this many wait on a row lock instead of trickling
 WORKERS = 2
 
-_FR_SQL = "SELECT id, external_accounting_id, accounting_error FROM fulfillment_requests"
+_FR_SQL = "SELECT id, external_accounting_id, accounting_error FROM fulfillment_request_accounting"
 _ITEM_SQL = (
     "SELECT fulfillment_request_id, external_accounting_item_id FROM fulfillment_request_items"
 )
@@ -208,7 +208,8 @@ async def _drive(server: ServerProcess, dataset: Dataset, plan: list[tuple[str, 
         await blocker.execute("BEGIN")
         locked = [fr for g, fr, _ in plan if g == "locked"]
         await blocker.execute(
-            "SELECT 1 FROM fulfillment_requests WHERE id = ANY($1::bigint[]) FOR UPDATE", locked
+            "SELECT 1 FROM fulfillment_request_accounting WHERE id = ANY($1::bigint[]) FOR UPDATE",
+            locked,
         )
     connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:

@@ -63,7 +63,8 @@ async def test_sigterm_lets_in_flight_requests_finish_and_cuts_off_the_rest(tmp_
     assert left.startswith(b"HTTP/1.1 503 ") and b"shutting-down" in left, left
     assert exit_seconds < GRACE + 10, exit_seconds  # slack for process exit at load 8
     with contextlib.closing(sqlite3.connect(tmp_path / "frsync.db")) as db:
-        rows = dict(db.execute("SELECT id, external_accounting_id FROM fulfillment_requests"
+        rows = dict(db.execute("SELECT id, external_accounting_id"
+                               " FROM fulfillment_request_accounting"
                                " WHERE id IN (221, 222)").fetchall())  # fmt: skip
         history = db.execute("SELECT count(*) FROM accounting_history").fetchone()[0]
     assert rows == {221: "FINISHED", 222: None}
@@ -88,7 +89,9 @@ async def test_a_postgres_transaction_cut_off_by_shutdown_rolls_back(
         with serve(tmp_path, **settings) as server:
             locker = blocker.transaction()
             await locker.start()
-            await blocker.execute("SELECT 1 FROM fulfillment_requests WHERE id = 221 FOR UPDATE")
+            await blocker.execute(  # the row a PATCH locks first: its accounting state
+                "SELECT 1 FROM fulfillment_request_accounting WHERE id = 221 FOR UPDATE"
+            )
             reader, writer = await _open(server, _patch_head(221, body) + body)
             await asyncio.sleep(0.5)  # the PATCH is now waiting for the row inside its BEGIN
             started = time.monotonic()
@@ -98,7 +101,7 @@ async def test_a_postgres_transaction_cut_off_by_shutdown_rolls_back(
             answer = await asyncio.wait_for(reader.read(4096), 1)
             await _close(writer)
         value = await blocker.fetchval(
-            "SELECT external_accounting_id FROM fulfillment_requests WHERE id = 221"
+            "SELECT external_accounting_id FROM fulfillment_request_accounting WHERE id = 221"
         )
         history = await blocker.fetchval("SELECT count(*) FROM accounting_history")
     finally:

@@ -81,7 +81,7 @@ async def accounting_view(dumper: Dumper) -> AccountingView:
     FR, straight from the database (read by column name, so it holds for both stores)."""
     fr_sql = (
         "SELECT id, accounting_synced, external_accounting_id, accounting_error,"
-        " accounting_synced_at FROM fulfillment_requests"
+        " accounting_synced_at FROM fulfillment_request_accounting"
     )
     item_sql = "SELECT id, external_accounting_item_id FROM fulfillment_request_items"
     history_sql = (

@@ -159,7 +159,9 @@ async def test_row_lock_held_elsewhere_answers_503_within_the_lock_timeout(
         holder = await asyncpg.connect(clean_url, timeout=3)
         try:
             async with holder.transaction():
-                await holder.execute("SELECT 1 FROM fulfillment_requests WHERE id = 221 FOR UPDATE")
+                await holder.execute(
+                    "SELECT 1 FROM fulfillment_request_accounting WHERE id = 221 FOR UPDATE"
+                )
                 started = time.monotonic()
                 answer = await api.patch(SYNC.format(221), json=marked("blocked"))
                 elapsed = time.monotonic() - started

@@ -44,7 +44,9 @@ async def test_a_lock_timeout_fails_that_patch_alone_never_its_neighbours(
         holder = await asyncpg.connect(clean_url, timeout=3)
         try:
             async with holder.transaction():
-                await holder.execute("SELECT 1 FROM fulfillment_requests WHERE id = 222 FOR UPDATE")
+                await holder.execute(
+                    "SELECT 1 FROM fulfillment_request_accounting WHERE id = 222 FOR UPDATE"
+                )
                 answers = await asyncio.gather(
                     *(api.patch(SYNC.format(fr), json=_body(fr)) for fr in (221, 222, 223) * 2)
                 )

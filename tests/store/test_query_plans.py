@@ -21,7 +21,7 @@ from frsync.domain import Principal
 from frsync.models import TokenType
 from frsync.store import queries
 from frsync.store.base import FrQuery
-from frsync.store.rows import FR_COLUMNS
+from frsync.store.rows import FR_SELECT
 
 FILTERS: dict[str, Any] = {
     "since_id": 5,
@@ -48,12 +48,20 @@ def plan(db: sqlite3.Connection, sql: str, params: list[Any]) -> str:
 
 def list_plan(db: sqlite3.Connection, principal: Principal, **filters: Any) -> str:
     query = FrQuery(**filters)
-    sql, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=_q, hints=True)
+    sql, params = queries.list_sql(principal, query, FR_SELECT, placeholder=_q, hints=True)
     return plan(db, sql, params)
 
 
 def count_plan(db: sqlite3.Connection, principal: Principal, **filters: Any) -> str:
     return plan(db, *queries.count_sql(principal, FrQuery(**filters), placeholder=_q, hints=True))
+
+
+def _scans_a_table(shown: str) -> bool:
+    """A step reading a whole table (`SCAN f`, `SCAN a`: the FRs or their accounting state),
+    not SQLite's one constant row of a sum of counts."""
+    return any(
+        step.startswith("SCAN ") and step != "SCAN CONSTANT ROW" for step in shown.split(" | ")
+    )
 
 
 def _q(_: int) -> str:
@@ -68,7 +76,10 @@ def _variants() -> list[dict[str, Any]]:
     variants = [{name: FILTERS[name] for name in subset} for subset in subsets]
     more = [{"accounting_synced": True}, {"has_accounting_error": False},
             {"statuses": ("Processed", "Failed")},
-            {"accounting_synced": True, "has_accounting_error": False, "source_id": 3}]  # fmt: skip
+            {"accounting_synced": True, "has_accounting_error": False, "source_id": 3},
+            # Counted directly (a few rows): the accounting state joined for its term.
+            {"order_id": 7, "has_accounting_error": False},
+            {"fr_numbers": ("FR-1",), "accounting_synced": True}]  # fmt: skip
     return variants + more
 
 
@@ -79,7 +90,7 @@ def test_no_combination_of_filters_scans_the_table_or_sorts(
     for filters in _variants():
         few = "order_id" in filters or "fr_numbers" in filters  # sorting a few rows is fine
         for shown in (list_plan(db, principal, **filters), count_plan(db, principal, **filters)):
-            assert "SCAN fulfillment_requests" not in shown, (filters, shown)
+            assert not _scans_a_table(shown), (filters, shown)
             assert few or "TEMP B-TREE" not in shown, (filters, shown)
 
 
@@ -114,7 +125,10 @@ def test_each_filter_uses_its_own_index(
     db: sqlite3.Connection, kind: TokenType, filters: dict[str, Any], index: str
 ) -> None:
     principal = Principal(1, kind, 10)
-    assert f"USING INDEX {index}" in list_plan(db, principal, **filters)
+    # A page's ids come from the index alone where it holds every term (COVERING), its rows
+    # by primary key after (store/queries.list_sql).
+    shown = list_plan(db, principal, **filters)
+    assert f"USING INDEX {index}" in shown or f"USING COVERING INDEX {index}" in shown
     assert index in count_plan(db, principal, **filters)
 
 

@@ -14,7 +14,10 @@ from frsync.contract import canonical_int
 from frsync.domain import Principal
 from frsync.models import HistoryEntry
 from frsync.store.queries import HAS_ERROR, scope_term
-from frsync.store.rows import FR_COLUMNS, ITEM_COLUMNS, history_from_row
+from frsync.store.rows import FR_JOIN, FR_SELECT, ITEM_COLUMNS, history_from_row
+
+# The accounting state (store/schema.py): the Errors view's counts and pages read its indexes.
+ACCOUNTING = "fulfillment_request_accounting"
 
 
 class Binds:
@@ -113,7 +116,7 @@ def top_errors(principal: Principal, limit: int, postgres: bool) -> tuple[str, l
     scope = "account" if principal.is_operator else principal.token_type
     hint = "" if postgres else f" INDEXED BY ix_fr_{scope}_has_error"
     sql = (
-        f"SELECT accounting_error, COUNT(*) AS n FROM fulfillment_requests{hint}"
+        f"SELECT accounting_error, COUNT(*) AS n FROM {ACCOUNTING}{hint}"
         f" WHERE {HAS_ERROR}{scoped(principal, binds)}"
         f" GROUP BY accounting_error ORDER BY n DESC, accounting_error LIMIT {binds(limit)}"
     )
@@ -134,15 +137,17 @@ def errors_page(
         else (f"ix_fr_{principal.token_type}_error_recent")
     )
     hint = "" if postgres else f" INDEXED BY {index}"
-    where = f"{HAS_ERROR}{scoped(principal, binds)}"
+    where = f"a.{HAS_ERROR}{scoped(principal, binds, 'a.')}"
     if message is not None:
-        where += f" AND accounting_error = {binds(message)}"
+        where += f" AND a.accounting_error = {binds(message)}"
     if before is not None:
-        where += f" AND (updated_at, id) < ({binds(before[0])}, {binds(before[1])})"
+        where += f" AND (a.updated_at, a.id) < ({binds(before[0])}, {binds(before[1])})"
+    # The page from the accounting state's index, then each FR's number by primary key.
     sql = (
-        "SELECT id, fulfillment_request_number, account_id, status, updated_at,"
-        f" accounting_error FROM fulfillment_requests{hint} WHERE {where}"
-        f" ORDER BY updated_at DESC, id DESC LIMIT {binds(limit)}"
+        "SELECT a.id, f.fulfillment_request_number, a.account_id, a.status, a.updated_at,"
+        f" a.accounting_error FROM {ACCOUNTING} AS a{hint}"
+        f" CROSS JOIN fulfillment_requests AS f WHERE f.id = a.id AND {where}"
+        f" ORDER BY a.updated_at DESC, a.id DESC LIMIT {binds(limit)}"
     )
     return sql, binds.values
 
@@ -153,7 +158,7 @@ def count_errors(principal: Principal, message: str, postgres: bool) -> tuple[st
     scope = "account" if principal.is_operator else principal.token_type
     hint = "" if postgres else f" INDEXED BY ix_fr_{scope}_has_error"
     where = f"{HAS_ERROR}{scoped(principal, binds)} AND accounting_error = {binds(message)}"
-    return f"SELECT COUNT(*) FROM fulfillment_requests{hint} WHERE {where}", binds.values
+    return f"SELECT COUNT(*) FROM {ACCOUNTING}{hint} WHERE {where}", binds.values
 
 
 def find(principal: Principal, column: str, value: Any, limit: int) -> tuple[str, list[Any]]:
@@ -167,8 +172,8 @@ def find(principal: Principal, column: str, value: Any, limit: int) -> tuple[str
 
 def fr_in_scope(principal: Principal, fr_id: int) -> tuple[str, list[Any]]:
     binds = Binds()
-    where = f"id = {binds(fr_id)}{scoped(principal, binds)}"
-    return f"SELECT {', '.join(FR_COLUMNS)} FROM fulfillment_requests WHERE {where}", binds.values
+    where = f"f.id = {binds(fr_id)}{scoped(principal, binds, 'f.')}"
+    return f"SELECT {', '.join(FR_SELECT)} FROM {FR_JOIN} WHERE {where}", binds.values
 
 
 ITEMS = (

@@ -92,7 +92,7 @@ _FR_COLUMNS = ", ".join(_FR_FIELDS)
 TAKE_BASELINE = (
     "DELETE FROM sandbox_baseline_frs",
     f"INSERT INTO sandbox_baseline_frs (id, {_FR_COLUMNS})"
-    f" SELECT id, {_FR_COLUMNS} FROM fulfillment_requests",
+    f" SELECT id, {_FR_COLUMNS} FROM fulfillment_request_accounting",
     "DELETE FROM sandbox_baseline_items",
     "INSERT INTO sandbox_baseline_items (id, fulfillment_request_id, external_accounting_item_id)"
     " SELECT id, fulfillment_request_id, external_accounting_item_id"
@@ -111,13 +111,14 @@ def restore(differs: str, touched: str) -> tuple[str, str]:
     only rows that differ. `differs` is the backend's null-safe "not equal" (`IS NOT` on
     SQLite, `IS DISTINCT FROM` on PostgreSQL); `touched` is `IN (TOUCHED)` (taking the
     baseline mark) or `= ANY(?)` (taking the FR ids)."""
-    fr_changed = " OR ".join(f"fulfillment_requests.{c} {differs} b.{c}" for c in _FR_FIELDS)
+    fr = "fulfillment_request_accounting"
+    fr_changed = " OR ".join(f"{fr}.{c} {differs} b.{c}" for c in _FR_FIELDS)
     item = "fulfillment_request_items.external_accounting_item_id"
     return (
-        "UPDATE fulfillment_requests SET "
+        f"UPDATE {fr} SET "
         + ", ".join(f"{c} = b.{c}" for c in _FR_FIELDS)
-        + " FROM sandbox_baseline_frs b WHERE b.id = fulfillment_requests.id"
-        f" AND fulfillment_requests.id {touched} AND ({fr_changed})",
+        + f" FROM sandbox_baseline_frs b WHERE b.id = {fr}.id"
+        f" AND {fr}.id {touched} AND ({fr_changed})",
         f"UPDATE fulfillment_request_items SET external_accounting_item_id ="
         " b.external_accounting_item_id FROM sandbox_baseline_items b"
         " WHERE b.id = fulfillment_request_items.id"
@@ -159,6 +160,7 @@ REMOVE_TENANT = (
     ("DELETE FROM api_tokens WHERE scope_id IN (?, ?, ?) AND token_type <> 'operator'", (0, 1, 2)),
     (f"DELETE FROM accounting_history WHERE fulfillment_request_id IN ({_FRS})", (0,)),
     (f"DELETE FROM fulfillment_request_items WHERE fulfillment_request_id IN ({_FRS})", (0,)),
+    ("DELETE FROM fulfillment_request_accounting WHERE account_id = ?", (0,)),
     ("DELETE FROM fulfillment_requests WHERE account_id = ?", (0,)),
     ("DELETE FROM channels WHERE id = ? AND account_id = ?", (2, 0)),
     ("DELETE FROM sources WHERE id = ? AND account_id = ?", (1, 0)),
@@ -184,8 +186,10 @@ TENANT_SQL = {
     "channel": "INSERT INTO channels (id, account_id, name) VALUES (?, ?, ?)",
     "tenant": "INSERT INTO sandbox_tenants (account_id, created_at) VALUES (?, ?)",
     "fr": "INSERT INTO fulfillment_requests (id, fulfillment_request_number, account_id,"
-    " source_id, order_id, channel_id, status, generated_at, sent_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'Processed', ?, ?, ?)",
+    " source_id, order_id, channel_id, status, generated_at, sent_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'Processed', ?, ?)",
+    "accounting": "INSERT INTO fulfillment_request_accounting (id, account_id, source_id,"
+    " channel_id, status, updated_at) VALUES (?, ?, ?, ?, 'Processed', ?)",
     "item": "INSERT INTO fulfillment_request_items (id, fulfillment_request_id, sku, title,"
     " quantity, cost, order_item_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
     "token": "INSERT INTO api_tokens (token_hash, token_type, scope_id, label, created_at)"
@@ -221,9 +225,9 @@ def tenant_rows(plan: TenantPlan, first: int) -> tuple[TenantIds, dict[str, list
         "channel": [(channel, account, f"Tenant {account} channel")],
         "tenant": [(account, now)],
         "fr": [
-            (fr_id, f"FR-{fr_id}", account, source, fr_id, channel, now, now, now)
-            for fr_id in fr_ids
+            (fr_id, f"FR-{fr_id}", account, source, fr_id, channel, now, now) for fr_id in fr_ids
         ],
+        "accounting": [(fr_id, account, source, channel, now) for fr_id in fr_ids],
         "item": items,
         "token": [
             (plan.token_hashes[kind], kind, scope, label, now)

@@ -44,11 +44,12 @@ async def take_baseline(connection: asyncpg.Connection) -> None:
 # The touched FRs go in as an array: the planner then sees how few they are, and reaches
 # their items through the index instead of scanning every item.
 _RESTORE = tuple(pg(statement) for statement in sql.restore("IS DISTINCT FROM", "= ANY(?)"))
-# A PATCH locks its FR row first (FOR NO KEY UPDATE, which takes ROW SHARE on the table): a
+# A PATCH locks its FR's accounting row first (FOR NO KEY UPDATE, which takes ROW SHARE on
+# the table): a
 # reset holding EXCLUSIVE on the table waits for the PATCHes in flight to commit and holds
 # new ones back before they lock anything, so it sees every acknowledged change and no PATCH
 # lands between choosing what to restore and forgetting the history. Reads go on meanwhile.
-_EXCLUDE_WRITERS = "LOCK TABLE fulfillment_requests IN EXCLUSIVE MODE"
+_EXCLUDE_WRITERS = "LOCK TABLE fulfillment_request_accounting IN EXCLUSIVE MODE"
 # Rules are bounded per tenant and overall: two workers adding at once count one at a time.
 _RULES_LOCK = "SELECT pg_advisory_xact_lock(7270001)"
 

@@ -7,7 +7,8 @@ connection, surfaces as StoreBusy (503), see `postgres_errors`. asyncpg discards
 that broke, so the pool heals by itself.
 
 The PATCH is one round trip: `SELECT * FROM frsync_sync_accounting(…)`, a function created by
-migration 0005 that bounds its lock waits, locks the FR and then its items in id order, checks
+migration 0005 (now 0008's) that bounds its lock waits, locks the FR's accounting row and then
+its items in id order, checks
 scope and item ids, applies the merge-patch and appends the history entry, in the implicit
 transaction of that one statement (prepared once per connection by asyncpg's statement
 cache). When it refuses, it returns the state it read, and the same Python plan as the other
@@ -243,7 +244,10 @@ class PostgresStore:
                 await hook(connection)
             # Fresh statistics, or the planner takes the just-loaded tables for tiny ones
             # (autovacuum would analyze them only a minute or so later).
-            await connection.execute("ANALYZE fulfillment_requests, fulfillment_request_items")
+            await connection.execute(
+                "ANALYZE fulfillment_requests, fulfillment_request_accounting,"
+                " fulfillment_request_items"
+            )
 
     async def create_token(
         self, token_hash: bytes, token_type: TokenType, scope_id: int, label: str | None

@@ -21,6 +21,8 @@ from frsync.store.base import Audit, FrQuery
 from frsync.store.placeholders import dollar
 from frsync.store.rows import (
     FR_COLUMNS,
+    FR_JOIN,
+    FR_SELECT,
     HISTORY_READ_COLUMNS,
     ITEM_COLUMNS,
     accounting_state,
@@ -114,8 +116,8 @@ def _scoped(sql: str) -> dict[str, str]:
 
 # One row per item, or one row of NULL item columns for an FR without items.
 GET_SQL = _scoped(
-    f"SELECT {_cols('f', FR_COLUMNS)}, {_cols('i', ITEM_COLUMNS)}"
-    " FROM fulfillment_requests AS f"
+    f"SELECT {', '.join(FR_SELECT)}, {_cols('i', ITEM_COLUMNS)}"
+    f" FROM {FR_JOIN}"
     " LEFT JOIN fulfillment_request_items AS i ON i.fulfillment_request_id = f.id"
     " WHERE f.id = $1 AND f.{scope} = $2 ORDER BY i.id"
 )
@@ -133,7 +135,7 @@ HISTORY_SQL = _scoped(
 
 def list_sql(principal: Principal, query: FrQuery) -> tuple[str, list[Any]]:
     """The page of FRs (the shared filters), joined to their items, in one statement."""
-    page, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=dollar)
+    page, params = queries.list_sql(principal, query, FR_SELECT, placeholder=dollar)
     sql = (
         f"WITH page AS ({page}) SELECT page.*, {_cols('i', ITEM_COLUMNS)} FROM page"
         " LEFT JOIN fulfillment_request_items AS i ON i.fulfillment_request_id = page.id"

@@ -4,11 +4,15 @@ Backends differ only in their placeholder (`?` for SQLite, `$1…` for PostgreSQ
 builder takes a `placeholder(n)` function (store/placeholders.py). Column names come from
 constants here, never from the caller; every value is bound.
 
+An FR is two rows (store/schema.py): `f`, the wide table, and `a`, its accounting state with
+copies of the scope columns and status. A query is driven by one of them, whose index gives
+the order, and reads the other by primary key only where a term or a column needs it.
+
 How the filters meet the indexes (store/schema.py; bench/read_side.py measures them):
 - every query is "in this scope, ordered by id", so each scope column has an (scope, id)
   index, and `sinceId` is a range on it: a page costs the same at any depth;
-- "not yet synced" and "has an error" have partial indexes over just those rows, (scope,
-  id) plus the status and source (and, for errors, accounting_synced) that other filters
+- "not yet synced" and "has an error" have partial indexes on `a` over just those rows,
+  (scope, id) plus the status and source (and, for errors, accounting_synced) that other filters
   test, so the connector's page and the platform team's count read only matching entries;
 - `filterStatus`, and `filterSourceId` for account and channel tokens, have (scope, column,
   id) indexes;
@@ -24,6 +28,7 @@ statistics and chooses for itself.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -32,11 +37,13 @@ from frsync.store.base import FrQuery, LoadData
 from frsync.store.placeholders import Placeholder
 from frsync.store.rows import (
     ACCOUNT_COLUMNS,
+    ACCOUNTING_ROW_COLUMNS,
     CHANNEL_COLUMNS,
-    FR_COLUMNS,
     ITEM_COLUMNS,
     SOURCE_COLUMNS,
     TOKEN_COLUMNS,
+    WIDE_COLUMNS,
+    split_fr_rows,
 )
 
 # The partial indexes' predicates. SQLite uses a partial index only when the query's WHERE
@@ -44,7 +51,7 @@ from frsync.store.rows import (
 NOT_SYNCED = "accounting_synced IS NOT TRUE"  # false or null
 HAS_ERROR = "accounting_error <> ''"  # null <> '' is null: neither null nor "" matches
 _SYNCED = "accounting_synced IS TRUE"
-_NO_ERROR = "(accounting_error IS NULL OR accounting_error = '')"
+_NO_ERROR_A = "(a.accounting_error IS NULL OR a.accounting_error = '')"
 
 
 class _Params:
@@ -67,25 +74,39 @@ def scope_term(principal: Principal, bind: Callable[[Any], str], table: str = ""
     return f"{table}{principal.scope_column} = {bind(principal.scope_id)}"
 
 
-def _where(principal: Principal, query: FrQuery, params: _Params) -> str:
+# The tables an FR's query reads: the wide table and the accounting state (store/schema.py).
+_TABLES = {"f": "fulfillment_requests", "a": "fulfillment_request_accounting"}
+
+
+def _driver(query: FrQuery) -> str:
+    """The table whose index a query walks: the accounting state's partial indexes for the
+    connector's and the platform team's filters, the wide table's indexes for the rest."""
+    if query.order_id is not None or query.fr_numbers:
+        return "f"
+    return "a" if query.accounting_synced is False or query.has_accounting_error is True else "f"
+
+
+def _where(principal: Principal, query: FrQuery, params: _Params, driver: str) -> list[str]:
+    """The terms, each on the driver where both tables hold its column."""
     bind = params.bind
-    scope = scope_term(principal, bind)
+    scope = scope_term(principal, bind, f"{driver}.")
     terms = [] if scope is None else [scope]
     if query.since_id is not None:
-        terms.append(f"id > {bind(query.since_id)}")
+        terms.append(f"{driver}.id > {bind(query.since_id)}")
     if query.order_id is not None:
-        terms.append(f"order_id = {bind(query.order_id)}")
+        terms.append(f"f.order_id = {bind(query.order_id)}")
     if query.source_id is not None:
-        terms.append(f"source_id = {bind(query.source_id)}")
+        terms.append(f"{driver}.source_id = {bind(query.source_id)}")
     if query.fr_numbers:
-        terms.append(f"fulfillment_request_number IN ({', '.join(map(bind, query.fr_numbers))})")
+        numbers = ", ".join(map(bind, query.fr_numbers))
+        terms.append(f"f.fulfillment_request_number IN ({numbers})")
     if query.statuses:
-        terms.append(f"status IN ({', '.join(map(bind, query.statuses))})")
+        terms.append(f"{driver}.status IN ({', '.join(map(bind, query.statuses))})")
     if query.accounting_synced is not None:
-        terms.append(_SYNCED if query.accounting_synced else NOT_SYNCED)
+        terms.append("a." + (_SYNCED if query.accounting_synced else NOT_SYNCED))
     if query.has_accounting_error is not None:
-        terms.append(HAS_ERROR if query.has_accounting_error else _NO_ERROR)
-    return " AND ".join(terms) or "TRUE"
+        terms.append("a." + HAS_ERROR if query.has_accounting_error else _NO_ERROR_A)
+    return terms
 
 
 def _index(principal: Principal, query: FrQuery) -> str | None:
@@ -105,9 +126,17 @@ def _index(principal: Principal, query: FrQuery) -> str | None:
     return None  # (scope, id), (scope, status, id), (scope, source, id): SQLite picks well
 
 
-def _from(principal: Principal, query: FrQuery, hints: bool) -> str:
+def _from(principal: Principal, query: FrQuery, terms: list[str], driver: str, hints: bool) -> str:
+    """FROM and WHERE: the driver (with its index named, for SQLite), then the other table by
+    primary key where a term needs it. CROSS JOIN keeps SQLite's loops in that order;
+    PostgreSQL plans it as any inner join."""
     index = _index(principal, query) if hints else None
-    return "fulfillment_requests" + (f" INDEXED BY {index}" if index else "")
+    sql = f"{_TABLES[driver]} AS {driver}" + (f" INDEXED BY {index}" if index else "")
+    other = "a" if driver == "f" else "f"
+    if any(re.search(rf"\b{other}\.", term) for term in terms):
+        sql += f" CROSS JOIN {_TABLES[other]} AS {other}"
+        terms = [*terms, f"{other}.id = {driver}.id"]
+    return f"{sql} WHERE {' AND '.join(terms) or 'TRUE'}"
 
 
 def list_sql(
@@ -118,15 +147,20 @@ def list_sql(
     placeholder: Placeholder,
     hints: bool = False,
 ) -> tuple[str, list[Any]]:
-    """One page, ordered by id. A deep `filterPageNumber` makes the database step over
-    every row before the page (OFFSET); `sinceId` seeks straight to it."""
+    """One page of `columns` (qualified: rows.FR_SELECT), ordered by id: the page's ids from
+    the driver's index, then their two rows by primary key. A deep `filterPageNumber` makes
+    the database step over every index entry before the page (OFFSET), but over no row of
+    the other table; `sinceId` seeks straight to it."""
     params = _Params(placeholder)
-    where = _where(principal, query, params)
+    driver = _driver(query)
+    terms = _where(principal, query, params, driver)
     limit = params.bind(query.page_size)
     offset = params.bind((query.page_number - 1) * query.page_size)
+    source = _from(principal, query, terms, driver, hints)
+    page = f"SELECT {driver}.id FROM {source} ORDER BY {driver}.id LIMIT {limit} OFFSET {offset}"
     sql = (
-        f"SELECT {', '.join(columns)} FROM {_from(principal, query, hints)}"
-        f" WHERE {where} ORDER BY id LIMIT {limit} OFFSET {offset}"
+        f"SELECT {', '.join(columns)} FROM {_TABLES['f']} AS f CROSS JOIN {_TABLES['a']} AS a"
+        f" WHERE a.id = f.id AND f.id IN ({page}) ORDER BY f.id"
     )
     return sql, params.values
 
@@ -140,8 +174,10 @@ def count_sql(
     params = _Params(placeholder)
     parts = []
     for sign, part in _count_terms(query):
-        count = f"SELECT COUNT(*) FROM {_from(principal, part, hints)}"
-        parts.append((sign, f"{count} WHERE {_where(principal, part, params)}"))
+        driver = _driver(part)
+        terms = _where(principal, part, params, driver)
+        source = _from(principal, part, terms, driver, hints)
+        parts.append((sign, f"SELECT COUNT(*) FROM {source}"))
     if len(parts) == 1:
         return parts[0][1], params.values
     total = " ".join(f"{'+' if sign > 0 else '-'} ({sql})" for sign, sql in parts)
@@ -188,7 +224,9 @@ def load_statements(
     yield _upsert("accounts", ACCOUNT_COLUMNS, "id", p), batch.accounts
     yield _upsert("sources", SOURCE_COLUMNS, "id", p), batch.sources
     yield _upsert("channels", CHANNEL_COLUMNS, "id", p), batch.channels
-    yield _upsert("fulfillment_requests", FR_COLUMNS, "id", p), batch.fulfillment_requests
+    wide, accounting = split_fr_rows(batch.fulfillment_requests)
+    yield _upsert("fulfillment_requests", WIDE_COLUMNS, "id", p), wide
+    yield _upsert("fulfillment_request_accounting", ACCOUNTING_ROW_COLUMNS, "id", p), accounting
     fr_ids = [(row[0],) for row in batch.fulfillment_requests]
     yield f"DELETE FROM fulfillment_request_items WHERE fulfillment_request_id = {p(1)}", fr_ids
     yield _upsert("fulfillment_request_items", ITEM_COLUMNS, "id", p), batch.items

@@ -34,6 +34,16 @@ FR_COLUMNS = (
     "accounting_error",
     "accounting_synced_at",
 )
+# FR_COLUMNS split by table (store/schema.py): the wide table's, and the accounting state,
+# whose table also holds copies of the scope columns and status for its partial indexes.
+WIDE_COLUMNS = FR_COLUMNS[:10]
+ACCOUNTING_COLUMNS = FR_COLUMNS[10:]
+COPIED_COLUMNS = ("account_id", "source_id", "channel_id", "status")
+ACCOUNTING_ROW_COLUMNS = ("id", *COPIED_COLUMNS, *ACCOUNTING_COLUMNS)
+_COPIED_AT = tuple(FR_COLUMNS.index(c) for c in ("id", *COPIED_COLUMNS))
+# The two tables as one FR (f: the wide table, a: its accounting), and FR_COLUMNS from them.
+FR_JOIN = "fulfillment_requests AS f JOIN fulfillment_request_accounting AS a ON a.id = f.id"
+FR_SELECT = tuple(f"f.{c}" if c in WIDE_COLUMNS else f"a.{c}" for c in FR_COLUMNS)
 ITEM_COLUMNS = (
     "id",
     "fulfillment_request_id",
@@ -52,6 +62,17 @@ TOKEN_COLUMNS = ("token_hash", "token_type", "scope_id", "label", "created_at")
 HISTORY_COLUMNS = ("at", "token_id", "token_type", "request_id", "changes")
 # What a history read selects: the entry's id, then the columns written.
 HISTORY_READ_COLUMNS = ("id", *HISTORY_COLUMNS)
+
+
+def split_fr_rows(
+    rows: Sequence[Sequence[Any]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows of FR_COLUMNS as rows of WIDE_COLUMNS and rows of ACCOUNTING_ROW_COLUMNS."""
+    width = len(WIDE_COLUMNS)
+    wide = [tuple(row[:width]) for row in rows]
+    accounting = [(*(row[k] for k in _COPIED_AT), *row[width:]) for row in rows]
+    return wide, accounting
+
 
 _STATUSES: dict[str, Status] = {}
 

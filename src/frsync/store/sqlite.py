@@ -43,7 +43,8 @@ from frsync.store.base import (
 )
 from frsync.store.placeholders import qmark
 from frsync.store.rows import (
-    FR_COLUMNS,
+    FR_JOIN,
+    FR_SELECT,
     HISTORY_COLUMNS,
     HISTORY_READ_COLUMNS,
     ITEM_COLUMNS,
@@ -61,17 +62,18 @@ from frsync.store.sqlite_writer import (
     primary_code,
 )
 
-_FR_SELECT = f"SELECT {', '.join(FR_COLUMNS)} FROM fulfillment_requests"
+_FR_SELECT = f"SELECT {', '.join(FR_SELECT)} FROM {FR_JOIN}"
 _ITEM_SELECT = f"SELECT {', '.join(ITEM_COLUMNS)} FROM fulfillment_request_items"
 # The FR's accounting state and its items' external ids in one statement: a row per item
-# (one row with NULL item columns for an FR without items).
+# (one row with NULL item columns for an FR without items). The accounting row holds the
+# scope columns too: a PATCH reads and writes no row of the wide table.
 _STATE_SQL = (
-    "SELECT fr.account_id, fr.source_id, fr.channel_id, fr.accounting_synced,"
-    " fr.external_accounting_id, fr.accounting_error, fr.accounting_synced_at,"
+    "SELECT a.account_id, a.source_id, a.channel_id, a.accounting_synced,"
+    " a.external_accounting_id, a.accounting_error, a.accounting_synced_at,"
     " i.id, i.external_accounting_item_id"
-    " FROM fulfillment_requests fr"
-    " LEFT JOIN fulfillment_request_items i ON i.fulfillment_request_id = fr.id"
-    " WHERE fr.id = ?"
+    " FROM fulfillment_request_accounting a"
+    " LEFT JOIN fulfillment_request_items i ON i.fulfillment_request_id = a.id"
+    " WHERE a.id = ?"
 )
 _HISTORY_INSERT = (
     f"INSERT INTO accounting_history (fulfillment_request_id, {', '.join(HISTORY_COLUMNS)})"
@@ -87,7 +89,13 @@ _PRINCIPAL_SQL = (
 )
 _SCOPE_TABLES = {"account": "accounts", "source": "sources", "channel": "channels"}
 T = TypeVar("T")
-_LOADED_CHILDREN = ("sources", "channels", "fulfillment_requests", "fulfillment_request_items")
+_LOADED_CHILDREN = (
+    "sources",
+    "channels",
+    "fulfillment_requests",
+    "fulfillment_request_accounting",
+    "fulfillment_request_items",
+)
 
 
 def path_from_url(url: str) -> str:
@@ -170,7 +178,7 @@ class SqliteStore:
     async def get_fulfillment_request(
         self, fr_id: int, principal: Principal
     ) -> FulfillmentRequest | None:
-        sql = f"{_FR_SELECT} WHERE id = ? AND {principal.scope_column} = ?"
+        sql = f"{_FR_SELECT} WHERE f.id = ? AND f.{principal.scope_column} = ?"
 
         def read(db: sqlite3.Connection) -> FulfillmentRequest | None:
             row = db.execute(sql, (fr_id, principal.scope_id)).fetchone()
@@ -211,7 +219,7 @@ class SqliteStore:
     async def list_fulfillment_requests(
         self, principal: Principal, query: FrQuery
     ) -> list[FulfillmentRequest]:
-        sql, params = queries.list_sql(principal, query, FR_COLUMNS, placeholder=qmark, hints=True)
+        sql, params = queries.list_sql(principal, query, FR_SELECT, placeholder=qmark, hints=True)
 
         def read(db: sqlite3.Connection) -> list[FulfillmentRequest]:
             rows = db.execute(sql, params).fetchall()
@@ -341,7 +349,7 @@ def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: AccountingPlan, audit:
     if change.fr_columns:
         assignments = ", ".join(f"{column} = ?" for column in change.fr_columns)
         db.execute(
-            f"UPDATE fulfillment_requests SET {assignments} WHERE id = ?",
+            f"UPDATE fulfillment_request_accounting SET {assignments} WHERE id = ?",
             (*change.fr_columns.values(), fr_id),
         )
     if change.item_external_ids:
