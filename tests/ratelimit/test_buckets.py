@@ -309,13 +309,16 @@ async def test_connections_dropped_by_a_redis_restart_are_replaced_without_an_ou
 
 
 @pytest.mark.redis
-async def test_answers_that_began_before_an_outage_do_not_end_it(redis_stores, ratelimit_log):
+async def test_answers_that_began_before_an_outage_do_not_end_it(
+    redis_stores, ratelimit_log, clock
+):
     """Calls in flight when Redis goes: some fail, others that began earlier still answer,
     interleaved. Only the first failure changes the state; the recovery is the probe's, once
     Redis is back: one log line each."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    store = redis_stores.open(timeout=1.0, backoff=0.2)
+    # The fake clock ends the backoff when the test says, however slow the machine.
+    store = redis_stores.open(timeout=1.0, backoff=0.2, clock=clock)
     real_script = store._script
     redis_down = True
 
@@ -333,7 +336,7 @@ async def test_answers_that_began_before_an_outage_do_not_end_it(redis_stores, r
     assert all(d.allowed for d in decisions)
     assert await store.status() == "degraded"  # within the backoff: still down
     redis_down = False
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
     assert (await store.hit("after-0", CAPACITY, RATE)).allowed  # the probe: back on Redis
     assert await store.status() == "ok"
     messages = [r.getMessage() for r in ratelimit_log.records]
