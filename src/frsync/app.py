@@ -98,7 +98,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             store = await open_store(settings)
             stack.push_async_callback(store.close)
             limiter = open_rate_limit_store(
-                settings.redis_url, timeout=settings.redis_timeout, clock=clock
+                settings.rate_limit_url, timeout=settings.redis_timeout, clock=clock
             )
             stack.push_async_callback(limiter.close)
             app.state.settings = settings

@@ -85,6 +85,19 @@ def test_a_bad_flag_stops_the_command_before_it_starts(
     assert "hunter2" not in error  # a URL's password is never echoed
 
 
+def test_the_rate_limit_store_url_keeps_its_public_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rate_limit_url` is set by FRSYNC_REDIS_URL (and `--redis-url`, above) and is named so
+    when it is bad."""
+    assert Settings.from_env({"FRSYNC_REDIS_URL": "memory://"}).rate_limit_url == "memory://"
+    monkeypatch.setenv("FRSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("FRSYNC_REDIS_URL", "http://cache:6379")
+    assert frsync("serve") == 2
+    says = "bad setting FRSYNC_REDIS_URL=http://…: unsupported rate-limit store scheme 'http'"
+    assert says in capsys.readouterr().err
+
+
 def test_a_bad_variable_stops_every_server_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -57,7 +57,7 @@ async def test_metrics_count_requests_by_route_template_and_status(settings: Set
 
 async def test_a_dead_redis_shows_as_degraded_in_metrics(settings: Settings) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    async with running_app(replace(settings, redis_url=dead)) as app:
+    async with running_app(replace(settings, rate_limit_url=dead)) as app:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as anon:
             found = samples((await anon.get("/metrics")).text)
