@@ -123,6 +123,9 @@ class Settings:
     # Open connections one client address may hold per worker process, so one client cannot
     # take them all (SPEC §5); addresses of trusted proxies (`forwarded_allow_ips`) are exempt.
     max_connections_per_address: Size = 200
+    # Each worker samples its event loop's lag this often (api/loop_lag.py) and /metrics shows
+    # it. None: no sampling task runs.
+    loop_lag_sample_ms: Annotated[float, Meta(gt=0, le=60_000)] | None = None
 
 
 def public_name(name: str) -> str:

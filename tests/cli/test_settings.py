@@ -34,6 +34,7 @@ def frsync(*args: str) -> int:
         ("FRSYNC_REDIS_TIMEOUT", "0"),
         ("FRSYNC_SANDBOX", "maybe"),
         ("FRSYNC_POOL_SIZE", "many"),
+        ("FRSYNC_LOOP_LAG_SAMPLE_MS", "0"),
     ],
 )
 def test_a_bad_variable_is_refused_by_name(variable: str, value: str) -> None:
