@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import databases, dataset, hotpath, limiter_memory, load, lock_hold
+from bench import databases, dataset, hotpath, limiter_memory, load, lock_hold, loop_lag
 from bench.load import Result
 from bench.servers import ROOT, Server, start_ceiling, start_frsync, start_prism
 
@@ -49,6 +49,7 @@ class Run:
     setup_seconds: dict[str, float] = field(default_factory=dict)
     lock_hold: lock_hold.LockHoldResult | None = None
     profile_before: hotpath.Profile | None = None  # BENCH_BASELINE_SRC's code, same load
+    stalls: loop_lag.StallResult | None = None  # event-loop lag of the SQLite 2-worker PATCH
 
     def get(self, name: str) -> Result | None:
         return next((r for r in self.results if r.name == name), None)
@@ -84,13 +85,20 @@ def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
     url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{workers}.db")
     label = f"SQLite, {workers} worker{'s' if workers > 1 else ''}"
     log = RESULTS / f"server-sqlite-{workers}.log"
-    with _serving(lambda: start_frsync(label, url, _free_port(), workers, log)) as server:
-        modes = [("floor: GET /healthz", "healthz", "0"), ("PATCH", "patch", "0")]
+    lag = loop_lag.SAMPLE_MS if extra else None  # sampled on the server of the extra figures
+    start = lambda: start_frsync(label, url, _free_port(), workers, log, loop_lag_sample_ms=lag)  # noqa: E731
+    with _serving(start) as server:
+        _wrk_scenarios(run, server, label, [("floor: GET /healthz", "healthz", "0")])
+        before = loop_lag.read(server) if lag else None
+        _wrk_scenarios(run, server, label, [("PATCH", "patch", "0")])
+        if before is not None:
+            run.stalls = loop_lag.during(before, loop_lag.read(server))
         if extra:
-            modes += [("GET /fulfillment-requests/{id}", "get", "0"),
-                      ("GET /fulfillment-requests (filtered page)", "list", "0"),
-                      ("PATCH + 10% hostile/foreign", "patch", "0.1")]  # fmt: skip
-        _wrk_scenarios(run, server, label, modes)
+            _wrk_scenarios(run, server, label, [
+                ("GET /fulfillment-requests/{id}", "get", "0"),
+                ("GET /fulfillment-requests (filtered page)", "list", "0"),
+                ("PATCH + 10% hostile/foreign", "patch", "0.1"),
+            ])  # fmt: skip
         if extra:
             _log(f"{label}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
             run.results.append(load.measure_open_loop(
