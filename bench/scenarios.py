@@ -81,6 +81,25 @@ def _wrk_scenarios(run: Run, server: Server, label: str, modes: list[tuple[str, 
         run.results.append(result)
 
 
+def _open_loop_scenario(run: Run, server: Server, label: str) -> None:
+    name = f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {label}"
+    _log(name)
+    run.results.append(load.measure_open_loop(name, server, _targets(), OPEN_LOOP_RATE, SECONDS))
+
+
+@contextmanager
+def _baseline_code(baseline: str) -> Iterator[None]:
+    """Servers started in the block run the code at `baseline` (a `src` folder)."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = baseline
+    try:
+        yield
+    finally:
+        os.environ.pop("PYTHONPATH")
+        if saved is not None:
+            os.environ["PYTHONPATH"] = saved
+
+
 def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
     url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{workers}.db")
     label = f"SQLite, {workers} worker{'s' if workers > 1 else ''}"
@@ -99,12 +118,7 @@ def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
                 ("GET /fulfillment-requests (filtered page)", "list", "0"),
                 ("PATCH + 10% hostile/foreign", "patch", "0.1"),
             ])  # fmt: skip
-        if extra:
-            _log(f"{label}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
-            run.results.append(load.measure_open_loop(
-                f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {label}", server, _targets(),
-                OPEN_LOOP_RATE, SECONDS,
-            ))  # fmt: skip
+            _open_loop_scenario(run, server, label)
     ceiling_scenarios(run, label, workers, extra, lambda: databases.fresh_sqlite(
         DATA / "pristine.db", DATA / f"run-ceiling-{workers}.db"))  # fmt: skip
     baseline = os.environ.get("BENCH_BASELINE_SRC")
@@ -121,11 +135,7 @@ def ceiling_scenarios(
     with _serving(lambda: start_ceiling(name, database(), _free_port(), workers, log)) as server:
         _wrk_scenarios(run, server, name, [("PATCH", "patch", "0")])
         if fixed_rate:
-            _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
-            run.results.append(load.measure_open_loop(
-                f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
-                OPEN_LOOP_RATE, SECONDS,
-            ))  # fmt: skip
+            _open_loop_scenario(run, server, name)
 
 
 def before_scenario(run: Run, label: str, workers: int, baseline: str) -> None:
@@ -135,17 +145,12 @@ def before_scenario(run: Run, label: str, workers: int, baseline: str) -> None:
     )
     log = RESULTS / f"server-before-{workers}.log"
     name = f"before (BASELINE code) — {label}"
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = baseline
     try:
-        server = start_frsync(name, url, _free_port(), workers, log)
+        with _baseline_code(baseline):
+            server = start_frsync(name, url, _free_port(), workers, log)
     except RuntimeError as error:
         run.pending[name] = f"the baseline code did not start: {error}"
         return
-    finally:
-        os.environ.pop("PYTHONPATH")
-        if saved is not None:
-            os.environ["PYTHONPATH"] = saved
     try:
         _wrk_scenarios(run, server, name, [("PATCH", "patch", "0")])
     finally:
@@ -167,11 +172,7 @@ def postgres_scenarios(run: Run) -> None:
     with _serving(start) as server:
         _wrk_scenarios(run, server, name, [("floor: GET /healthz", "healthz", "0"),
                                            ("PATCH", "patch", "0")])  # fmt: skip
-        _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
-        run.results.append(load.measure_open_loop(
-            f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
-            OPEN_LOOP_RATE, SECONDS,
-        ))  # fmt: skip
+        _open_loop_scenario(run, server, name)
     ceiling_scenarios(run, name, 2, False, lambda: databases.PG_URL)
 
 
@@ -232,18 +233,13 @@ def profile_scenario(run: Run) -> None:
     baseline = os.environ.get("BENCH_BASELINE_SRC")
     if baseline:
         _log(f"profiling PATCH on one SQLite worker, code from {baseline}")
-        saved = os.environ.get("PYTHONPATH")
-        os.environ["PYTHONPATH"] = baseline
         try:
-            run.profile_before = _profile("profile-before")
+            with _baseline_code(baseline):
+                run.profile_before = _profile("profile-before")
         except RuntimeError as error:
             # The pristine database carries this checkout's migrations; code from before a
             # later migration refuses to start on it, so that run has no "before" profile.
             run.pending["profile-before"] = f"the baseline code did not start: {error}"
-        finally:
-            os.environ.pop("PYTHONPATH")
-            if saved is not None:
-                os.environ["PYTHONPATH"] = saved
 
 
 def _profile(name: str) -> hotpath.Profile:
