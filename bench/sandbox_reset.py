@@ -323,7 +323,8 @@ def write(lines: list[str]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(text)
     current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    # Up to the next heading or marker: the console's section begins with a marker line.
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |^<!-- |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(current):
         updated = pattern.sub(lambda _: text + "\n", current)
     else:
