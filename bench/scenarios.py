@@ -235,15 +235,17 @@ def profile_scenario(run: Run) -> None:
         _log(f"profiling PATCH on one SQLite worker, code from {baseline}")
         try:
             with _baseline_code(baseline):
-                run.profile_before = _profile("profile-before")
+                run.profile_before = _profile("profile-before", as_baseline=True)
         except RuntimeError as error:
-            # The pristine database carries this checkout's migrations; code from before a
-            # later migration refuses to start on it, so that run has no "before" profile.
+            # The database is taken back to revision 0005 (as for the "before" PATCH); code
+            # older than that refuses to start on it, so that run has no "before" profile.
             run.pending["profile-before"] = f"the baseline code did not start: {error}"
 
 
-def _profile(name: str) -> hotpath.Profile:
+def _profile(name: str, as_baseline: bool = False) -> hotpath.Profile:
     url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{name}.db")
+    if as_baseline:
+        url = databases.as_0005(url)
     log = RESULTS / f"server-{name}.log"
     with _serving(lambda: start_frsync(name, url, _free_port(), 1, log)) as server:
         return hotpath.profile_patch(server, _targets(), 10, RESULTS / f"pyspy-{name}.txt")
