@@ -498,8 +498,26 @@ def console_section(path: Path) -> list[str]:
     return [current[begin : end + len(CONSOLE_END)], ""]
 
 
+# A section written by hand from other runs says so in its heading ("## …, hand-run on …").
+_HAND_RUN = re.compile(r"^## [^\n]*hand-run.*?(?=^## |^<!-- |\Z)", re.DOTALL | re.MULTILINE)
+
+
+def hand_run_sections(path: Path) -> tuple[list[str], list[str]]:
+    """The current file's hand-run sections, which a `make bench` run keeps rather than
+    drops: those above "## Machine", and the others (they go before "## Sandbox mode")."""
+    current = path.read_text() if path.exists() else ""
+    machine = current.find("\n## Machine\n")
+    top: list[str] = []
+    rest: list[str] = []
+    for found in _HAND_RUN.finditer(current):
+        above = machine < 0 or found.start() < machine
+        (top if above else rest).append(found.group().rstrip() + "\n")
+    return top, rest
+
+
 def write(run: Run, path: Path) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    top, rest = hand_run_sections(path)
     sections = [
         "# Benchmarks",
         "",
@@ -510,6 +528,7 @@ def write(run: Run, path: Path) -> None:
         "it at the same time, and the load generator on the same 2 cores as the server. "
         "Read the ratios measured in the same run; do not trust one absolute figure.",
         "",
+        *top,
         "## Machine", "", *machine(), "",
         "## Method", "", *method(), "",
         "## Results", "", *results_table(run), "",
@@ -526,6 +545,7 @@ def write(run: Run, path: Path) -> None:
         "Group commit in this run:", "", *batch_section(), "",
         "Earlier:", "", *PROFILE_CHANGES, "",
         "## SQLAlchemy Core vs raw sqlite3 (the PATCH transaction)", "", *core_section(run), "",
+        *rest,
         *sandbox_section(),
         *console_section(path),
         *read_side_section(),
