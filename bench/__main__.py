@@ -14,6 +14,7 @@ from bench.hotpath import Profile
 from bench.limiter_memory import MemoryResult
 from bench.load import Result
 from bench.lock_hold import LockHoldResult
+from bench.loop_lag import StallResult
 from bench.servers import PRISM, ROOT
 
 LAST_RUN = scenarios.RESULTS / "last-run.json"
@@ -48,6 +49,8 @@ def _load_last_run() -> scenarios.Run:
     run.results = [Result(**result) for result in raw["results"]]
     if raw.get("lock_hold"):
         run.lock_hold = LockHoldResult(**raw["lock_hold"])
+    if raw.get("stalls"):
+        run.stalls = StallResult(**raw["stalls"])
     if raw["memory"]:
         run.memory = MemoryResult(**raw["memory"])
     run.profile = _profile(raw["profile"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import sqlite3
 import time
@@ -20,7 +21,8 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # One database per checkout: two checkouts benchmarking at once must not drop each other's.
 PG_BENCH_DB = "frsync_bench_" + hashlib.sha1(str(Path(__file__).resolve()).encode()).hexdigest()[:8]
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_BENCH_DB}"
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# Shared Redis servers hand out database numbers: BENCH_REDIS_URL picks another one.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 async def _load(url: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench.hotpath import Profile
 from bench.load import CONNECTIONS, THREADS, Result
+from bench.loop_lag import GOAL, StallResult
 from bench.scenarios import OPEN_LOOP_RATE, SECONDS, WARMUP, Run
 from bench.servers import ROOT
 
@@ -143,9 +144,22 @@ def hot_path_goals(run: Run) -> list[str]:
     for measure, before, value, goal, bound, at_least in rows:
         ok = value is not None and (value >= bound if at_least else value <= bound)
         lines.append(_goal_row(measure, before, value, goal, ok))
-    lines.append("| longest event-loop stall under PATCH load | ≥ 5 ms | not measured by "
-                 "`make bench` | < 2 ms | pending |")  # fmt: skip
+    lines.append(_stall_row(run.stalls))
     return lines
+
+
+def _stall_row(stalls: StallResult | None) -> str:
+    """The SQLite 2-worker server's own event-loop lag sampler, over its PATCH run."""
+    measure = "longest event-loop stall under PATCH load, SQLite, 2 workers"
+    if stalls is None or not stalls.samples:
+        return f"| {measure} | ≥ 5 ms | not measured | < 2 ms | pending |"
+    if stalls.longest_s is not None:
+        longest = f"{1000 * stalls.longest_s:.1f} ms"
+    else:  # not a new longest since start: the histogram bounds it
+        longest = f"≤ {1000 * stalls.at_most_s:g} ms"
+    over = stalls.over[GOAL]
+    value = f"{longest} ({over:,} of {stalls.samples:,} 1-ms samples over 2 ms)"
+    return f"| {measure} | ≥ 5 ms | {value} | < 2 ms | {_verdict(stalls.met())} |"
 
 
 def _verdict(ok: bool | None) -> str:
@@ -484,8 +498,26 @@ def console_section(path: Path) -> list[str]:
     return [current[begin : end + len(CONSOLE_END)], ""]
 
 
+# A section written by hand from other runs says so in its heading ("## …, hand-run on …").
+_HAND_RUN = re.compile(r"^## [^\n]*hand-run.*?(?=^## |^<!-- |\Z)", re.DOTALL | re.MULTILINE)
+
+
+def hand_run_sections(path: Path) -> tuple[list[str], list[str]]:
+    """The current file's hand-run sections, which a `make bench` run keeps rather than
+    drops: those above "## Machine", and the others (they go before "## Sandbox mode")."""
+    current = path.read_text() if path.exists() else ""
+    machine = current.find("\n## Machine\n")
+    top: list[str] = []
+    rest: list[str] = []
+    for found in _HAND_RUN.finditer(current):
+        above = machine < 0 or found.start() < machine
+        (top if above else rest).append(found.group().rstrip() + "\n")
+    return top, rest
+
+
 def write(run: Run, path: Path) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    top, rest = hand_run_sections(path)
     sections = [
         "# Benchmarks",
         "",
@@ -496,6 +528,7 @@ def write(run: Run, path: Path) -> None:
         "it at the same time, and the load generator on the same 2 cores as the server. "
         "Read the ratios measured in the same run; do not trust one absolute figure.",
         "",
+        *top,
         "## Machine", "", *machine(), "",
         "## Method", "", *method(), "",
         "## Results", "", *results_table(run), "",
@@ -512,6 +545,7 @@ def write(run: Run, path: Path) -> None:
         "Group commit in this run:", "", *batch_section(), "",
         "Earlier:", "", *PROFILE_CHANGES, "",
         "## SQLAlchemy Core vs raw sqlite3 (the PATCH transaction)", "", *core_section(run), "",
+        *rest,
         *sandbox_section(),
         *console_section(path),
         *read_side_section(),

@@ -215,6 +215,12 @@ class Database:
         await asyncio.to_thread(migrate, url)
         return url
 
+    async def seeded(self, name: str, size: int) -> str:
+        """A fresh database holding `size` generated FRs; its URL."""
+        url = await self.fresh(name)
+        await seed(url, size)
+        return url
+
     async def drop_all(self) -> None:
         if self.kind != "postgresql":
             return
@@ -242,13 +248,23 @@ async def postgres_reachable() -> bool:
         return False
 
 
-async def measure(args: argparse.Namespace) -> list[str]:
+@asynccontextmanager
+async def each_store() -> AsyncIterator[list[Database]]:
+    """A `Database` on each reachable store (SQLite, and PostgreSQL when it answers), in a
+    scratch folder removed at the end."""
     kinds = ["sqlite"] + (["postgresql"] if await postgres_reachable() else [])
-    reset_rows, cost_rows = [], []
     workdir = Path(tempfile.mkdtemp(prefix="frsync-bench-sandbox-"))
     try:
-        for kind in kinds:
-            database = Database(kind, workdir)
+        yield [Database(kind, workdir) for kind in kinds]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace) -> list[str]:
+    reset_rows, cost_rows = [], []
+    async with each_store() as databases:
+        for database in databases:
+            kind = database.kind
             for size in args.sizes:
                 url = await database.fresh(f"reset_{size}")
                 started = time.perf_counter()
@@ -261,15 +277,11 @@ async def measure(args: argparse.Namespace) -> list[str]:
                       f" all changed {statistics.median(worst):.1f} ms")  # fmt: skip
             urls = {}
             for mode in ("off", "on", "on, 5 rules"):
-                urls[mode] = await database.fresh(
-                    "patch_" + mode.replace(", ", "_").replace(" ", "_")
-                )
-                await seed(urls[mode], 10_000)
+                name = "patch_" + mode.replace(", ", "_").replace(" ", "_")
+                urls[mode] = await database.seeded(name, 10_000)
             latencies = await patch_costs(urls, args.patches, 3)
             cost_rows.append((kind, latencies))
             await database.drop_all()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return report(reset_rows, cost_rows, args)
 
 
@@ -313,7 +325,8 @@ def write(lines: list[str]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(text)
     current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    # Up to the next heading or marker: the console's section begins with a marker line.
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |^<!-- |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(current):
         updated = pattern.sub(lambda _: text + "\n", current)
     else:
@@ -366,14 +379,10 @@ async def make_tenants(url: str, count: int) -> None:
 async def tenant_resets(size: int, tenants: int, rounds: int) -> list[str]:
     """Reset time at `size` FRs with `tenants` tenants made since each reset (and 20 PATCHes
     of loaded FRs), median and worst of `rounds`, on each reachable store."""
-    kinds = ["sqlite"] + (["postgresql"] if await postgres_reachable() else [])
     lines = [f"Reset at {size:,} FRs after {tenants:,} tenants made since (rounds: {rounds}):"]
-    workdir = Path(tempfile.mkdtemp(prefix="frsync-bench-sandbox-"))
-    try:
-        for kind in kinds:
-            database = Database(kind, workdir)
-            url = await database.fresh(f"tenants_{size}")
-            await seed(url, size)
+    async with each_store() as databases:
+        for database in databases:
+            url = await database.seeded(f"tenants_{size}", size)
             times = []
             async with app_clients(url, sandbox=True) as (api, admin):
                 frs = await account_frs(api)
@@ -385,10 +394,8 @@ async def tenant_resets(size: int, tenants: int, rounds: int) -> list[str]:
                     times.append(await timed_reset(admin))
                     await asyncio.sleep(0.5)  # the background purge, outside the figure
             await database.drop_all()
-            lines.append(f"- {kind}: median {statistics.median(times):.1f} ms,"
+            lines.append(f"- {database.kind}: median {statistics.median(times):.1f} ms,"
                          f" worst {max(times):.1f} ms")  # fmt: skip
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return lines
 
 
@@ -421,14 +428,10 @@ async def add_rules(url: str, accounts: list[int], per_account: int) -> None:
 async def rule_costs(size: int, requests: int) -> list[str]:
     """Median time of a GET of one FR with 1 rule and with 10,000 rules (1,000 for each of
     10 tenants, none matching), on each reachable store."""
-    kinds = ["sqlite"] + (["postgresql"] if await postgres_reachable() else [])
     lines = [f"GET /fulfillment-requests/{{id}} in sandbox mode, {requests} requests each:"]
-    workdir = Path(tempfile.mkdtemp(prefix="frsync-bench-sandbox-"))
-    try:
-        for kind in kinds:
-            database = Database(kind, workdir)
-            url = await database.fresh(f"rules_{size}")
-            await seed(url, size)
+    async with each_store() as databases:
+        for database in databases:
+            url = await database.seeded(f"rules_{size}", size)
             figures = []
             for accounts, per in (([10**12], 1), ([10**12 + k for k in range(1, 11)], 1_000)):
                 await add_rules(url, accounts, per)
@@ -442,9 +445,9 @@ async def rule_costs(size: int, requests: int) -> list[str]:
                         times.append((time.perf_counter() - started) * 1000)
                 figures.append(statistics.median(times))
             await database.drop_all()
-            lines.append(f"- {kind}: 1 rule {figures[0]:.2f} ms, 10,001 rules {figures[1]:.2f} ms")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+            lines.append(
+                f"- {database.kind}: 1 rule {figures[0]:.2f} ms, 10,001 rules {figures[1]:.2f} ms"
+            )
     return lines
 
 

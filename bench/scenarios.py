@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import databases, dataset, hotpath, limiter_memory, load, lock_hold
+from bench import databases, dataset, hotpath, limiter_memory, load, lock_hold, loop_lag
 from bench.load import Result
 from bench.servers import ROOT, Server, start_ceiling, start_frsync, start_prism
 
@@ -49,6 +49,7 @@ class Run:
     setup_seconds: dict[str, float] = field(default_factory=dict)
     lock_hold: lock_hold.LockHoldResult | None = None
     profile_before: hotpath.Profile | None = None  # BENCH_BASELINE_SRC's code, same load
+    stalls: loop_lag.StallResult | None = None  # event-loop lag of the SQLite 2-worker PATCH
 
     def get(self, name: str) -> Result | None:
         return next((r for r in self.results if r.name == name), None)
@@ -80,28 +81,64 @@ def _wrk_scenarios(run: Run, server: Server, label: str, modes: list[tuple[str, 
         run.results.append(result)
 
 
+def _open_loop_scenario(run: Run, server: Server, label: str) -> None:
+    name = f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {label}"
+    _log(name)
+    run.results.append(load.measure_open_loop(name, server, _targets(), OPEN_LOOP_RATE, SECONDS))
+
+
+@contextmanager
+def _baseline_code(baseline: str) -> Iterator[None]:
+    """Servers started in the block run the code at `baseline` (a `src` folder)."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = baseline
+    try:
+        yield
+    finally:
+        os.environ.pop("PYTHONPATH")
+        if saved is not None:
+            os.environ["PYTHONPATH"] = saved
+
+
 def sqlite_scenarios(run: Run, workers: int, extra: bool) -> None:
     url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{workers}.db")
     label = f"SQLite, {workers} worker{'s' if workers > 1 else ''}"
     log = RESULTS / f"server-sqlite-{workers}.log"
     with _serving(lambda: start_frsync(label, url, _free_port(), workers, log)) as server:
         modes = [("floor: GET /healthz", "healthz", "0"), ("PATCH", "patch", "0")]
-        if extra:
-            modes += [("GET /fulfillment-requests/{id}", "get", "0"),
-                      ("GET /fulfillment-requests (filtered page)", "list", "0"),
-                      ("PATCH + 10% hostile/foreign", "patch", "0.1")]  # fmt: skip
         _wrk_scenarios(run, server, label, modes)
         if extra:
-            _log(f"{label}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
-            run.results.append(load.measure_open_loop(
-                f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {label}", server, _targets(),
-                OPEN_LOOP_RATE, SECONDS,
-            ))  # fmt: skip
+            _wrk_scenarios(run, server, label, [
+                ("GET /fulfillment-requests/{id}", "get", "0"),
+                ("GET /fulfillment-requests (filtered page)", "list", "0"),
+                ("PATCH + 10% hostile/foreign", "patch", "0.1"),
+            ])  # fmt: skip
+            _open_loop_scenario(run, server, label)
+    if extra:
+        stall_scenario(run, label, workers)
     ceiling_scenarios(run, label, workers, extra, lambda: databases.fresh_sqlite(
         DATA / "pristine.db", DATA / f"run-ceiling-{workers}.db"))  # fmt: skip
     baseline = os.environ.get("BENCH_BASELINE_SRC")
     if baseline:
         before_scenario(run, label, workers, baseline)
+
+
+def stall_scenario(run: Run, label: str, workers: int) -> None:
+    """Issue 20's longest event-loop stall under PATCH load, on a server of its own: the
+    sampler's wakeups (1,000 a second per worker, ~3 % of a core each when idle) then weigh
+    on no other figure, and the window holds the measured PATCH run alone, not its warm-up."""
+    url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-stalls-{workers}.db")
+    log = RESULTS / f"server-stalls-{workers}.log"
+    name = f"event-loop lag sampled — {label}"
+    start = lambda: start_frsync(  # noqa: E731
+        name, url, _free_port(), workers, log, loop_lag_sample_ms=loop_lag.SAMPLE_MS
+    )
+    with _serving(start) as server:
+        _log(f"{name}: PATCH")
+        load.wrk(server.base_url, WARMUP, "patch", str(_targets()), "0")
+        before = loop_lag.read(server)
+        load.wrk(server.base_url, SECONDS, "patch", str(_targets()), "0")
+        run.stalls = loop_lag.during(before, loop_lag.read(server))
 
 
 def ceiling_scenarios(
@@ -113,11 +150,7 @@ def ceiling_scenarios(
     with _serving(lambda: start_ceiling(name, database(), _free_port(), workers, log)) as server:
         _wrk_scenarios(run, server, name, [("PATCH", "patch", "0")])
         if fixed_rate:
-            _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
-            run.results.append(load.measure_open_loop(
-                f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
-                OPEN_LOOP_RATE, SECONDS,
-            ))  # fmt: skip
+            _open_loop_scenario(run, server, name)
 
 
 def before_scenario(run: Run, label: str, workers: int, baseline: str) -> None:
@@ -127,17 +160,12 @@ def before_scenario(run: Run, label: str, workers: int, baseline: str) -> None:
     )
     log = RESULTS / f"server-before-{workers}.log"
     name = f"before (BASELINE code) — {label}"
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = baseline
     try:
-        server = start_frsync(name, url, _free_port(), workers, log)
+        with _baseline_code(baseline):
+            server = start_frsync(name, url, _free_port(), workers, log)
     except RuntimeError as error:
         run.pending[name] = f"the baseline code did not start: {error}"
         return
-    finally:
-        os.environ.pop("PYTHONPATH")
-        if saved is not None:
-            os.environ["PYTHONPATH"] = saved
     try:
         _wrk_scenarios(run, server, name, [("PATCH", "patch", "0")])
     finally:
@@ -159,11 +187,7 @@ def postgres_scenarios(run: Run) -> None:
     with _serving(start) as server:
         _wrk_scenarios(run, server, name, [("floor: GET /healthz", "healthz", "0"),
                                            ("PATCH", "patch", "0")])  # fmt: skip
-        _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
-        run.results.append(load.measure_open_loop(
-            f"PATCH at {OPEN_LOOP_RATE:g} req/s offered — {name}", server, _targets(),
-            OPEN_LOOP_RATE, SECONDS,
-        ))  # fmt: skip
+        _open_loop_scenario(run, server, name)
     ceiling_scenarios(run, name, 2, False, lambda: databases.PG_URL)
 
 
@@ -224,22 +248,19 @@ def profile_scenario(run: Run) -> None:
     baseline = os.environ.get("BENCH_BASELINE_SRC")
     if baseline:
         _log(f"profiling PATCH on one SQLite worker, code from {baseline}")
-        saved = os.environ.get("PYTHONPATH")
-        os.environ["PYTHONPATH"] = baseline
         try:
-            run.profile_before = _profile("profile-before")
+            with _baseline_code(baseline):
+                run.profile_before = _profile("profile-before", as_baseline=True)
         except RuntimeError as error:
-            # The pristine database carries this checkout's migrations; code from before a
-            # later migration refuses to start on it, so that run has no "before" profile.
+            # The database is taken back to revision 0005 (as for the "before" PATCH); code
+            # older than that refuses to start on it, so that run has no "before" profile.
             run.pending["profile-before"] = f"the baseline code did not start: {error}"
-        finally:
-            os.environ.pop("PYTHONPATH")
-            if saved is not None:
-                os.environ["PYTHONPATH"] = saved
 
 
-def _profile(name: str) -> hotpath.Profile:
+def _profile(name: str, as_baseline: bool = False) -> hotpath.Profile:
     url = databases.fresh_sqlite(DATA / "pristine.db", DATA / f"run-{name}.db")
+    if as_baseline:
+        url = databases.as_0005(url)
     log = RESULTS / f"server-{name}.log"
     with _serving(lambda: start_frsync(name, url, _free_port(), 1, log)) as server:
         return hotpath.profile_patch(server, _targets(), 10, RESULTS / f"pyspy-{name}.txt")

@@ -123,10 +123,15 @@ def _spawn(command: Sequence[str], env: dict[str, str], log: Path) -> subprocess
 def start_frsync(
     name: str, database_url: str, port: int, workers: int, log: Path,
     redis_url: str | None = None, rate: str = HUGE, burst: str = HUGE,
+    loop_lag_sample_ms: str | None = None,
 ) -> Server:  # fmt: skip
     """`frsync serve` with the rate limiter on (huge buckets unless told otherwise); the
-    access log stays on (to a file), as in production."""
+    access log stays on (to a file), as in production. The event-loop lag sampler runs only
+    when asked (`loop_lag_sample_ms`)."""
     env = {**os.environ, "FRSYNC_INVALID_TOKEN_RATE": HUGE, "FRSYNC_INVALID_TOKEN_BURST": HUGE}
+    env.pop("FRSYNC_LOOP_LAG_SAMPLE_MS", None)
+    if loop_lag_sample_ms:
+        env["FRSYNC_LOOP_LAG_SAMPLE_MS"] = loop_lag_sample_ms
     command = [sys.executable, "-m", "frsync", "serve", "--database-url", database_url,
                "--port", str(port), "--workers", str(workers),
                "--rate", rate, "--burst", burst]  # fmt: skip

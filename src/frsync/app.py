@@ -20,6 +20,7 @@ from frsync import sandbox
 from frsync.api.access_log import AccessLog
 from frsync.api.auth import Gatekeeper, TokenCache
 from frsync.api.call import FrRoutes, serve
+from frsync.api.loop_lag import LoopLag
 from frsync.api.metrics import Metrics
 from frsync.api.middleware import RequestContext
 from frsync.api.problems import HTTP_PROBLEMS, error_response, http_problem
@@ -98,7 +99,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             store = backend.store
             stack.push_async_callback(store.close)
             limiter = open_rate_limit_store(
-                settings.redis_url, timeout=settings.redis_timeout, clock=clock
+                settings.rate_limit_url, timeout=settings.redis_timeout, clock=clock
             )
             stack.push_async_callback(limiter.close)
             app.state.settings = settings
@@ -122,6 +123,10 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             if settings.metrics_dir:
                 stack.callback(metrics.publish)  # this worker's last counts stay in the sum
                 await stack.enter_async_context(_background(metrics.publish_every(store, limiter)))
+            if settings.loop_lag_sample_ms:
+                metrics.loop_lag = LoopLag()
+                sampling = metrics.loop_lag.sample_every(settings.loop_lag_sample_ms / 1000)
+                await stack.enter_async_context(_background(sampling))
             yield
 
     metrics = Metrics(settings.metrics_dir)

@@ -24,6 +24,10 @@ from msgspec import Meta
 from frsync.contract import MAX_BODY_BYTES
 
 ENV_PREFIX = "FRSYNC_"
+# Fields whose flag and variable keep an older public name (SPEC §7): `--redis-url` and
+# FRSYNC_REDIS_URL set `rate_limit_url`, named after its usual value though it also takes
+# `memory://` and `shm://`.
+PUBLIC_NAMES = {"rate_limit_url": "redis_url"}
 
 NonEmpty = Annotated[str, Meta(min_length=1)]  # URLs, host names
 Rate = Annotated[float, Meta(gt=0, le=1e9)]  # tokens per second
@@ -59,7 +63,7 @@ class Settings:
         environ = os.environ if environ is None else environ
         values = {name: value for name, value in overrides.items() if value is not None}
         for name, kind in _field_types().items():
-            variable = ENV_PREFIX + name.upper()
+            variable = env_variable(name)
             raw = environ.get(variable)
             if name not in values and raw is not None and raw != "":
                 values[name] = _check(name, variable, _bool_word(raw, kind), kind, strict=False)
@@ -73,9 +77,9 @@ class Settings:
 
     database_url: NonEmpty = "sqlite:///frsync.db"
     # The rate-limit store, by URL: None or `memory://`, this process's own buckets; `shm://`,
-    # shared by the workers of one host; `redis://…`, shared by every process and host. It is
-    # named after its usual value, like the `--redis-url` flag and FRSYNC_REDIS_URL (SPEC §7).
-    redis_url: NonEmpty | None = None
+    # shared by the workers of one host; `redis://…`, shared by every process and host. Set by
+    # `--redis-url` and FRSYNC_REDIS_URL (PUBLIC_NAMES).
+    rate_limit_url: NonEmpty | None = None
     rate: Rate = 2.0  # tokens per second refilled into each API token's bucket
     burst: Capacity = 40  # bucket capacity
     # Requests with a missing or unknown token are limited per client address.
@@ -119,6 +123,19 @@ class Settings:
     # Open connections one client address may hold per worker process, so one client cannot
     # take them all (SPEC §5); addresses of trusted proxies (`forwarded_allow_ips`) are exempt.
     max_connections_per_address: Size = 200
+    # Each worker samples its event loop's lag this often (api/loop_lag.py) and /metrics shows
+    # it. None: no sampling task runs.
+    loop_lag_sample_ms: Annotated[float, Meta(gt=0, le=60_000)] | None = None
+
+
+def public_name(name: str) -> str:
+    """The name a field's flag and variable are made from (`--redis-url`, FRSYNC_REDIS_URL)."""
+    return PUBLIC_NAMES.get(name, name)
+
+
+def env_variable(name: str) -> str:
+    """The `FRSYNC_*` variable that sets field `name`."""
+    return ENV_PREFIX + public_name(name).upper()
 
 
 @functools.cache

@@ -64,7 +64,7 @@ def shared_rate_limits(settings: Settings) -> tuple[Settings, str | None]:
     afterwards (one made here). One worker, or a Redis URL: unchanged."""
     if settings.workers <= 1:
         return settings, None
-    scheme = urlsplit(settings.redis_url or "").scheme.lower()
+    scheme = urlsplit(settings.rate_limit_url or "").scheme.lower()
     if scheme == "memory":
         raise ServeConfigError(
             f"FRSYNC_REDIS_URL=memory:// with --workers {settings.workers}: in-process buckets"
@@ -77,7 +77,7 @@ def shared_rate_limits(settings: Settings) -> tuple[Settings, str | None]:
     where = str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
     made = private_dir("ratelimit", where)
     url = f"shm://{Path(made).resolve() / 'buckets'}"
-    return dataclasses.replace(settings, redis_url=url), made
+    return dataclasses.replace(settings, rate_limit_url=url), made
 
 
 def private_dir(kind: str, where: str | None = None) -> str:

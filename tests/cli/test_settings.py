@@ -34,6 +34,7 @@ def frsync(*args: str) -> int:
         ("FRSYNC_REDIS_TIMEOUT", "0"),
         ("FRSYNC_SANDBOX", "maybe"),
         ("FRSYNC_POOL_SIZE", "many"),
+        ("FRSYNC_LOOP_LAG_SAMPLE_MS", "0"),
     ],
 )
 def test_a_bad_variable_is_refused_by_name(variable: str, value: str) -> None:
@@ -83,6 +84,19 @@ def test_a_bad_flag_stops_the_command_before_it_starts(
     error = capsys.readouterr().err
     assert says in error
     assert "hunter2" not in error  # a URL's password is never echoed
+
+
+def test_the_rate_limit_store_url_keeps_its_public_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rate_limit_url` is set by FRSYNC_REDIS_URL (and `--redis-url`, above) and is named so
+    when it is bad."""
+    assert Settings.from_env({"FRSYNC_REDIS_URL": "memory://"}).rate_limit_url == "memory://"
+    monkeypatch.setenv("FRSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("FRSYNC_REDIS_URL", "http://cache:6379")
+    assert frsync("serve") == 2
+    says = "bad setting FRSYNC_REDIS_URL=http://…: unsupported rate-limit store scheme 'http'"
+    assert says in capsys.readouterr().err
 
 
 def test_a_bad_variable_stops_every_server_command(

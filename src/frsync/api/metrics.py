@@ -11,7 +11,9 @@ of its numbers into a shared directory (`Settings.metrics_dir`) every second and
 stops; the worker that answers the scrape publishes its own fresh one and sums them all.
 Counters of a worker that has exited stay in the sum (counters never go down); gauges are
 per process (label `pid`) and only from workers that published in the last few seconds.
-Without a directory, a process reports its own numbers (one worker, or tests).
+Without a directory, a process reports its own numbers (one worker, or tests). The
+event-loop lag samples (api/loop_lag.py, when sampled) pool like counters, their longest as
+the longest of all workers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import msgspec
 
+from frsync.api.loop_lag import LAG_BUCKETS, LoopLag
 from frsync.errors import StoreBusy
 from frsync.ratelimit import RateLimitStore
 from frsync.store import Store
@@ -48,6 +51,7 @@ class Snapshot(msgspec.Struct, array_like=True):
     latency: list[tuple[str, str, list[int], float]]  # route, method, bucket counts, sum
     store_up: int
     ratelimit_degraded: int
+    loop_lag: LoopLag | None = None  # None: not sampled (last, so older snapshots still read)
 
 
 class Metrics:
@@ -60,6 +64,7 @@ class Metrics:
         self.sums: dict[tuple[str, str], float] = {}
         self.store_up = 1
         self.ratelimit_degraded = 0
+        self.loop_lag: LoopLag | None = None  # set by the lifespan when sampling is on
         self._directory = Path(directory) if directory else None
         self._file = self._directory / f"{os.getpid()}.msgpack" if self._directory else None
 
@@ -84,6 +89,8 @@ class Metrics:
             mine = self.buckets.get((route, method), [0] * len(counts))
             self.buckets[route, method] = [a + b for a, b in zip(mine, counts, strict=True)]
             self.sums[route, method] = self.sums.get((route, method), 0.0) + seconds
+        if snap.loop_lag is not None:
+            self.loop_lag = (self.loop_lag or LoopLag()).plus(snap.loop_lag)
 
     async def refresh_gauges(self, store: Store, limiter: RateLimitStore) -> None:
         """Ask the store and the rate-limit store how they are (each call is time-bounded)."""
@@ -102,6 +109,7 @@ class Metrics:
             latency=[(r, m, list(c), self.sums[r, m]) for (r, m), c in self.buckets.items()],
             store_up=self.store_up,
             ratelimit_degraded=self.ratelimit_degraded,
+            loop_lag=self.loop_lag,
         )
 
     def publish(self) -> None:
@@ -165,6 +173,7 @@ def render(snapshots: list[Snapshot]) -> bytes:
             [("", _status_total(requests, 503))],
         ),
         *_histogram(buckets, sums),
+        *_loop_lag(total.loop_lag),
         *_family(
             "frsync_store_up",
             "gauge",
@@ -221,11 +230,32 @@ def _histogram(
     ]
     for (route, method), counts in sorted(buckets.items()):
         labels = f'route="{_escape(route)}",method="{method}"'
-        running = 0
-        for bound, count in zip((*BUCKETS, float("inf")), counts, strict=True):
-            running += count
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            lines.append(f'{name}_bucket{{{labels},le="{le}"}} {running}')
-        lines.append(f"{name}_sum{{{labels}}} {sums[route, method]:.6f}")
-        lines.append(f"{name}_count{{{labels}}} {running}")
+        lines += _buckets(name, labels, BUCKETS, counts, sums[route, method])
     return lines
+
+
+def _loop_lag(lag: LoopLag | None) -> list[str]:
+    if lag is None:
+        return []
+    name = "frsync_event_loop_lag_seconds"
+    return [
+        f"# HELP {name} How much later than asked the event loop woke its sampling task.",
+        f"# TYPE {name} histogram",
+        *_buckets(name, "", LAG_BUCKETS, lag.counts, lag.total),
+        f"# HELP {name}_max Longest event-loop lag sampled since the workers started.",
+        f"# TYPE {name}_max gauge",
+        f"{name}_max {lag.longest:.6f}",
+    ]
+
+
+def _buckets(
+    name: str, labels: str, bounds: tuple[float, ...], counts: list[int], total: float
+) -> list[str]:
+    """One histogram series: cumulative buckets from per-bucket `counts`, then sum and count."""
+    lines, running = [], 0
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        running += count
+        le = "+Inf" if bound == float("inf") else f"{bound:g}"
+        lines.append(f'{name}_bucket{{{labels + "," if labels else ""}le="{le}"}} {running}')
+    braces = f"{{{labels}}}" if labels else ""
+    return [*lines, f"{name}_sum{braces} {total:.6f}", f"{name}_count{braces} {running}"]

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from frsync.config import ENV_PREFIX, Settings, SettingsError
+from frsync.config import Settings, SettingsError, env_variable, public_name
 
 if TYPE_CHECKING:
     from frsync.store import Store
@@ -52,12 +52,13 @@ def _check_schemes(settings: Settings) -> None:
     except ValueError as error:
         name = "database_url"
         raise SettingsError(name, name, settings.database_url, str(error)) from None
-    if settings.redis_url is not None:
-        scheme = urlsplit(settings.redis_url).scheme.lower()
+    if settings.rate_limit_url is not None:
+        scheme = urlsplit(settings.rate_limit_url).scheme.lower()
         if scheme not in RATE_LIMIT_BACKENDS:
             known = ", ".join(f"{name}://" for name in RATE_LIMIT_BACKENDS)
             reason = f"unsupported rate-limit store scheme {scheme!r} (use one of: {known})"
-            raise SettingsError("redis_url", "redis_url", settings.redis_url, reason)
+            name = "rate_limit_url"
+            raise SettingsError(name, name, settings.rate_limit_url, reason)
 
 
 def describe_setting_error(error: SettingsError, args: argparse.Namespace) -> str:
@@ -66,12 +67,12 @@ def describe_setting_error(error: SettingsError, args: argparse.Namespace) -> st
     value = error.value
     if error.name.endswith("_url") and isinstance(value, str):
         value = f"{urlsplit(value).scheme}://…" if "://" in value else "…"
-    flag = "--" + error.name.replace("_", "-")
-    if getattr(args, error.name, None) is not None:
-        where = f"{flag} {value}"
+    name = public_name(error.name)  # argparse's dest too: `--redis-url` is `args.redis_url`
+    if getattr(args, name, None) is not None:
+        where = f"--{name.replace('_', '-')} {value}"
     else:
-        variable = ENV_PREFIX + error.name.upper()
-        where = f"{variable}={value}" if os.environ.get(variable) else f"{error.name}={value}"
+        variable = env_variable(error.name)
+        where = f"{variable}={value}" if os.environ.get(variable) else f"{name}={value}"
     return f"bad setting {where}: {error.reason}"
 
 

@@ -20,7 +20,7 @@ from frsync.cli.common import (
     migrate_store,
     settings_from,
 )
-from frsync.config import Settings, SettingsError
+from frsync.config import Settings, SettingsError, env_variable
 from frsync.logs import configure_logging
 from frsync.server_protocol import PROTOCOL
 
@@ -41,10 +41,10 @@ def app_from_env() -> Any:
 
 def _export_for_workers(settings: Settings) -> None:
     """Workers are separate processes: hand them the resolved settings as FRSYNC_* variables."""
-    for name in ("database_url", "redis_url", "rate", "burst", "metrics_dir", "sandbox"):
+    for name in ("database_url", "rate_limit_url", "rate", "burst", "metrics_dir", "sandbox"):
         value = getattr(settings, name)
         if value is not None:
-            os.environ[f"FRSYNC_{name.upper()}"] = str(value)
+            os.environ[env_variable(name)] = str(value)
 
 
 def _metrics_dir(settings: Settings) -> tuple[Settings, str | None]:
@@ -72,7 +72,7 @@ def _bring_schema_to_head(settings: Settings) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     flags = {
-        "redis_url": args.redis_url,
+        "rate_limit_url": args.redis_url,
         "host": args.host,
         "port": args.port,
         "workers": args.workers,
