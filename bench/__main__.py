@@ -51,6 +51,8 @@ def _load_last_run() -> scenarios.Run:
         run.lock_hold = LockHoldResult(**raw["lock_hold"])
     if raw.get("stalls"):
         run.stalls = StallResult(**raw["stalls"])
+    if raw.get("stalls_fixed_rate"):
+        run.stalls_fixed_rate = StallResult(**raw["stalls_fixed_rate"])
     if raw["memory"]:
         run.memory = MemoryResult(**raw["memory"])
     run.profile = _profile(raw["profile"])

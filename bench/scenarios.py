@@ -49,7 +49,11 @@ class Run:
     setup_seconds: dict[str, float] = field(default_factory=dict)
     lock_hold: lock_hold.LockHoldResult | None = None
     profile_before: hotpath.Profile | None = None  # BENCH_BASELINE_SRC's code, same load
-    stalls: loop_lag.StallResult | None = None  # event-loop lag of the SQLite 2-worker PATCH
+    # Event-loop lag of the SQLite 2-worker PATCH: under wrk's saturating load (the loop is
+    # never idle, so a wakeup also waits its turn behind ready requests), and at 1,000/s
+    # offered (the loop has idle time: a late wakeup is a call that held it).
+    stalls: loop_lag.StallResult | None = None
+    stalls_fixed_rate: loop_lag.StallResult | None = None
 
     def get(self, name: str) -> Result | None:
         return next((r for r in self.results if r.name == name), None)
@@ -138,7 +142,11 @@ def stall_scenario(run: Run, label: str, workers: int) -> None:
         load.wrk(server.base_url, WARMUP, "patch", str(_targets()), "0")
         before = loop_lag.read(server)
         load.wrk(server.base_url, SECONDS, "patch", str(_targets()), "0")
-        run.stalls = loop_lag.during(before, loop_lag.read(server))
+        after = loop_lag.read(server)
+        run.stalls = loop_lag.during(before, after)
+        _log(f"{name}: PATCH at {OPEN_LOOP_RATE:g} req/s offered")
+        load.open_loop(server.base_url, _targets(), OPEN_LOOP_RATE, SECONDS)
+        run.stalls_fixed_rate = loop_lag.during(after, loop_lag.read(server))
 
 
 def ceiling_scenarios(
