@@ -22,8 +22,11 @@ def test_trickling_clients_are_closed_in_time_while_a_probe_succeeds(tmp_path: P
     for kind in BOUNDS:
         assert result.lifetimes[kind], f"no {kind} connection was closed"
         assert result.over_bound(kind) == 0, (kind, result.spread(kind))
-    # Closed by the head deadline, not earlier (say by the connection cap).
-    assert result.spread("head")[0] > HEADER_TIMEOUT - 0.5, result.spread("head")
+    # Closed by the head deadline, not at once (say by the connection cap). The client's
+    # clock starts when its loop gets to the open connection, which on a loaded machine is
+    # later than the server's (1.47 s of a 2 s deadline was seen at load 11): half the
+    # deadline still tells the two apart.
+    assert result.spread("head")[0] > HEADER_TIMEOUT / 2, result.spread("head")
     # Each was told why: the head deadline's 408, or the app's own 408 for a late body.
     assert set(result.answers) == {"head 408", "body 408"}, result.answers
     assert result.connect_failures == 0 and result.tracebacks == 0, result
