@@ -49,7 +49,9 @@ from tests.faults.harness import (
 from tests.faults.raw_http import Answer, close_quietly, read_answer, read_some, request_head
 
 GRACE = 3.0
-EXIT_MARGIN = 4.0  # supervisor + worker teardown on a loaded two-core machine (6.36 s seen at load 11); still short of SLOW_AT, which a server waiting for the slow requests would reach
+# Supervisor and worker teardown on a loaded two-core machine (6.36 s in all was seen at load
+# 11); GRACE + EXIT_MARGIN stays short of SLOW_AT, which a server waiting for them would reach.
+EXIT_MARGIN = 4.0
 FAST_AT, SLOW_AT = 1.0, 10.0  # seconds after SIGTERM at which the body's last byte is sent
 CHUNKS = {"fast": 4, "slow": 8}  # the rest of the body goes in this many evenly spaced pieces
 SETTLE = 1.0  # seconds between the requests' first bytes and the SIGTERM
