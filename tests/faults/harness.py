@@ -260,12 +260,16 @@ def marker_body(marker: str, items: list[int]) -> dict[str, Any]:
 
 
 class MarkerWriters:
-    """`threads` clients PATCHing random FRs of `frs` with fresh markers until stopped."""
+    """`threads` clients PATCHing random FRs of `frs` with fresh markers until stopped
+    (`own_fr`: client n PATCHes `frs[n]` alone, so no client waits for another's row lock)."""
 
     def __init__(self, base: str, token: str, frs: list[int], dataset: Dataset, *,
-                 threads: int = 4, timeout: float = 30.0, label: str = "w") -> None:  # fmt: skip
+                 threads: int = 4, timeout: float = 30.0, label: str = "w",
+                 own_fr: bool = False) -> None:  # fmt: skip
+        if own_fr and threads > len(frs):
+            raise ValueError(f"{threads} clients with an FR of their own need {threads} FRs")
         self.base, self.token, self.frs, self.dataset = base, token, frs, dataset
-        self.timeout, self.label = timeout, label
+        self.timeout, self.label, self.own_fr = timeout, label, own_fr
         self.attempts: list[Attempt] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -297,7 +301,7 @@ class MarkerWriters:
         with httpx.Client(base_url=self.base, headers=headers, timeout=self.timeout) as client:
             while not self.stopping.is_set():
                 seq += 1
-                fr = rng.choice(self.frs)
+                fr = self.frs[n] if self.own_fr else rng.choice(self.frs)
                 marker = f"{self.label}{n}-{seq}"
                 body = marker_body(marker, self.dataset.items(fr))
                 started = time.monotonic()
