@@ -144,15 +144,19 @@ class ServerProcess:
         self.workdir = workdir
         self.env = {**os.environ, "FRSYNC_LOG_REQUESTS": "false", **env}
         self.args = ["--workers", str(workers), *args]
+        self.workers = workers
         self.log = workdir / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.base = ""
 
     def start(self, timeout: float = 60) -> float:
-        """Start and wait for `/readyz` to answer 200; returns the seconds that took."""
+        """Start and wait until every worker has started and `/readyz` answers 200; returns
+        the seconds that took. One worker answering is not enough: on a loaded machine the
+        next may start seconds later, and a fault injected meanwhile fails its startup."""
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         started = time.monotonic()
+        log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
                 [*FRSYNC, "serve", "--port", str(port), *self.args],
@@ -163,7 +167,9 @@ class ServerProcess:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"frsync serve exited: {self.log.read_text()[-2000:]}")
                 try:
-                    if client.get(f"{self.base}/readyz").status_code == 200:
+                    if self._workers_started(log_from) and (
+                        client.get(f"{self.base}/readyz").status_code == 200
+                    ):
                         return time.monotonic() - started
                 except httpx.TransportError:
                     pass
@@ -203,6 +209,11 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def _workers_started(self, log_from: int) -> bool:
+        with self.log.open("rb") as log:
+            log.seek(log_from)
+            return log.read().count(b"Application startup complete.") >= self.workers
 
 
 def children(pid: int) -> list[int]:
