@@ -28,7 +28,6 @@ statistics and chooses for itself.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -105,7 +104,7 @@ def _where(principal: Principal, query: FrQuery, params: _Params, driver: str) -
     if query.accounting_synced is not None:
         terms.append("a." + (_SYNCED if query.accounting_synced else NOT_SYNCED))
     if query.has_accounting_error is not None:
-        terms.append("a." + HAS_ERROR if query.has_accounting_error else _NO_ERROR_A)
+        terms.append(("a." + HAS_ERROR) if query.has_accounting_error else _NO_ERROR_A)
     return terms
 
 
@@ -126,6 +125,14 @@ def _index(principal: Principal, query: FrQuery) -> str | None:
     return None  # (scope, id), (scope, status, id), (scope, source, id): SQLite picks well
 
 
+def _reads_other(query: FrQuery, driver: str) -> bool:
+    """Whether a term of `_where` is on the table that does not drive: the accounting filters
+    are on `a`, the order and number filters on `f`, every other term on the driver."""
+    on_accounting = query.accounting_synced is not None or query.has_accounting_error is not None
+    on_wide = query.order_id is not None or bool(query.fr_numbers)
+    return on_accounting if driver == "f" else on_wide
+
+
 def _from(principal: Principal, query: FrQuery, terms: list[str], driver: str, hints: bool) -> str:
     """FROM and WHERE: the driver (with its index named, for SQLite), then the other table by
     primary key where a term needs it. CROSS JOIN keeps SQLite's loops in that order;
@@ -133,7 +140,7 @@ def _from(principal: Principal, query: FrQuery, terms: list[str], driver: str, h
     index = _index(principal, query) if hints else None
     sql = f"{_TABLES[driver]} AS {driver}" + (f" INDEXED BY {index}" if index else "")
     other = "a" if driver == "f" else "f"
-    if any(re.search(rf"\b{other}\.", term) for term in terms):
+    if _reads_other(query, driver):
         sql += f" CROSS JOIN {_TABLES[other]} AS {other}"
         terms = [*terms, f"{other}.id = {driver}.id"]
     return f"{sql} WHERE {' AND '.join(terms) or 'TRUE'}"
