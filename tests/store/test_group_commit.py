@@ -159,6 +159,75 @@ async def test_one_failing_request_of_a_batch_rolls_back_alone_and_its_neighbour
         assert len((await api.get(SYNC.format(221) + "/history")).json()) == 2
 
 
+async def test_a_batch_of_patches_costs_the_same_few_statements_however_many_it_holds(
+    settings: Settings,
+) -> None:
+    async with running_app(settings) as app, client_for(app, TOKENS["account1"]) as api:
+        assert (await api.get("/fulfillment-requests/221")).status_code == 200
+        writer = app.state.store._writer
+        transactions = writer.transactions
+        statements: list[str] = []
+        frs = [221, 222, 223, 224, 226, 227]
+
+        def body(fr: int, n: int) -> dict[str, object]:
+            line = [{"id": 12312, "externalAccountingItemId": f"L-{n}"}] if fr == 221 else []
+            return {"externalAccountingId": f"x{fr}-{n}", "items": line}
+
+        other = _other_writer(settings)  # the PATCHes queue up behind this lock
+        writer._db.set_trace_callback(statements.append)  # called on the writer thread
+        sent = [
+            asyncio.create_task(api.patch(SYNC.format(fr), json=body(fr, n)))
+            for n in range(3)
+            for fr in frs
+        ]
+        await asyncio.sleep(0.3)
+        other.execute("ROLLBACK")
+        other.close()
+        assert {answer.status_code for answer in await asyncio.gather(*sent)} == {204}
+        writer._db.set_trace_callback(None)
+        assert writer.transactions - transactions == 1
+        # Each FR three times: three rounds of a read and three writes (accounting rows, items,
+        # history), in one savepoint; BEGIN (tried until the lock is free) and COMMIT.
+        applied = [sql for sql in statements if sql != "BEGIN IMMEDIATE"]
+        assert len(applied) == 1 + 3 * 4 + 1 + 1, applied
+        histories = [(await api.get(SYNC.format(fr) + "/history")).json() for fr in frs]
+        assert [len(history) for history in histories] == [3] * len(frs)
+        fr221 = (await api.get("/fulfillment-requests/221")).json()
+        assert fr221["fulfillmentRequestItems"][0]["externalAccountingItemId"] == "L-2"
+
+
+async def test_a_patch_whose_statement_fails_in_a_batch_fails_alone(settings: Settings) -> None:
+    async with running_app(settings) as app, client_for(app, TOKENS["account1"]) as api:
+        assert (await api.get("/fulfillment-requests/221")).status_code == 200
+        writer = app.state.store._writer
+        transactions = writer.transactions
+        other = _other_writer(settings)
+        # A failure no rule foresees (a trigger stands in for it): the batch's statement
+        # fails, and the PATCHes are applied one by one, each in its own savepoint.
+        other.execute(
+            "CREATE TRIGGER refuse_222 BEFORE UPDATE ON fulfillment_request_accounting"
+            " WHEN NEW.id = 222 BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        )
+        other.execute("COMMIT")
+        other.execute("BEGIN IMMEDIATE")
+        frs = [221, 222, 224]
+        sent = [
+            asyncio.create_task(api.patch(SYNC.format(fr), json={"externalAccountingId": f"y{fr}"}))
+            for fr in frs
+        ]
+        await asyncio.sleep(0.3)
+        other.execute("ROLLBACK")
+        other.close()
+        answers = await asyncio.gather(*sent)
+        assert [answer.status_code for answer in answers] == [204, 500, 204]
+        assert "trigger" not in answers[1].text  # nothing of the database leaks
+        assert writer.transactions - transactions == 1
+        for fr in frs:
+            found = (await api.get(f"/fulfillment-requests/{fr}")).json()
+            assert (found["externalAccountingId"] == f"y{fr}") is (fr != 222)
+        assert (await api.get(SYNC.format(222) + "/history")).json() == []
+
+
 async def test_a_job_that_raises_after_writing_leaves_no_trace_and_others_commit(
     tmp_path: Path, sqlite_template: Path
 ) -> None:

@@ -13,7 +13,8 @@ loop, until `busy_timeout`; past it the request answers 503.
 Writes go to the `Writer` of store/sqlite_writer.py: one thread per process with its own
 connection, which takes the write lock (waiting there, not on the loop), applies the jobs
 that queued up meanwhile in one transaction, each in its own savepoint, and answers each after
-the COMMIT. A write not started within `busy_timeout` answers 503 at that moment.
+the COMMIT. The PATCHes among them are applied together in a few statements
+(store/sqlite_sync.py). A write not started within `busy_timeout` answers 503 at that moment.
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
-
-import msgspec
+from typing import ClassVar, TypeVar
 
 from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
-from frsync.domain import AccountingPlan, AccountingState, Principal
+from frsync.domain import AccountingPlan, Principal
 from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.models import FulfillmentRequest, HistoryEntry, TokenType, now_ms
 from frsync.store import queries
@@ -45,16 +44,15 @@ from frsync.store.placeholders import qmark
 from frsync.store.rows import (
     FR_JOIN,
     FR_SELECT,
-    HISTORY_COLUMNS,
     HISTORY_READ_COLUMNS,
     ITEM_COLUMNS,
-    accounting_state,
     fr_from_row,
     group_items,
     history_from_row,
 )
 from frsync.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from frsync.store.sqlite_readers import Readers
+from frsync.store.sqlite_sync import SyncAccounting
 from frsync.store.sqlite_writer import (
     SQLITE_BUSY,
     TRANSIENT_CODES,
@@ -64,21 +62,6 @@ from frsync.store.sqlite_writer import (
 
 _FR_SELECT = f"SELECT {', '.join(FR_SELECT)} FROM {FR_JOIN}"
 _ITEM_SELECT = f"SELECT {', '.join(ITEM_COLUMNS)} FROM fulfillment_request_items"
-# The FR's accounting state and its items' external ids in one statement: a row per item
-# (one row with NULL item columns for an FR without items). The accounting row holds the
-# scope columns too: a PATCH reads and writes no row of the wide table.
-_STATE_SQL = (
-    "SELECT a.account_id, a.source_id, a.channel_id, a.accounting_synced,"
-    " a.external_accounting_id, a.accounting_error, a.accounting_synced_at,"
-    " i.id, i.external_accounting_item_id"
-    " FROM fulfillment_request_accounting a"
-    " LEFT JOIN fulfillment_request_items i ON i.fulfillment_request_id = a.id"
-    " WHERE a.id = ?"
-)
-_HISTORY_INSERT = (
-    f"INSERT INTO accounting_history (fulfillment_request_id, {', '.join(HISTORY_COLUMNS)})"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
 # A page of history: a backward range scan of ix_history_fr_id (fulfillment_request_id, id).
 _HISTORY_PAGE_SQL = (
     f"SELECT {', '.join(HISTORY_READ_COLUMNS)} FROM accounting_history"
@@ -192,7 +175,7 @@ class SqliteStore:
         return await self.read(read)
 
     async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
-        await self.transaction(lambda db: _apply_sync(db, fr_id, plan, audit))
+        await self.transaction(SyncAccounting(fr_id, plan, audit))
 
     async def accounting_history(
         self,
@@ -341,31 +324,6 @@ def _probe_write(db: sqlite3.Connection) -> None:
     # Rewrites page 1 with the value it has: a real page in the WAL, no change in the data.
     (version,) = db.execute("PRAGMA user_version").fetchone()
     db.execute(f"PRAGMA user_version={int(version):d}")
-
-
-def _apply_sync(db: sqlite3.Connection, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
-    rows = db.execute(_STATE_SQL, (fr_id,)).fetchall()
-    change = plan(_state_from_rows(rows) if rows else None)
-    if change.fr_columns:
-        assignments = ", ".join(f"{column} = ?" for column in change.fr_columns)
-        db.execute(
-            f"UPDATE fulfillment_request_accounting SET {assignments} WHERE id = ?",
-            (*change.fr_columns.values(), fr_id),
-        )
-    if change.item_external_ids:
-        db.executemany(
-            "UPDATE fulfillment_request_items SET external_accounting_item_id = ? WHERE id = ?",
-            [(ext, item_id) for item_id, ext in change.item_external_ids.items()],
-        )
-    if not change.diff:
-        return  # a PATCH that changes nothing leaves no history entry (SPEC §2)
-    entry = (fr_id, audit.at, audit.token_id, audit.token_type, audit.request_id)
-    db.execute(_HISTORY_INSERT, (*entry, msgspec.json.encode(change.diff).decode()))
-
-
-def _state_from_rows(rows: list[Any]) -> AccountingState:
-    # A row per item (one with NULL item columns when the FR has none): see _STATE_SQL.
-    return accounting_state(rows[0], {r[7]: r[8] for r in rows if r[7] is not None})
 
 
 def _raise_transient(error: sqlite3.OperationalError) -> None:

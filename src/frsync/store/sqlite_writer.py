@@ -7,7 +7,9 @@ checks included. Here only the writes that need the lock wait; the loop awaits a
 Why groups: a transaction costs its BEGIN (the lock), its COMMIT (the WAL frames of every
 page it touched, index pages included) and a thread handoff each way. The jobs that queue up
 while one transaction runs are applied together in the next one, each inside its own
-SAVEPOINT, so a job that raises rolls back alone and gets its own answer; every job is
+SAVEPOINT, so a job that raises rolls back alone and gets its own answer. Jobs of a kind that
+can apply many at once in a few statements (`run_batch`: the PATCH, store/sqlite_sync.py)
+share one savepoint, and run one by one only if it fails. Every job is
 answered only after the COMMIT that holds it, so kill -9 loses nothing acknowledged (WAL with
 synchronous=NORMAL: a commit survives the death of the process, as before).
 
@@ -27,8 +29,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from itertools import repeat
+from collections.abc import Callable, Iterator
+from itertools import groupby, repeat
 from typing import Any
 
 from frsync.errors import StoreBusy
@@ -38,6 +40,10 @@ log = logging.getLogger("frsync.store")
 # A batch holds at most this many jobs: the lock is held, and the first job's answer waits,
 # for the whole batch. 64 PATCHes are about 3 ms of work.
 MAX_BATCH = 64
+
+# A kind of job that applies many of its jobs at once (store/sqlite_sync.py, the PATCH): its
+# work objects have `run_batch(db, works)`, answering (applied, value or error) for each.
+RunBatch = Callable[[sqlite3.Connection, list[Any]], list[tuple[bool, Any]]]
 
 _PENDING, _RUNNING, _CANCELLED = 0, 1, 2
 SQLITE_BUSY = 5
@@ -178,35 +184,22 @@ class Writer:
                 self._db.execute("PRAGMA foreign_keys=ON")
 
     def _commit(self, batch: list[_Job]) -> None:
-        """Apply `batch` in the transaction `_lock` began, each job in its own savepoint (none
-        for a batch of one), and answer every job once the COMMIT is done."""
+        """Apply `batch` in the transaction `_lock` began, and answer every job once the
+        COMMIT is done. Consecutive jobs of a kind that applies many at once (`run_batch`)
+        go together, in one savepoint; every other job (and each of such a group whose
+        statement failed) in a savepoint of its own, none for a batch of one."""
         if not batch:
             self._db.execute("ROLLBACK")
             return
         outcomes: list[tuple[_Job, bool, Any]] = []
         single = len(batch) == 1
         try:
-            for job in batch:
-                if not single:
-                    self._db.execute("SAVEPOINT job")
-                try:
-                    value = job.work(self._db)
-                except BaseException as error:
-                    if isinstance(error, sqlite3.Error):
-                        self._failed(error)
-                    if not self._db.in_transaction:  # SQLite rolled everything back itself
-                        raise
-                    if single:
-                        self._db.execute("ROLLBACK")
-                        self._settle([(job, False, error)])
-                        return
-                    self._db.execute("ROLLBACK TO job")
-                    self._db.execute("RELEASE job")
-                    outcomes.append((job, False, error))
-                else:
-                    if not single:
-                        self._db.execute("RELEASE job")
-                    outcomes.append((job, True, value))
+            for run_batch, group in _groups(batch):
+                if run_batch and len(group) > 1 and self._together(run_batch, group, outcomes):
+                    continue
+                for job in group:
+                    if not self._apply_alone(job, single, outcomes):
+                        return  # a batch of one that failed: rolled back and answered
             self._db.execute("COMMIT")
             self.transactions += 1
             self.jobs += len(batch)
@@ -219,6 +212,51 @@ class Writer:
             return
         self.failing = False
         self._settle(outcomes)
+
+    def _together(
+        self, run_batch: RunBatch, group: list[_Job], outcomes: list[tuple[_Job, bool, Any]]
+    ) -> bool:
+        """The group's jobs in one call of their kind's `run_batch`, which answers for each
+        (a refused job writes nothing); False, with nothing applied, when that call raised."""
+        self._db.execute("SAVEPOINT jobs")
+        try:
+            answers = run_batch(self._db, [job.work for job in group])
+        except Exception as error:
+            if isinstance(error, sqlite3.Error):
+                self._failed(error)
+            if not self._db.in_transaction:  # SQLite rolled everything back itself
+                raise
+            self._db.execute("ROLLBACK TO jobs")
+            self._db.execute("RELEASE jobs")
+            return False
+        self._db.execute("RELEASE jobs")
+        outcomes.extend((job, ok, value) for job, (ok, value) in zip(group, answers, strict=True))
+        return True
+
+    def _apply_alone(self, job: _Job, single: bool, outcomes: list[tuple[_Job, bool, Any]]) -> bool:
+        """`job` in a savepoint of its own (none when it is the whole batch); False when it
+        was the whole batch and failed: then it is rolled back and answered already."""
+        if not single:
+            self._db.execute("SAVEPOINT job")
+        try:
+            value = job.work(self._db)
+        except BaseException as error:
+            if isinstance(error, sqlite3.Error):
+                self._failed(error)
+            if not self._db.in_transaction:  # SQLite rolled everything back itself
+                raise
+            if single:
+                self._db.execute("ROLLBACK")
+                self._settle([(job, False, error)])
+                return False
+            self._db.execute("ROLLBACK TO job")
+            self._db.execute("RELEASE job")
+            outcomes.append((job, False, error))
+            return True
+        if not single:
+            self._db.execute("RELEASE job")
+        outcomes.append((job, True, value))
+        return True
 
     def _lock(self) -> bool:
         """BEGIN IMMEDIATE, polling from 25 µs up to 1 ms while another process holds the
@@ -293,6 +331,12 @@ class Writer:
             # A closed loop: nobody is waiting for these any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, some)
+
+
+def _groups(batch: list[_Job]) -> Iterator[tuple[RunBatch | None, list[_Job]]]:
+    """Runs of consecutive jobs whose work has the same `run_batch`; any other job alone."""
+    for key, group in groupby(batch, key=lambda job: getattr(job.work, "run_batch", job)):
+        yield (None if isinstance(key, _Job) else key), list(group)
 
 
 def _for_each(error: BaseException, jobs: int) -> list[BaseException]:
