@@ -17,7 +17,7 @@ from bench.hotpath import _name
 _LAYERS = [
     ("frsync/store/sqlite_writer.py:Writer._serve", "writer thread: waiting for work"),
     ("frsync/store/sqlite_writer.py:Writer._commit", "writer thread: COMMIT"),
-    ("frsync/store/sqlite.py:_apply_sync", "writer thread: the PATCH transaction"),
+    ("frsync/store/sqlite_sync.py", "writer thread: the PATCH transaction"),
     ("frsync/store/sqlite_writer.py", "writer thread: batching, locking, settling"),
     ("frsync/store/sqlite_checkpoint.py", "WAL checkpoint thread"),
     ("frsync/store/console_sqlite.py", "usage flush (console), every 2 s"),
