@@ -8,8 +8,13 @@ import pytest
 
 from tests.faults import postgres_faults as pg
 from tests.faults.postgres_faults import PhaseResult, PostgresRig
+from tests.faults.proxy import PROXY_LEAK
 
-pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("needs_postgres")]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.usefixtures("needs_postgres"),
+    pytest.mark.filterwarnings(PROXY_LEAK),
+]
 
 
 @pytest.fixture(scope="module")

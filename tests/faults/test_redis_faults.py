@@ -7,20 +7,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults import redis_faults as rf
+from tests.faults.proxy import PROXY_LEAK
 from tests.faults.redis_faults import RedisPhase, RedisRig
 
-# The fault proxy (tests/faults/proxy.py, on its own loop) can leak the transport of a
-# connection accepted just as it stops listening (asyncio's accept/close race); when the
-# garbage collector finds it during a test rather than at the proxy's close, that is the
-# harness's socket, not frsync's (the server under test is another process).
-_PROXY_LEAK = (
-    r"ignore:Exception ignored in. <(function _SelectorTransport.__del__|socket.socket)"
-    r":pytest.PytestUnraisableExceptionWarning"
-)
 pytestmark = [
     pytest.mark.redis,
     pytest.mark.usefixtures("needs_redis"),
-    pytest.mark.filterwarnings(_PROXY_LEAK),
+    pytest.mark.filterwarnings(PROXY_LEAK),
 ]
 
 
