@@ -2,10 +2,11 @@
 statements, however many there are.
 
 Why: the sqlite3 module lets go of the GIL for every step of every statement, and the writer
-thread (store/sqlite_writer.py) then has to win it back from a busy event loop. With about
-eleven steps per PATCH (savepoints, the state read row by row, an update per item) the writer
-spent three quarters of its time waiting for the GIL, and the PATCHes queued behind it: under
-load its batches held 23 of the 32 connections' requests while it used a quarter of a core.
+thread (store/sqlite_writer.py) then has to win it back from a busy event loop. With seven
+to eleven steps per PATCH (savepoints, the state read row by row, an update per item) the
+writer spent three quarters of its time off the CPU, waiting for the GIL, and the PATCHes
+queued behind it: under load its batches held 23 of the 32 connections' requests while it
+used a quarter of a core.
 Here a batch reads every state in one JSON row, decides each PATCH in Python
 (`AccountingPlan`: domain.py, the PL/pgSQL function's twin), and writes the accounting rows,
 the items and the history entries with one statement each, from JSON arrays.
