@@ -214,6 +214,46 @@ async def test_a_known_token_is_looked_up_once_not_per_request(
     assert await cache.lookup(hash_token("tok-cached-then-revoked")) is None
 
 
+class UnreachableForRevocations(CountingStore):
+    """The real store, whose revocation check fails while `down` (a database outage)."""
+
+    down = False
+
+    async def revoked_token_count(self) -> int:
+        from frsync.errors import StoreBusy
+
+        if self.down:
+            self.revision_checks += 1
+            raise StoreBusy()
+        return await super().revoked_token_count()
+
+
+async def test_a_revocation_check_that_finds_the_store_down_keeps_the_cache(
+    timed_app: Starlette, clock: FakeClock
+) -> None:
+    """The request then meets the outage at its own store call, past the rate limiter: its 503
+    carries the pool headers. The check runs again a second later, and a revocation bites."""
+    from frsync.api.auth import TokenCache
+    from frsync.tokens import hash_token
+
+    store = UnreachableForRevocations(timed_app.state.store)
+    cache = TokenCache(store, 1.0, clock)  # type: ignore[arg-type]
+    token_id = await timed_app.state.store.create_token(
+        hash_token("tok-outage"), "account", 1, None
+    )
+    assert await cache.lookup(hash_token("tok-outage")) is not None
+    store.down = True
+    await timed_app.state.store.revoke_token(token_id)  # through a store this worker can't reach
+    clock.now += 1.0
+    assert await cache.lookup(hash_token("tok-outage")) is not None
+    assert store.revision_checks == 2 and store.lookups == 1
+    store.down = False
+    clock.now += 0.5
+    assert await cache.lookup(hash_token("tok-outage")) is not None  # checked again at 1 s
+    clock.now += 0.5
+    assert await cache.lookup(hash_token("tok-outage")) is None
+
+
 async def test_operator_token_is_refused_on_fr_endpoints_saying_why(app: Starlette) -> None:
     async with client_for(app, OPERATOR_TOKEN) as client:
         patch = await client.patch(SYNC.format(221), json={"accountingSynced": True})

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from frsync.api.call import Answer, ApiCall
 from frsync.config import Settings
 from frsync.domain import Principal
-from frsync.errors import RateLimited, Unauthenticated
+from frsync.errors import RateLimited, StoreBusy, Unauthenticated
 from frsync.ratelimit import RateLimitStore
 from frsync.store import Store
 from frsync.tokens import hash_token
@@ -97,7 +97,13 @@ class TokenCache:
 
     async def _drop_if_revoked(self, now: float) -> None:
         self._next_check = now + self._ttl
-        revoked = await self._store.revoked_token_count()
+        try:
+            revoked = await self._store.revoked_token_count()
+        except StoreBusy:
+            # The store is unreachable: no revocation can be recorded in it meanwhile, and
+            # every FR route needs it, so the request goes on to its own 503, which then
+            # carries the token's pool headers. The check runs again in `ttl`.
+            return
         if revoked != self._revoked:
             self._entries.clear()
             self._revoked = revoked
