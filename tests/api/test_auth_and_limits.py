@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from frsync.config import Settings
+from frsync.errors import StoreBusy
 from tests.api.helpers import SYNC, assert_problem
 from tests.conftest import client_for
 from tests.support import OPERATOR_TOKEN, TOKENS, running_app
@@ -220,8 +221,6 @@ class UnreachableForRevocations(CountingStore):
     down = False
 
     async def revoked_token_count(self) -> int:
-        from frsync.errors import StoreBusy
-
         if self.down:
             self.revision_checks += 1
             raise StoreBusy()

@@ -30,6 +30,7 @@ import msgspec
 from frsync.domain import AccountingPlan, AccountingState
 from frsync.store.base import Audit
 from frsync.store.rows import HISTORY_COLUMNS, accounting_state
+from frsync.store.sqlite_writer import Outcome
 
 # The accounting columns a PATCH writes, in the order of `_ACCOUNTING_UPDATE`'s array.
 _WRITTEN = (
@@ -53,7 +54,8 @@ _STATES_SQL = (
 )
 
 
-def _from_json(columns: Sequence[str], first: int = 0) -> str:
+def _from_json(columns: Sequence[str], first: int) -> str:
+    """`column = ` the array's element at its place, from `first` on (0 holds the row's id)."""
     return ", ".join(
         f"{column} = json_extract(j.value, '$[{n}]')" for n, column in enumerate(columns, first)
     )
@@ -65,8 +67,7 @@ _ACCOUNTING_UPDATE = (
     " FROM json_each(?) AS j WHERE a.id = json_extract(j.value, '$[0]')"
 )
 _ITEMS_UPDATE = (
-    "UPDATE fulfillment_request_items AS i SET"
-    " external_accounting_item_id = json_extract(j.value, '$[1]')"
+    f"UPDATE fulfillment_request_items AS i SET {_from_json(['external_accounting_item_id'], 1)}"
     " FROM json_each(?) AS j WHERE i.id = json_extract(j.value, '$[0]')"
 )
 _HISTORY_COLUMNS = ("fulfillment_request_id", *HISTORY_COLUMNS)
@@ -79,9 +80,6 @@ _HISTORY_INSERT = (
 
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()  # text: SQLite's JSON functions take no BLOB
-
-
-Outcome = tuple[bool, Any]  # (True, None) applied, or (False, the exception to answer with)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,8 @@ MAX_BATCH = 64
 
 # A kind of job that applies many of its jobs at once (store/sqlite_sync.py, the PATCH): its
 # work objects have `run_batch(db, works)`, answering (applied, value or error) for each.
-RunBatch = Callable[[sqlite3.Connection, list[Any]], list[tuple[bool, Any]]]
+Outcome = tuple[bool, Any]
+RunBatch = Callable[[sqlite3.Connection, list[Any]], list[Outcome]]
 
 _PENDING, _RUNNING, _CANCELLED = 0, 1, 2
 SQLITE_BUSY = 5
@@ -222,9 +223,7 @@ class Writer:
         try:
             answers = run_batch(self._db, [job.work for job in group])
         except Exception as error:
-            if isinstance(error, sqlite3.Error):
-                self._failed(error)
-            if not self._db.in_transaction:  # SQLite rolled everything back itself
+            if self._transaction_lost(error):
                 raise
             self._db.execute("ROLLBACK TO jobs")
             self._db.execute("RELEASE jobs")
@@ -241,9 +240,7 @@ class Writer:
         try:
             value = job.work(self._db)
         except BaseException as error:
-            if isinstance(error, sqlite3.Error):
-                self._failed(error)
-            if not self._db.in_transaction:  # SQLite rolled everything back itself
+            if self._transaction_lost(error):
                 raise
             if single:
                 self._db.execute("ROLLBACK")
@@ -257,6 +254,13 @@ class Writer:
             self._db.execute("RELEASE job")
         outcomes.append((job, True, value))
         return True
+
+    def _transaction_lost(self, error: BaseException) -> bool:
+        """After `error` in a job: note a failing disk; True when SQLite rolled the whole
+        transaction back itself (then no savepoint is left to roll back to)."""
+        if isinstance(error, sqlite3.Error):
+            self._failed(error)
+        return not self._db.in_transaction
 
     def _lock(self) -> bool:
         """BEGIN IMMEDIATE, polling from 25 µs up to 1 ms while another process holds the
@@ -334,9 +338,9 @@ class Writer:
 
 
 def _groups(batch: list[_Job]) -> Iterator[tuple[RunBatch | None, list[_Job]]]:
-    """Runs of consecutive jobs whose work has the same `run_batch`; any other job alone."""
-    for key, group in groupby(batch, key=lambda job: getattr(job.work, "run_batch", job)):
-        yield (None if isinstance(key, _Job) else key), list(group)
+    """Runs of consecutive jobs whose work has the same `run_batch` (None: each runs alone)."""
+    for run_batch, group in groupby(batch, key=lambda job: getattr(job.work, "run_batch", None)):
+        yield run_batch, list(group)
 
 
 def _for_each(error: BaseException, jobs: int) -> list[BaseException]:
