@@ -184,9 +184,12 @@ def collect(full: bool, workdir: Path) -> list[Row]:
             outage = 10.0 if full else 3.0
             found.append(_pg_row(pg.outage(rig, outage), f"{outage:g} s outage"))
             found.append(_pg_row(pg.blackhole(rig, 2.0), "2 s blackhole"))
-            found.append(_pg_row(pg.latency(rig, 0.05, 2.0), "+50 ms per packet"))
             found.append(_pg_row(pg.pool_exhaustion(rig), "pool exhausted (row lock held)"))
             tracebacks = rig.server.log_text().count("Traceback")
+        (workdir / "pg-latency").mkdir()
+        with pg.latency_rig(workdir / "pg-latency") as rig:
+            found.append(_pg_row(pg.latency(rig, 0.05, 2.0), "+50 ms per packet"))
+            tracebacks += rig.server.log_text().count("Traceback")
         found.append(("PostgreSQL: server log", f"{tracebacks} tracebacks (each is a 500)",
                       _verdict(tracebacks == 0)))  # fmt: skip
         return found

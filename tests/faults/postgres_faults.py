@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,6 +45,12 @@ POOL_SIZE = 4
 # PostgresStore abandons a call after acquire + busy + 5 s (its _STALL_MARGIN); one more
 # second covers the HTTP round trip on a loaded two-core machine.
 BUDGET = ACQUIRE_TIMEOUT + BUSY_TIMEOUT + 5.0 + 1.0
+# The latency phase's own server waits this long for a connection and a lock. Through a
+# +50 ms/packet link a new pooled connection costs several delayed round trips (startup,
+# the first prepare, the statement) before its first answer: with 1 s and the proxy's
+# thread starved on a loaded machine, a fresh-clone run saw 503s there, which are right
+# for those timeouts but not what that phase asks about.
+PATIENT_TIMEOUT = 5.0
 FRS_PER_PHASE = 6
 
 
@@ -67,15 +73,18 @@ class PhaseResult:
 class PostgresRig:
     """A database, a proxy in front of it, and `frsync serve` talking through the proxy."""
 
-    def __init__(self, workdir: Path, url: str, dataset: Dataset) -> None:
+    def __init__(self, workdir: Path, url: str, dataset: Dataset,
+                 timeouts: tuple[float, float] = (ACQUIRE_TIMEOUT, BUSY_TIMEOUT)) -> None:  # fmt: skip
         target = urlsplit(url)
         self.url = url
         self.dataset = dataset
         self.proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 5432).start()
+        acquire, busy = timeouts
+        self.budget = acquire + busy + 5.0 + 1.0  # as BUDGET, for these timeouts
         env = {
             "FRSYNC_DATABASE_URL": via_proxy(url, self.proxy.port),
-            "FRSYNC_POOL_ACQUIRE_TIMEOUT": str(ACQUIRE_TIMEOUT),
-            "FRSYNC_STORE_BUSY_TIMEOUT": str(BUSY_TIMEOUT),
+            "FRSYNC_POOL_ACQUIRE_TIMEOUT": str(acquire),
+            "FRSYNC_STORE_BUSY_TIMEOUT": str(busy),
             "FRSYNC_POOL_SIZE": str(POOL_SIZE),
         }
         self.server = ServerProcess(workdir, env, "--burst", "1000000", "--rate", "1000000")
@@ -94,11 +103,13 @@ class PostgresRig:
 
 
 @contextmanager
-def postgres_rig(workdir: Path, phases: int = 8) -> Iterator[PostgresRig]:
+def postgres_rig(workdir: Path, phases: int = 8, *,
+                 timeouts: tuple[float, float] = (ACQUIRE_TIMEOUT, BUSY_TIMEOUT),
+                 ) -> Iterator[PostgresRig]:  # fmt: skip
     dataset = Dataset(accounts=1, frs_per_account=FRS_PER_PHASE * phases)
     with postgres_database("frsync_faults_pg") as url:
         prepare_database(url, dataset)
-        rig = PostgresRig(workdir, url, dataset)
+        rig = PostgresRig(workdir, url, dataset, timeouts)
         try:
             rig.server.start()
             yield rig
@@ -111,9 +122,9 @@ def _run_phase(rig: PostgresRig, name: str, fault: Callable[[], None],
                own_fr: bool = False) -> PhaseResult:  # fmt: skip
     """Writers on; `fault()`; `lift()`; writers until the first 204 after the lift (≤ 30 s)."""
     frs = rig.next_frs()
-    result = PhaseResult(name)
+    result = PhaseResult(name, budget=rig.budget)
     with MarkerWriters(rig.server.base, rig.token, frs, rig.dataset, threads=threads,
-                       timeout=BUDGET + 5, label=f"{name}-", own_fr=own_fr) as writers:  # fmt: skip
+                       timeout=rig.budget + 5, label=f"{name}-", own_fr=own_fr) as writers:  # fmt: skip
         time.sleep(0.5)  # steady state first
         fault()
         lift()
@@ -201,11 +212,17 @@ def blackhole(rig: PostgresRig, seconds: float) -> PhaseResult:
     )  # fmt: skip
 
 
+def latency_rig(workdir: Path) -> AbstractContextManager[PostgresRig]:
+    """A rig of its own for `latency`, whose server waits PATIENT_TIMEOUT for a connection
+    and a lock."""
+    return postgres_rig(workdir, phases=1, timeouts=(PATIENT_TIMEOUT, PATIENT_TIMEOUT))
+
+
 def latency(rig: PostgresRig, delay: float, seconds: float) -> PhaseResult:
-    """`delay` added to every chunk each way for `seconds`. Each writer has an FR of its own:
-    a PATCH that waits out the lock timeout behind another on the same row is a 503 by
-    design, and with the rig's 1 s lock timeout, slowed round trips and a loaded machine such
-    waits were seen; this phase is about the latency alone."""
+    """`delay` added to every chunk each way for `seconds`, on a `latency_rig`. Each writer
+    has an FR of its own: a PATCH that waits out the lock timeout behind another on the same
+    row is a 503 by design, and such waits were seen with slowed round trips on a loaded
+    machine; this phase is about the latency alone."""
     return _run_phase(
         rig, f"latency +{delay * 1000:g} ms/packet for {seconds:g} s",
         _hold(rig, seconds, "slow", delay),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -46,10 +47,15 @@ def test_blackholed_database_never_holds_a_request_past_its_budget(rig: Postgres
     _assert_clean(pg.blackhole(rig, 2.0))
 
 
-def test_added_latency_slows_writes_but_fails_none(rig: PostgresRig) -> None:
-    result = pg.latency(rig, 0.05, 2.0)
+def test_added_latency_slows_writes_but_fails_none(tmp_path: Path, needs_postgres: None) -> None:
+    with pg.latency_rig(tmp_path) as rig:
+        result = pg.latency(rig, 0.05, 2.0)
+        assert "Traceback" not in rig.server.log_text(), rig.server.log_text()[-4000:]
     _assert_clean(result)
     assert set(result.statuses) == {"204"}
+    # The fault was really played: a PATCH sent through it waited at least one delayed
+    # chunk each way (a lower bound, so a slow machine cannot break it).
+    assert result.max_seconds >= 2 * 0.05, result
 
 
 def test_exhausted_pool_answers_503_within_the_timeouts(rig: PostgresRig) -> None:
