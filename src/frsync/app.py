@@ -95,7 +95,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
         # Each resource is closed by the stack, in reverse order: a failure while starting
         # closes what was already open, and shutdown closes everything.
         async with contextlib.AsyncExitStack() as stack:
-            backend = await open_backend(settings)
+            backend = await open_backend(settings, allow_unreachable=True)
             store = backend.store
             stack.push_async_callback(store.close)
             limiter = open_rate_limit_store(

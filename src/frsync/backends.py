@@ -28,7 +28,7 @@ class Backend:
     console: ConsoleStore
 
 
-async def _sqlite(settings: Settings) -> Backend:
+async def _sqlite(settings: Settings, allow_unreachable: bool) -> Backend:
     from frsync.console.store_sqlite import ConsoleSqlite
     from frsync.sandbox.store_sqlite import SqliteSandboxStore, take_baseline
     from frsync.store.sqlite import SqliteStore
@@ -38,17 +38,17 @@ async def _sqlite(settings: Settings) -> Backend:
     return Backend(store, SqliteSandboxStore(store), ConsoleSqlite(store))
 
 
-async def _postgres(settings: Settings) -> Backend:
+async def _postgres(settings: Settings, allow_unreachable: bool) -> Backend:
     from frsync.console.store_postgres import ConsolePostgres
     from frsync.sandbox.store_postgres import PostgresSandboxStore, take_baseline
     from frsync.store.postgres import PostgresStore
 
-    store = await PostgresStore.open(settings)
+    store = await PostgresStore.open(settings, allow_unreachable=allow_unreachable)
     store.after_load(take_baseline)
     return Backend(store, PostgresSandboxStore(store), ConsolePostgres(store))
 
 
-_BACKENDS: dict[str, Callable[[Settings], Awaitable[Backend]]] = {
+_BACKENDS: dict[str, Callable[[Settings, bool], Awaitable[Backend]]] = {
     "sqlite": _sqlite,
     "postgresql": _postgres,
     "postgres": _postgres,
@@ -64,10 +64,13 @@ def scheme_of(url: str) -> str:
     return scheme
 
 
-async def open_backend(settings: Settings) -> Backend:
+async def open_backend(settings: Settings, *, allow_unreachable: bool = False) -> Backend:
     """Open the database named by `settings.database_url` (the schema must be migrated);
-    closing `.store` closes all three parts."""
-    return await _BACKENDS[scheme_of(settings.database_url)](settings)
+    closing `.store` closes all three parts. A database server that does not answer is an
+    error (StoreBusy), unless `allow_unreachable`: a serving process opens anyway and
+    answers 503 until it does."""
+    open_ = _BACKENDS[scheme_of(settings.database_url)]
+    return await open_(settings, allow_unreachable)
 
 
 async def open_store(settings: Settings) -> Store:

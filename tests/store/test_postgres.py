@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -22,7 +23,9 @@ from frsync.errors import InvalidRequest, NotFound, StoreBusy
 from frsync.store import LoadData
 from frsync.store.postgres import PostgresStore
 from tests.conftest import TABLES, client_for
-from tests.support import TOKENS, make_settings, running_app
+from tests.faults.harness import via_proxy
+from tests.faults.proxy import PROXY_LEAK, FaultProxy
+from tests.support import TOKENS, fixture_copy, load_fixture, make_settings, running_app
 
 pytestmark = pytest.mark.postgres
 
@@ -124,13 +127,17 @@ async def test_terminated_connections_are_replaced_and_never_answer_500(
     settings = pg_settings(tmp_path, clean_url, pool_size=4)
     async with running_app(settings) as app, client_for(app, TOKENS["account1"]) as api:
         statuses: list[int] = []
+        pool_reported: list[bool] = []  # per 503: did it carry the token's pool headers?
         killed = asyncio.Event()
+        assert (await api.get("/fulfillment-requests/221")).status_code == 200  # token known
 
         async def writer(n: int) -> None:
             round_ = 0
             while not killed.is_set():
                 answer = await api.patch(SYNC.format(221), json=marked(f"w{n}-{round_}"))
                 statuses.append(answer.status_code)
+                if answer.status_code == 503:
+                    pool_reported.append("x-auth-pool-size" in answer.headers)
                 round_ += 1
 
         async def killer() -> int:
@@ -144,6 +151,7 @@ async def test_terminated_connections_are_replaced_and_never_answer_500(
         victims, *_ = await asyncio.gather(killer(), *(writer(n) for n in range(4)))
         assert victims >= 3  # the pool's connections, every round
         assert set(statuses) <= {204, 503} and 204 in statuses, statuses
+        assert all(pool_reported), pool_reported  # a known token's 503 is authenticated
         await asyncio.sleep(0.05)  # the last kill's sockets close
         answers = [await api.patch(SYNC.format(221), json=marked(f"after{n}")) for n in range(3)]
         assert [a.status_code for a in answers] == [204, 204, 204]
@@ -200,6 +208,35 @@ async def test_opening_an_unreachable_server_fails_fast_with_store_busy(tmp_path
     with pytest.raises(StoreBusy):
         await open_store(make_settings(tmp_path, database_url=closed_port))
     assert time.monotonic() - started < 2.0 + MARGIN
+
+
+@pytest.mark.filterwarnings(PROXY_LEAK)
+async def test_a_worker_started_during_an_outage_answers_503_then_serves_when_it_ends(
+    tmp_path: Path, clean_url: str
+) -> None:
+    """A worker (re)started while the database is down must serve, not fail its start:
+    uvicorn stops the whole server when one worker's start fails."""
+    await load_fixture(pg_settings(tmp_path, clean_url), fixture_copy())
+    target = urlsplit(clean_url)
+    proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 5432).start()
+    try:
+        proxy.set_mode("refuse")
+        settings = pg_settings(tmp_path, via_proxy(clean_url, proxy.port))
+        async with (
+            running_app(settings, fixture=None) as app,
+            client_for(app, TOKENS["account1"]) as api,
+        ):
+            assert (await api.get("/readyz")).status_code == 503
+            down = await api.patch(SYNC.format(221), json={"externalAccountingId": "x"})
+            assert down.status_code == 503 and down.headers["retry-after"], down.text
+            proxy.set_mode("pass")
+            assert (await api.get("/readyz")).status_code == 200
+            up = await api.patch(SYNC.format(221), json={"externalAccountingId": "x"})
+            assert up.status_code == 204, up.text
+            fr = (await api.get("/fulfillment-requests/221")).json()
+            assert fr["externalAccountingId"] == "x"
+    finally:
+        proxy.close()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frsync.api.auth import PRINCIPAL_SCOPE_KEY, REFUSED_HASH_SCOPE_KEY
 from frsync.domain import Principal
+from frsync.errors import StoreBusy
 from frsync.models import format_ms, now_ms
 from frsync.sandbox.faults import ACCOUNT_SCOPE_KEY, DROP_SCOPE_KEY, Accounts
 from frsync.sandbox.redact import Redactor
@@ -115,6 +116,8 @@ class SandboxMiddleware:
             store, redactor, accounts = self._parts(scope)
             entry = await _entry(scope, body, status, started, redactor, accounts)
             await store.record(entry)
+        except StoreBusy as error:  # an outage, already logged by the store: no traceback
+            log.warning("could not write the request journal entry: %s", error)
         except Exception:
             # The journal is a test aid: losing an entry must not lose the answer.
             log.exception("could not write the request journal entry")

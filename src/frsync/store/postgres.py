@@ -26,6 +26,7 @@ answers 503 while it fails.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, ClassVar
@@ -65,6 +66,8 @@ from frsync.store.postgres_sql import (
 )
 from frsync.store.rows import history_from_row
 
+log = logging.getLogger(__name__)
+
 # Past the acquire and lock timeouts, how long an API call may still take before it is
 # abandoned: only a server that stopped answering (no RST, no error) gets this far.
 _STALL_MARGIN = 5.0
@@ -99,9 +102,14 @@ class PostgresStore:
         )
 
     @classmethod
-    async def open(cls, settings: Settings) -> PostgresStore:
+    async def open(cls, settings: Settings, *, allow_unreachable: bool = False) -> PostgresStore:
         """Open the pool and try one connection, so an unreachable server fails here (as
-        StoreBusy, within the connect timeout) rather than on the first request."""
+        StoreBusy, within the connect timeout) rather than on the first request.
+
+        `allow_unreachable` is for a server's worker: one started (or restarted) during an
+        outage serves anyway, answering 503 (and /readyz 503) until the database answers,
+        as a worker that was already running does. `frsync serve` itself checks the
+        database before it starts any worker, so a wrong URL still fails at once."""
         pool = asyncpg.create_pool(
             asyncpg_dsn(settings.database_url),
             # No floor: during an outage asyncpg would keep reconnecting to hold one,
@@ -115,6 +123,11 @@ class PostgresStore:
         store = cls(await pool, settings)
         try:
             await store.ping()
+        except StoreBusy as error:
+            if not allow_unreachable:
+                await store.close()
+                raise
+            log.warning("the database does not answer (%s); serving 503 until it does", error)
         except BaseException:
             await store.close()
             raise
