@@ -112,7 +112,8 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> Starlett
             if settings.sandbox:  # its background purge ends before the store closes
                 stack.push_async_callback(app.state.sandbox_purger.stop)
             usage = UsageRecorder()  # per-token counts for the console's Tokens view
-            app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record)
+            live = app.state.sandbox_accounts.live if settings.sandbox else None
+            app.state.gatekeeper = Gatekeeper(settings, tokens, limiter, faults, usage.record, live)
             app.state.metrics = metrics
             queries = backend.console
             app.state.console = ConsoleResources(queries)

@@ -9,6 +9,8 @@ import pytest
 from starlette.applications import Starlette
 
 from frsync.sandbox import sql as sandbox_sql
+from frsync.tokens import hash_token
+from tests.console.conftest import console_client, sign_in
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, SYNCED, add_rule, problem
 from tests.support import TOKENS
@@ -262,3 +264,28 @@ async def test_global_patch_rule_still_fires_for_tenants(
         assert (await api.patch(path, json=SYNCED)).status_code == 503
     async with connect(TOKENS["account1"]) as api:
         assert (await api.patch(PATCH_221, json=SYNCED)).status_code == 204
+
+
+async def test_a_reset_tenants_token_opens_neither_the_api_nor_the_console_before_its_purge(
+    admin: httpx.AsyncClient, connect: Connect, sandbox_app: Starlette,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A reset removes tenants at once and purges their rows afterwards; meanwhile their
+    tokens' rows still exist, and must open nothing. The purge is held back here so that
+    the window stays open for the whole test."""
+    monkeypatch.setattr(sandbox_app.state.sandbox_purger, "kick", lambda: None)
+    tenant = await _tenant(admin)
+    token = tenant["tokens"]["account"]
+    async with console_client(sandbox_app, "http://sandbox") as before:
+        assert (await sign_in(before, token)).status_code == 303  # signed in
+        assert 'name="token"' not in (await before.get("/console")).text  # the overview
+        assert (await before.get("/console/errors")).status_code == 200
+        assert (await admin.post("/__admin/reset")).status_code == 204
+        assert 'name="token"' in (await before.get("/console")).text  # the sign-in form
+        assert (await before.get("/console/errors")).status_code == 303  # to sign in
+    async with console_client(sandbox_app, "http://sandbox") as after:
+        assert (await sign_in(after, token)).status_code == 401
+    async with connect(token) as api:
+        problem(await api.get(_fr_path(tenant)), 401)
+    hashes = await sandbox_app.state.sandbox_store.known_tokens([hash_token(token)])
+    assert hashes, "the purge ran: the test no longer shows the window it is about"

@@ -115,6 +115,7 @@ def bucket_key(token_hash: bytes) -> str:
 
 
 UsageCounter = Callable[[int, bool], None]  # (token id, answered 429) per admitted request
+LiveCheck = Callable[[Principal], Awaitable[bool]]  # the sandbox's: is its tenant still there?
 
 
 class Gatekeeper:
@@ -125,11 +126,13 @@ class Gatekeeper:
         limiter: RateLimitStore,
         faults: FaultHook | None = None,
         count_usage: UsageCounter | None = None,
+        live: LiveCheck | None = None,
     ):
         self._settings = settings
         self._tokens = tokens
         self._limiter = limiter
         self._faults = faults
+        self._live = live
         self._count_usage = count_usage or (lambda token_id, limited: None)
 
     async def identify(self, request: Caller) -> tuple[Principal, str]:
@@ -142,6 +145,8 @@ class Gatekeeper:
         token = token.strip(_OWS)
         token_hash = hash_token(token) if token else None
         principal = await self._tokens.lookup(token_hash) if token_hash else None
+        if principal is not None and not await self.is_live(principal):
+            principal = None  # a removed sandbox tenant's, not yet purged: as if gone
         if principal is None or token_hash is None:
             if token_hash is not None:
                 request.scope[REFUSED_HASH_SCOPE_KEY] = token_hash
@@ -149,6 +154,11 @@ class Gatekeeper:
             raise Unauthenticated(UNAUTHENTICATED)
         request.scope[PRINCIPAL_SCOPE_KEY] = principal
         return principal, bucket_key(token_hash)
+
+    async def is_live(self, principal: Principal) -> bool:
+        """False only for a removed sandbox tenant's token whose rows a purge has yet to
+        delete (always True outside sandbox mode)."""
+        return self._live is None or await self._live(principal)
 
     async def admit(self, request: Caller) -> Principal:
         """An API caller's principal, its bucket charged; Unauthenticated / RateLimited."""

@@ -88,7 +88,7 @@ def signed_in(
     async def route(request: Request) -> Response:
         try:
             found = await sessions.current(resources(request).queries, request)
-            if found is None:
+            if found is None or not await request.app.state.gatekeeper.is_live(found[0].principal):
                 return await anonymous(request)
             signed, session_id = found
             visit = Visit(signed.principal, signed.scope_name, sessions.csrf_token(session_id))

@@ -21,11 +21,10 @@ from collections.abc import Callable, Iterator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from frsync.api.auth import PRINCIPAL_SCOPE_KEY, UNAUTHENTICATED
 from frsync.api.problems import HTTP_TITLES, problem_response
 from frsync.contract import canonical_int
 from frsync.domain import Principal
-from frsync.errors import FrsyncError, Unauthenticated
+from frsync.errors import FrsyncError
 from frsync.sandbox.rules import Action, Facts, Rule, rule_from_store
 from frsync.sandbox.store import TENANT_ID_BASE, SandboxStore
 from frsync.store import Store
@@ -69,6 +68,14 @@ class Accounts:
                 self._known.clear()
             self._known[key] = await self._store.account_of(kind, scope)
         return self._known[key]
+
+    async def live(self, principal: Principal) -> bool:
+        """False for a removed tenant's token, whose row a purge has yet to delete: it is
+        refused everywhere (the API, the console's sign-in and its pages) as if it were gone."""
+        account = await self.of(principal)
+        if account is None or account < TENANT_ID_BASE:
+            return True
+        return await self._store.is_tenant(account)
 
     async def of_revoked(self, token_hash: bytes) -> tuple[Principal, int] | None:
         """The principal a revoked token had and its account, so the request it was refused
@@ -135,13 +142,7 @@ class FaultInjector:
         """Fire the first rule that matches this request, if any: wait out its delay, then
         raise ForcedAnswer or DropConnection for a status or a drop."""
         account = await self._accounts.of(principal)
-        tenant = account if account is not None and account >= TENANT_ID_BASE else None
-        version, live = await self._store.request_state(tenant)
-        if tenant is not None and not live:
-            # A removed tenant's token, whose row a purge has yet to delete: refused as if
-            # it were gone already, and journalled as a request without a valid token.
-            del request.scope[PRINCIPAL_SCOPE_KEY]
-            raise Unauthenticated(UNAUTHENTICATED)
+        version = await self._store.rules_version()
         request.scope[ACCOUNT_SCOPE_KEY] = account
         facts = Facts(
             request.method,
