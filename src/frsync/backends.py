@@ -33,7 +33,11 @@ async def _sqlite(settings: Settings, allow_unreachable: bool) -> Backend:
     from frsync.sandbox.store_sqlite import SqliteSandboxStore, take_baseline
     from frsync.store.sqlite import SqliteStore
 
-    store = SqliteStore.from_url(settings.database_url, busy_timeout=settings.store_busy_timeout)
+    store = SqliteStore.from_url(
+        settings.database_url,
+        busy_timeout=settings.store_busy_timeout,
+        write_socket=settings.sqlite_write_socket,
+    )
     store.after_load(take_baseline)
     return Backend(store, SqliteSandboxStore(store), ConsoleSqlite(store))
 

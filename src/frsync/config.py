@@ -126,6 +126,11 @@ class Settings:
     # Each worker samples its event loop's lag this often (api/loop_lag.py) and /metrics shows
     # it. None: no sampling task runs.
     loop_lag_sample_ms: Annotated[float, Meta(gt=0, le=60_000)] | None = None
+    # SQLite: `frsync serve` starts one process that writes every worker's PATCHes
+    # (store/sqlite_write_process.py); false, each worker writes its own.
+    sqlite_write_process: bool = True
+    # Set by `serve` for its workers: that process's socket. None: write here.
+    sqlite_write_socket: str | None = None
 
 
 def public_name(name: str) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import math
+import multiprocessing
 import os
 import shutil
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +53,9 @@ def app_from_env() -> Any:
 
 def _export_for_workers(settings: Settings) -> None:
     """Workers are separate processes: hand them the resolved settings as FRSYNC_* variables."""
-    for name in ("database_url", "rate_limit_url", "rate", "burst", "metrics_dir", "sandbox"):
+    names = ("database_url", "rate_limit_url", "rate", "burst", "metrics_dir", "sandbox",
+             "sqlite_write_socket")  # fmt: skip
+    for name in names:
         value = getattr(settings, name)
         if value is not None:
             os.environ[env_variable(name)] = str(value)
@@ -67,6 +73,58 @@ def _metrics_dir(settings: Settings) -> tuple[Settings, str | None]:
         return settings, None
     made = supervisor.private_dir("metrics")  # a crashed run's directories removed first
     return dataclasses.replace(settings, metrics_dir=made), made
+
+
+def write_process_main(path: str, socket_path: str, busy_timeout: float, synchronous: str) -> None:
+    """The SQLite write process (store/sqlite_write_process.py), a `multiprocessing` spawn
+    target. SIGINT and SIGTERM are ignored: sent to the whole process group (a Ctrl-C, a
+    service manager) they would stop it while the workers still finish their requests.
+    `serve` stops it with STOP_SIGNAL once the workers are gone; the kernel kills it if
+    `serve` dies."""
+    import uvloop
+
+    from frsync.store.sqlite import connect
+    from frsync.store.sqlite_write_process import serve
+    from frsync.store.sqlite_writer import Writer
+
+    configure_logging()
+    supervisor.die_with_supervisor()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    writer = Writer(connect(path, synchronous), busy_timeout, threaded=False)
+    uvloop.run(serve(writer, socket_path))
+
+
+@contextlib.contextmanager
+def _write_process(settings: Settings) -> Iterator[Settings]:
+    """For a SQLite database, the write process, started before the workers and stopped
+    after them; yields the settings that send the workers' PATCHes to it."""
+    from frsync.backends import scheme_of
+    from frsync.store.sqlite import path_from_url, synchronous_of
+    from frsync.store.sqlite_write_process import STOP_SIGNAL
+
+    url = settings.database_url
+    if not settings.sqlite_write_process or scheme_of(url) != "sqlite":
+        yield settings
+        return
+    directory = supervisor.private_dir("write")
+    socket_path = os.path.join(directory, "patches.sock")
+    args = (path_from_url(url), socket_path, settings.store_busy_timeout, synchronous_of(url))
+    process = multiprocessing.get_context("spawn").Process(
+        target=write_process_main, args=args, name="frsync-sqlite-write"
+    )
+    process.start()
+    try:
+        yield settings.replace(sqlite_write_socket=socket_path)
+    finally:
+        if process.pid is not None:  # the workers are gone: it applies what it holds, exits
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, STOP_SIGNAL)
+        process.join(settings.shutdown_grace_seconds)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        supervisor.remove_dir(directory)
 
 
 def _bring_schema_to_head(settings: Settings) -> None:
@@ -96,33 +154,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         err.print(f"frsync serve: {error}")
         return 2
     _bring_schema_to_head(settings)
-    _export_for_workers(settings)
     configure_logging()
     backend = settings.database_url.split(":", 1)[0]
     where = f"http://{settings.host}:{settings.port}"
     mode = ", sandbox" if settings.sandbox else ""
     err.print(f"frsync serving on {where} ({settings.workers} worker(s), {backend} store{mode})")
     try:
-        supervisor.run(  # uvicorn.run, closing the listening socket at SIGTERM
-            "frsync.cli.server:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop" if sys.platform != "win32" else "auto",
-            http=PROTOCOL,  # httptools, plus header/body deadlines and a connection cap
-            access_log=False,
-            log_config=None,
-            **supervisor.proxy_options(settings),  # no proxy trusted unless listed
-            # uvicorn takes whole seconds; 0 would mean "do not wait at all".
-            timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_seconds)),
-            server_header=False,
-        )
+        with _write_process(settings) as settings:
+            _export_for_workers(settings)
+            _run_workers(settings)
     finally:
         if made_dir is not None:
             shutil.rmtree(made_dir, ignore_errors=True)
         supervisor.remove_dir(made_table)
     return 0
+
+
+def _run_workers(settings: Settings) -> None:
+    supervisor.run(  # uvicorn.run, closing the listening socket at SIGTERM
+        "frsync.cli.server:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop" if sys.platform != "win32" else "auto",
+        http=PROTOCOL,  # httptools, plus header/body deadlines and a connection cap
+        access_log=False,
+        log_config=None,
+        **supervisor.proxy_options(settings),  # no proxy trusted unless listed
+        # uvicorn takes whole seconds; 0 would mean "do not wait at all".
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_seconds)),
+        server_header=False,
+    )
 
 
 # parser --------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from frsync.store.rows import (
 from frsync.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from frsync.store.sqlite_readers import Readers
 from frsync.store.sqlite_sync import SyncAccounting
+from frsync.store.sqlite_write_process import WriteProcess
 from frsync.store.sqlite_writer import (
     SQLITE_BUSY,
     TRANSIENT_CODES,
@@ -81,6 +82,11 @@ _LOADED_CHILDREN = (
 )
 
 
+def synchronous_of(url: str) -> str:
+    """`?synchronous=full` in the URL: an fsync per commit; NORMAL otherwise."""
+    return "FULL" if "synchronous=full" in url.lower() else "NORMAL"
+
+
 def path_from_url(url: str) -> str:
     """`sqlite:///frsync.db` → `frsync.db`; `sqlite:////abs/x.db` → `/abs/x.db`."""
     prefix = "sqlite:///"
@@ -92,19 +98,34 @@ def path_from_url(url: str) -> str:
 class SqliteStore:
     kind: ClassVar[str] = "sqlite"
 
-    def __init__(self, path: str, *, busy_timeout: float = 2.0, synchronous: str = "NORMAL"):
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout: float = 2.0,
+        synchronous: str = "NORMAL",
+        write_socket: str | None = None,
+    ):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout = busy_timeout
-        self._db = _connect(path, synchronous)  # the loop's, for reads: see `read`
-        self._writer = Writer(_connect(path, synchronous), busy_timeout)
+        self._db = connect(path, synchronous)  # the loop's, for reads: see `read`
+        self._writer = Writer(connect(path, synchronous), busy_timeout)
         self._checkpointer = Checkpointer(path)
         self._readers = Readers(path, busy_timeout)  # for reads that may scan many rows
         self._after_load: list[Callable[[sqlite3.Connection], None]] = []
+        # `frsync serve`'s write process, which applies every worker's PATCHes (if any).
+        self._write_process = WriteProcess(write_socket, busy_timeout) if write_socket else None
 
     @classmethod
-    def from_url(cls, url: str, *, busy_timeout: float = 2.0) -> SqliteStore:
-        synchronous = "FULL" if "synchronous=full" in url.lower() else "NORMAL"
-        return cls(path_from_url(url), busy_timeout=busy_timeout, synchronous=synchronous)
+    def from_url(
+        cls, url: str, *, busy_timeout: float = 2.0, write_socket: str | None = None
+    ) -> SqliteStore:
+        return cls(
+            path_from_url(url),
+            busy_timeout=busy_timeout,
+            synchronous=synchronous_of(url),
+            write_socket=write_socket,
+        )
 
     def after_load(self, hook: Callable[[sqlite3.Connection], None]) -> None:
         """Run `hook(db)` at the end of every load, inside its transaction (how a feature
@@ -175,7 +196,9 @@ class SqliteStore:
         return await self.read(read)
 
     async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
-        await self.transaction(SyncAccounting(fr_id, plan, audit))
+        sync = SyncAccounting(fr_id, plan, audit)
+        if self._write_process is None or not await self._write_process.sync_accounting(sync):
+            await self.transaction(sync)
 
     async def accounting_history(
         self,
@@ -295,6 +318,8 @@ class SqliteStore:
                 raise StoreBusy("The store cannot write; try again shortly.")
 
     async def close(self) -> None:
+        if self._write_process is not None:
+            self._write_process.close()
         # Both joins wait for threads (the writer drains the jobs already submitted): not
         # on the loop.
         await asyncio.to_thread(self._writer.close)
@@ -303,7 +328,8 @@ class SqliteStore:
         self._db.close()
 
 
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+def connect(path: str, synchronous: str) -> sqlite3.Connection:
+    """A connection to the database file with the store's pragmas."""
     # busy_timeout 0: no connection sleeps inside SQLite waiting for a lock. The reader
     # retries after an await, the writer thread polls at its own pace.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)

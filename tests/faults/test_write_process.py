@@ -1,0 +1,104 @@
+"""The SQLite write process of `frsync serve` (store/sqlite_write_process.py): the workers'
+PATCHes go through it and answer exactly as a worker's own writer would; killed with SIGKILL
+under load, it costs no 500 and no acknowledged write, and the workers write themselves."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.faults.harness import (
+    Dataset,
+    MarkerWriters,
+    ServerProcess,
+    integrity_check,
+    marker_body,
+    prepare_database,
+    verify,
+)
+
+READY = re.compile(r"SQLite write process ready \(pid (\d+)\)")
+ROUTED = "SQLite PATCHes go to the write process"
+ON_ITS_OWN = "this worker writes its PATCHes itself"
+GENEROUS = 30.0  # seconds, for a loaded two-core machine
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ServerProcess, Dataset]]:
+    dataset = Dataset(accounts=1, frs_per_account=12)
+    url = f"sqlite:///{tmp_path / 'frsync.db'}"
+    prepare_database(url, dataset)
+    server = ServerProcess(tmp_path, {"FRSYNC_DATABASE_URL": url},
+                           "--burst", "1000000", "--rate", "1000000")  # fmt: skip
+    server.start()
+    try:
+        _wait_for(lambda: READY.search(server.log_text()), "the write process is ready")
+        yield server, dataset
+    finally:
+        server.stop()
+    assert integrity_check(tmp_path / "frsync.db") == "ok"
+
+
+def _wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + GENEROUS
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {GENEROUS} s: {what}")
+
+
+def test_patches_go_through_the_write_process_and_answer_as_ever(
+    served: tuple[ServerProcess, Dataset],
+) -> None:
+    server, dataset = served
+    fr = dataset.fr_ids(1)[0]
+    items = dataset.items(fr)
+    headers = {"X-API-TOKEN": dataset.token(1)}
+    with httpx.Client(base_url=server.base, headers=headers, timeout=GENEROUS) as client:
+        path = f"/fulfillment-requests/{fr}/accounting-sync"
+        applied = client.patch(path, json=marker_body("via-writer", items))
+        assert applied.status_code == 204, applied.text
+        missing = client.patch("/fulfillment-requests/999999/accounting-sync", json={})
+        assert missing.status_code == 404, missing.text
+        foreign = client.patch(path, json={"items": [{"id": 999999}]})
+        assert foreign.status_code == 400, foreign.text
+        assert foreign.json()["errors"] == [
+            {"field": "items[0].id", "message": "Item 999999 is not an item of this request."}
+        ]
+        state = client.get(f"/fulfillment-requests/{fr}").json()
+        history = client.get(f"{path}/history").json()
+    assert state["externalAccountingId"] == "via-writer"
+    assert [entry["requestId"] for entry in history] == [applied.headers["x-request-id"]]
+    log = server.log_text()
+    assert ROUTED in log and ON_ITS_OWN not in log, log[-3000:]
+
+
+def test_a_killed_write_process_costs_no_500_and_loses_no_acknowledged_write(
+    served: tuple[ServerProcess, Dataset],
+) -> None:
+    server, dataset = served
+    frs = dataset.fr_ids(1)[:8]
+    with MarkerWriters(server.base, dataset.token(1), frs, dataset, threads=4,
+                       timeout=GENEROUS, label="k") as writers:  # fmt: skip
+        _wait_for(lambda: writers.successes_after(0.0), "a first 204")
+        (pid,) = READY.findall(server.log_text())
+        os.kill(int(pid), signal.SIGKILL)
+        killed = time.monotonic()
+        _wait_for(lambda: ON_ITS_OWN in server.log_text(), "the workers notice")
+        noticed = time.monotonic()
+        _wait_for(lambda: writers.successes_after(noticed), "204s after that")
+    statuses = {attempt.status for attempt in writers.attempts}
+    assert statuses <= {204, 503}, statuses
+    assert all(a.retry_after for a in writers.attempts if a.status == 503)
+    assert writers.successes_after(killed)
+    verdict = verify(server.base, dataset.token(1), dataset, frs, writers.attempts)
+    assert verdict.ok and verdict.acknowledged > 0, verdict
+    assert "Traceback" not in server.log_text(), server.log_text()[-4000:]

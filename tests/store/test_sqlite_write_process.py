@@ -1,0 +1,46 @@
+"""A worker whose SQLite write process cannot be reached writes its PATCHes itself, and says
+so once (the process itself is tested under `frsync serve`: tests/faults/test_write_process.py)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from frsync.store.sqlite_write_process import MAX_MESSAGE, _Frames
+from tests.conftest import client_for
+from tests.support import TOKENS, make_settings, running_app
+
+SYNC = "/fulfillment-requests/221/accounting-sync"
+
+
+async def test_an_unreachable_write_process_leaves_the_worker_writing_itself(
+    tmp_path: Path, sqlite_template: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "frsync.db")
+    settings = make_settings(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'frsync.db'}",
+        sqlite_write_socket=str(tmp_path / "nobody-listens.sock"),
+    )
+    async with running_app(settings) as app, client_for(app, TOKENS["account1"]) as api:
+        for n in range(3):
+            answer = await api.patch(SYNC, json={"externalAccountingId": f"local-{n}"})
+            assert answer.status_code == 204, answer.text
+        fr = (await api.get("/fulfillment-requests/221")).json()
+        missing = await api.patch("/fulfillment-requests/999999/accounting-sync", json={})
+    assert fr["externalAccountingId"] == "local-2"
+    assert missing.status_code == 404
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "write" in r.message]
+    assert len(warnings) == 1, warnings  # once, not per request
+
+
+def test_frames_come_out_whole_whatever_the_chunks_and_refuse_a_giant() -> None:
+    frames = _Frames()
+    stream = b"".join(len(body).to_bytes(4, "big") + body for body in (b"one", b"", b"three"))
+    found = [message for n in range(len(stream)) for message in frames.feed(stream[n : n + 1])]
+    assert found == [b"one", b"", b"three"]
+    with pytest.raises(ValueError, match="a message of"):
+        list(frames.feed((MAX_MESSAGE + 1).to_bytes(4, "big")))
