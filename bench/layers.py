@@ -23,6 +23,8 @@ _LAYERS = [
     ("frsync/store/console_sqlite.py", "usage flush (console), every 2 s"),
     ("frsync/store/sqlite.py:SqliteStore.find_token", "loop: token lookup (cache miss)"),
     ("frsync/store/sqlite.py:SqliteStore.revoked", "loop: revoked-token check"),
+    ("frsync/store/sqlite_write_process.py:_Worker", "write process: its connections"),
+    ("frsync/store/sqlite_write_process.py", "loop: hand-off to the write process"),
     ("frsync/store/sqlite.py:SqliteStore.transaction", "loop: hand-off to the writer"),
     ("frsync/store/sqlite.py:SqliteStore.sync_accounting", "loop: hand-off to the writer"),
     ("frsync/ratelimit", "loop: rate limiter"),

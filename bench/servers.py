@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from frsync.supervisor import WRITE_PROCESS_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "bench" / ".prism" / "node_modules" / ".bin" / "prism"
 OPENAPI = ROOT / "src" / "frsync" / "api" / "openapi.json"
@@ -59,6 +61,12 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _is_write_process(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_bytes().strip() == WRITE_PROCESS_NAME
+    return False
+
+
 def _cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
@@ -69,12 +77,16 @@ class Server:
     process: subprocess.Popen[bytes]
     base_url: str
     ready_path: str
+    worker_count: int = 1
 
     def workers(self) -> list[int]:
-        """The processes that answer requests (uvicorn's spawned workers, or the only one)."""
-        tree = descendants(self.process.pid)
-        spawned = [p for p in tree[1:] if "multiprocessing.spawn" in _cmdline(p)]
-        return spawned or [p for p in tree if "resource_tracker" not in _cmdline(p)][:1]
+        """The processes that answer requests: the server itself when it runs one worker,
+        else uvicorn's spawned workers (not the SQLite write process, spawned too)."""
+        if self.worker_count == 1:
+            return [self.process.pid]
+        tree = descendants(self.process.pid)[1:]
+        return [p for p in tree if "multiprocessing.spawn" in _cmdline(p)
+                and not _is_write_process(p)]  # fmt: skip
 
     def cpu(self) -> float:
         """CPU seconds of the whole tree so far."""
@@ -137,7 +149,7 @@ def start_frsync(
                "--rate", rate, "--burst", burst]  # fmt: skip
     if redis_url:
         command += ["--redis-url", redis_url]
-    server = Server(name, _spawn(command, env, log), f"http://127.0.0.1:{port}", "/readyz")
+    server = Server(name, _spawn(command, env, log), f"http://127.0.0.1:{port}", "/readyz", workers)
     server.wait_ready(expected_workers=workers if workers > 1 else 1)
     return server
 
@@ -145,7 +157,8 @@ def start_frsync(
 def start_ceiling(name: str, database_url: str, port: int, workers: int, log: Path) -> Server:
     """bench/ceiling.py: the bare ASGI app doing a one-row UPDATE per request."""
     command = [sys.executable, "-m", "bench.ceiling", database_url, str(port), str(workers)]
-    server = Server(name, _spawn(command, dict(os.environ), log), f"http://127.0.0.1:{port}", "/")
+    server = Server(name, _spawn(command, dict(os.environ), log), f"http://127.0.0.1:{port}", "/",
+                    workers)  # fmt: skip
     server.wait_ready(expected_workers=workers if workers > 1 else 1)
     return server
 

@@ -89,6 +89,7 @@ def write_process_main(path: str, socket_path: str, busy_timeout: float, synchro
 
     configure_logging()
     supervisor.die_with_supervisor()
+    supervisor.name_this_process(supervisor.WRITE_PROCESS_NAME)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     writer = Writer(connect(path, synchronous), busy_timeout, threaded=False)
