@@ -3,6 +3,7 @@ so once (the process itself is tested under `frsync serve`: tests/faults/test_wr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -44,3 +45,34 @@ def test_frames_come_out_whole_whatever_the_chunks_and_refuse_a_giant() -> None:
     assert found == [b"one", b"", b"three"]
     with pytest.raises(ValueError, match="a message of"):
         list(frames.feed((MAX_MESSAGE + 1).to_bytes(4, "big")))
+
+
+async def test_a_write_process_that_never_answers_costs_a_503_not_a_hang(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """A peer that takes the PATCH and says nothing (hung): the request answers 503 once the
+    busy timeout and the margin have passed, and the worker goes on serving."""
+    shutil.copyfile(sqlite_template, tmp_path / "frsync.db")
+    socket_path = str(tmp_path / "silent.sock")
+    received: list[bytes] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            received.append(await reader.read(1 << 16))
+            await reader.read()  # until the worker goes; never a word back
+        finally:
+            writer.close()
+
+    silent = await asyncio.start_unix_server(swallow, path=socket_path)
+    settings = make_settings(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'frsync.db'}",
+        sqlite_write_socket=socket_path,
+        store_busy_timeout=0.1,
+    )
+    async with silent, running_app(settings) as app, client_for(app, TOKENS["account1"]) as api:
+        answer = await api.patch(SYNC, json={"externalAccountingId": "into-the-void"})
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"]
+        assert (await api.get("/fulfillment-requests/221")).status_code == 200
+    assert received and received[0]  # the PATCH was sent

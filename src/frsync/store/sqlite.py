@@ -15,6 +15,8 @@ connection, which takes the write lock (waiting there, not on the loop), applies
 that queued up meanwhile in one transaction, each in its own savepoint, and answers each after
 the COMMIT. The PATCHes among them are applied together in a few statements
 (store/sqlite_sync.py). A write not started within `busy_timeout` answers 503 at that moment.
+Under `frsync serve`, the PATCHes go instead to one write process that applies every
+worker's (store/sqlite_write_process.py), and come back here only if it cannot be reached.
 """
 
 from __future__ import annotations

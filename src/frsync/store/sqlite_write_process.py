@@ -222,15 +222,20 @@ class WriteProcess:
         plan = sync.plan
         job = _Job(job_id, sync.fr_id, plan.principal, plan.patch, plan.now, sync.audit)
         transport.write(_framed(job))
+        # A plain timer, as the writer's own deadlines: asyncio.timeout costs several times more.
+        timer = loop.call_at(loop.time() + self._answer_timeout, self._give_up, job_id)
         try:
-            async with asyncio.timeout(self._answer_timeout):
-                done = await answer
-        except TimeoutError:
-            raise StoreBusy("The write process did not answer; try again shortly.") from None
+            done = await answer
         finally:
+            timer.cancel()
             self._waiting.pop(job_id, None)
         _raise(done)
         return True
+
+    def _give_up(self, job_id: int) -> None:
+        answer = self._waiting.pop(job_id, None)
+        if answer is not None and not answer.done():
+            answer.set_exception(StoreBusy("The write process did not answer; try again shortly."))
 
     async def _open(self) -> asyncio.Transport | None:
         """The connection, opened by the first caller; the others wait for the same try."""

@@ -83,7 +83,8 @@ class _Job:
 
 
 class Writer:
-    """The process's writer thread and its connection (opened by the caller, owned here)."""
+    """The process's writer thread (or, inline, the loop's turns) and its connection (opened
+    by the caller, owned here)."""
 
     def __init__(self, db: sqlite3.Connection, busy_timeout: float, *, threaded: bool = True):
         self._db = db
