@@ -279,6 +279,16 @@ def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
         thread.join(10)
 
 
+def wait_for(condition: Callable[[], object], what: str, timeout: float) -> None:
+    """Poll `condition` until it holds; AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout:g} s: {what}")
+
+
 def wait_ready(base: str, timeout: float = 30) -> None:
     """Wait until the server at `base` answers `/readyz` with 200."""
     deadline = time.monotonic() + timeout

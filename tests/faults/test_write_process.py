@@ -23,6 +23,7 @@ from tests.faults.harness import (
     prepare_database,
     verify,
 )
+from tests.support import wait_for
 
 READY = re.compile(r"SQLite write process ready \(pid (\d+)\)")
 ROUTED = "SQLite PATCHes go to the write process"
@@ -39,20 +40,11 @@ def served(tmp_path: Path) -> Iterator[tuple[ServerProcess, Dataset]]:
                            "--burst", "1000000", "--rate", "1000000")  # fmt: skip
     server.start()
     try:
-        _wait_for(lambda: READY.search(server.log_text()), "the write process is ready")
+        wait_for(lambda: READY.search(server.log_text()), "the write process is ready", GENEROUS)
         yield server, dataset
     finally:
         server.stop()
     assert integrity_check(tmp_path / "frsync.db") == "ok"
-
-
-def _wait_for(condition: object, what: str) -> None:
-    deadline = time.monotonic() + GENEROUS
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {GENEROUS} s: {what}")
 
 
 def test_patches_go_through_the_write_process_and_answer_as_ever(
@@ -88,13 +80,13 @@ def test_a_killed_write_process_costs_no_500_and_loses_no_acknowledged_write(
     frs = dataset.fr_ids(1)[:8]
     with MarkerWriters(server.base, dataset.token(1), frs, dataset, threads=4,
                        timeout=GENEROUS, label="k") as writers:  # fmt: skip
-        _wait_for(lambda: writers.successes_after(0.0), "a first 204")
+        wait_for(lambda: writers.successes_after(0.0), "a first 204", GENEROUS)
         (pid,) = READY.findall(server.log_text())
         os.kill(int(pid), signal.SIGKILL)
         killed = time.monotonic()
-        _wait_for(lambda: ON_ITS_OWN in server.log_text(), "the workers notice")
+        wait_for(lambda: ON_ITS_OWN in server.log_text(), "the workers notice", GENEROUS)
         noticed = time.monotonic()
-        _wait_for(lambda: writers.successes_after(noticed), "204s after that")
+        wait_for(lambda: writers.successes_after(noticed), "204s after that", GENEROUS)
     statuses = {attempt.status for attempt in writers.attempts}
     assert statuses <= {204, 503}, statuses
     assert all(a.retry_after for a in writers.attempts if a.status == 503)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 
 from frsync import supervisor
 from tests.ops.conftest import FRSYNC, ServeProcess, env_for
-from tests.support import wait_ready
+from tests.support import wait_for, wait_ready
 
 GENEROUS = 20.0  # seconds: a loaded 2-core machine, not the 1 s the workers actually take
 
@@ -42,15 +41,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
-def _wait_for(condition: object, what: str) -> None:
-    deadline = time.monotonic() + GENEROUS
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {GENEROUS} s: {what}")
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_workers_die_with_a_killed_supervisor_and_serve_restarts(tmp_path: Path) -> None:
     env = {**env_for(tmp_path), "TMPDIR": str(tmp_path)}  # the metrics directory lands here
@@ -59,14 +49,16 @@ def test_workers_die_with_a_killed_supervisor_and_serve_restarts(tmp_path: Path)
     workers: list[int] = []
     try:
         wait_ready(first.base)
-        _wait_for(lambda: len(_children(first.process.pid)) >= 2, "two workers started")
+        wait_for(lambda: len(_children(first.process.pid)) >= 2, "two workers started", GENEROUS)
         workers = [pid for pid in _children(first.process.pid) if _alive(pid)]
         made = list(tmp_path.glob("frsync-metrics-*"))
         assert made, "serve --workers 2 makes a metrics directory"
 
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(timeout=GENEROUS)
-        _wait_for(lambda: not any(_alive(pid) for pid in workers), f"workers {workers} gone")
+        wait_for(
+            lambda: not any(_alive(pid) for pid in workers), f"workers {workers} gone", GENEROUS
+        )
         assert made[0].exists()  # nobody cleaned up: the supervisor had no chance
 
         second = _serve_on(env, tmp_path, first.port)  # the same port
