@@ -6,8 +6,9 @@ step hands the GIL over and waits to win it back; with several workers each comm
 empties the other workers' page caches and the write lock passes between processes. Here
 the PATCHes of every worker are applied by one process that does nothing else, inline on
 its own loop (the same `Writer` batches and `SyncAccounting` statements as a worker's
-thread), so it never hands a GIL to anyone. Measured in one run (BENCHMARKS.md, issue 20):
-PATCH/s ×1.21–1.28 with 1 worker and ×1.19–1.26 with 2.
+thread), so it never hands a GIL to anyone. Measured off/on in back-to-back pairs
+(BENCHMARKS.md, issue 20): PATCH/s ×1.17–1.18 with 1 worker and ×1.13–1.17 with 2; the p99
+under saturating load rose in five pairs of six (more requests wait in its batches).
 
 Only the PATCH comes here; every other write (tokens, loads, the sandbox, the console's
 counts) stays on the worker's own writer thread, and SQLite's lock keeps the two apart as it
