@@ -74,10 +74,15 @@ def shared_rate_limits(settings: Settings) -> tuple[Settings, str | None]:
     if scheme:
         return settings, None  # Redis (or a table the operator set up): already shared
     # /dev/shm is memory, not disk: the table's pages never wait on I/O.
-    where = str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
-    made = private_dir("ratelimit", where)
+    made = private_dir("ratelimit", shared_memory_dir())
     url = f"shm://{Path(made).resolve() / 'buckets'}"
     return dataclasses.replace(settings, rate_limit_url=url), made
+
+
+def shared_memory_dir() -> str | None:
+    """The shared-memory folder (`_SHM`) when this host has one we may write in; None: the
+    temporary directory."""
+    return str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
 
 
 def private_dir(kind: str, where: str | None = None) -> str:

@@ -94,3 +94,29 @@ def test_a_killed_write_process_costs_no_500_and_loses_no_acknowledged_write(
     verdict = verify(server.base, dataset.token(1), dataset, frs, writers.attempts)
     assert verdict.ok and verdict.acknowledged > 0, verdict
     assert "Traceback" not in server.log_text(), server.log_text()[-4000:]
+
+
+def test_a_deep_temporary_directory_does_not_cost_the_write_process(tmp_path: Path) -> None:
+    """A Unix socket's path may not pass 107 bytes: under a deep TMPDIR (a test's folder) the
+    write process once died at start with a traceback. It now lives in /dev/shm, or, where
+    there is none, is left out with a warning; PATCHes are applied either way."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    dataset = Dataset(accounts=1, frs_per_account=2)
+    url = f"sqlite:///{tmp_path / 'frsync.db'}"
+    prepare_database(url, dataset)
+    server = ServerProcess(tmp_path, {"FRSYNC_DATABASE_URL": url, "TMPDIR": str(deep)},
+                           workers=1)  # fmt: skip
+    server.start()
+    try:
+        fr = dataset.fr_ids(1)[0]
+        with httpx.Client(base_url=server.base, timeout=GENEROUS) as client:
+            answer = client.patch(f"/fulfillment-requests/{fr}/accounting-sync",
+                                  headers={"X-API-TOKEN": dataset.token(1)},
+                                  json=marker_body("deep", dataset.items(fr)))  # fmt: skip
+        assert answer.status_code == 204, answer.text
+    finally:
+        server.stop()
+    log = server.log_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert READY.search(log) or "too long for a Unix socket" in log, log[-3000:]

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import gc
+import logging
 import math
 import multiprocessing
 import os
@@ -96,6 +97,10 @@ def write_process_main(path: str, socket_path: str, busy_timeout: float, synchro
     uvloop.run(serve(writer, socket_path))
 
 
+log = logging.getLogger("frsync.server")
+_UNIX_PATH_MAX = 107  # bytes of a Unix socket's path (Linux's sun_path, less its NUL)
+
+
 @contextlib.contextmanager
 def _write_process(settings: Settings) -> Iterator[Settings]:
     """For a SQLite database, the write process, started before the workers and stopped
@@ -108,8 +113,15 @@ def _write_process(settings: Settings) -> Iterator[Settings]:
     if not settings.sqlite_write_process or scheme_of(url) != "sqlite":
         yield settings
         return
-    directory = supervisor.private_dir("write")
+    # In /dev/shm when there is one: a Unix socket's path may not pass 107 bytes, and a
+    # temporary directory can be deep (TMPDIR under a test's folder was).
+    directory = supervisor.private_dir("write", supervisor.shared_memory_dir())
     socket_path = os.path.join(directory, "patches.sock")
+    if len(os.fsencode(socket_path)) > _UNIX_PATH_MAX:
+        log.warning("%s is too long for a Unix socket: no write process", socket_path)
+        supervisor.remove_dir(directory)
+        yield settings
+        return
     args = (path_from_url(url), socket_path, settings.store_busy_timeout, synchronous_of(url))
     process = multiprocessing.get_context("spawn").Process(
         target=write_process_main, args=args, name="frsync-sqlite-write"
