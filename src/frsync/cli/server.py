@@ -110,7 +110,7 @@ def _write_process(settings: Settings) -> Iterator[Settings]:
     from frsync.store.sqlite_write_process import STOP_SIGNAL
 
     url = settings.database_url
-    if not settings.sqlite_write_process or scheme_of(url) != "sqlite":
+    if not settings.sqlite_write_process or scheme_of(url) != "sqlite" or os.name != "posix":
         yield settings
         return
     # In /dev/shm when there is one: a Unix socket's path may not pass 107 bytes, and a

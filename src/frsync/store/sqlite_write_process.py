@@ -46,7 +46,8 @@ log = logging.getLogger("frsync.store")
 
 _LENGTH = struct.Struct("!I")
 MAX_MESSAGE = 4 << 20  # a PATCH body is at most 1 MiB; anything longer is not ours
-STOP_SIGNAL = signal.SIGUSR1
+# POSIX only, as Unix sockets and uvloop are: `serve` starts no write process on Windows.
+STOP_SIGNAL = getattr(signal, "SIGUSR1", signal.SIGTERM)
 RETRY_SECONDS = 1.0  # after failing to reach this process, a worker writes itself this long
 # Past the busy timeout (after which this process answers StoreBusy itself) a worker waits
 # this much longer for an answer, in case this process hangs.
