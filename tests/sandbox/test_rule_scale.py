@@ -14,7 +14,7 @@ from frsync.sandbox import sql as sandbox_sql
 from tests.sandbox.conftest import Connect
 from tests.support import TOKENS
 
-_COUNTED = ("rules_version", "is_tenant", "rules", "list_rules", "skip", "fire", "account_of")
+_COUNTED = ("request_state", "rules", "list_rules", "skip", "fire", "account_of")
 
 
 async def _bulk_rules(app: Starlette, accounts: list[int], per_account: int) -> None:
@@ -78,8 +78,8 @@ async def test_matching_costs_the_same_store_calls_with_1_or_10_000_rules(
     await _bulk_rules(sandbox_app, [*tenants, 2], 1_000)
     await _bulk_rules(sandbox_app, [2], 8)  # 10,009 rules in all
     many = await _calls_per_request(sandbox_app, connect, monkeypatch, TOKENS["source10"])
-    assert one == Counter(rules_version=5)
-    assert many == Counter(rules_version=5, account_of=0)  # source 10's account: remembered
+    assert one == Counter(request_state=5)
+    assert many == Counter(request_state=5, account_of=0)  # source 10's account: remembered
     listed = (await admin.get("/__admin/faults")).json()
     assert len(listed) == 1_000  # a page, not every rule
     assert len((await admin.get("/__admin/faults?limit=10000")).json()) == 10_000

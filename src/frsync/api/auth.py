@@ -138,14 +138,21 @@ class Gatekeeper:
     async def identify(self, request: Caller) -> tuple[Principal, str]:
         """The live token's principal (any type) and its bucket key; Unauthenticated (or, for
         an address that keeps sending bad tokens, RateLimited) otherwise."""
-        return await self.identify_token(request, request.headers.get("x-api-token", ""))
+        return await self._identify(request, request.headers.get("x-api-token", ""))
 
     async def identify_token(self, request: Caller, token: str) -> tuple[Principal, str]:
-        """`identify` for a token that came another way (the console's sign-in form)."""
+        """`identify` for a token that came another way (the console's sign-in form), also
+        refusing a removed sandbox tenant's (for API requests the sandbox's fault hook does,
+        in the read that also finds its rules' version)."""
+        return await self._identify(request, token, check_live=True)
+
+    async def _identify(
+        self, request: Caller, token: str, *, check_live: bool = False
+    ) -> tuple[Principal, str]:
         token = token.strip(_OWS)
         token_hash = hash_token(token) if token else None
         principal = await self._tokens.lookup(token_hash) if token_hash else None
-        if principal is not None and not await self.is_live(principal):
+        if principal is not None and check_live and not await self.is_live(principal):
             principal = None  # a removed sandbox tenant's, not yet purged: as if gone
         if principal is None or token_hash is None:
             if token_hash is not None:

@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterator
 from starlette.requests import Request
 from starlette.responses import Response
 
+from frsync.api.auth import PRINCIPAL_SCOPE_KEY, UNAUTHENTICATED
 from frsync.api.problems import HTTP_TITLES, problem_response
 from frsync.contract import canonical_int
 from frsync.domain import Principal
-from frsync.errors import FrsyncError
+from frsync.errors import FrsyncError, Unauthenticated
 from frsync.sandbox.rules import Action, Facts, Rule, rule_from_store
 from frsync.sandbox.store import TENANT_ID_BASE, SandboxStore
 from frsync.store import Store
@@ -70,8 +71,8 @@ class Accounts:
         return self._known[key]
 
     async def live(self, principal: Principal) -> bool:
-        """False for a removed tenant's token, whose row a purge has yet to delete: it is
-        refused everywhere (the API, the console's sign-in and its pages) as if it were gone."""
+        """False for a removed tenant's token, whose row a purge has yet to delete: the
+        console refuses it (sign-in and pages) as the API's fault hook does."""
         account = await self.of(principal)
         if account is None or account < TENANT_ID_BASE:
             return True
@@ -142,7 +143,15 @@ class FaultInjector:
         """Fire the first rule that matches this request, if any: wait out its delay, then
         raise ForcedAnswer or DropConnection for a status or a drop."""
         account = await self._accounts.of(principal)
-        version = await self._store.rules_version()
+        tenant = account if account is not None and account >= TENANT_ID_BASE else None
+        # One read for the rules' version and the tenant's liveness: the API's check that a
+        # removed tenant's token opens nothing is here, the console's is `Accounts.live`.
+        version, live = await self._store.request_state(tenant)
+        if tenant is not None and not live:
+            # A removed tenant's token, whose row a purge has yet to delete: refused as if
+            # it were gone already, and journalled as a request without a valid token.
+            del request.scope[PRINCIPAL_SCOPE_KEY]
+            raise Unauthenticated(UNAUTHENTICATED)
         request.scope[ACCOUNT_SCOPE_KEY] = account
         facts = Facts(
             request.method,

@@ -138,11 +138,13 @@ BUMP_RULES_VERSION = (
 )
 
 # A reset removes every tenant at once by deleting their sandbox_tenants rows: from then on
-# their tokens are refused (sandbox mode checks the tenant is live whenever a token is
-# identified: api.auth.Gatekeeper, faults.Accounts.live). Their rows — tokens, FRs, items,
-# history, the account — are purged right after, a chunk of tenants per transaction, so
-# nothing waits long for them.
-RULES_VERSION_SQL = f"SELECT value FROM sandbox_state WHERE name = '{RULES_VERSION}'"
+# their tokens are refused (sandbox mode checks the tenant is live on every request, in the
+# same read as the rules' version). Their rows — tokens, FRs, items, history, the account —
+# are purged right after, a chunk of tenants per transaction, so nothing waits long for them.
+REQUEST_STATE = (
+    f"SELECT (SELECT value FROM sandbox_state WHERE name = '{RULES_VERSION}'),"
+    " EXISTS (SELECT 1 FROM sandbox_tenants WHERE account_id = ? AND removed_at IS NULL)"
+)
 # Tenants' ids all come from one counter starting at TENANT_ID_BASE: an account there with no
 # sandbox_tenants row is a removed tenant (an index range scan, however many were made).
 PURGE_CANDIDATES = (

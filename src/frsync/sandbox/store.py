@@ -134,8 +134,8 @@ class SandboxStore(Protocol):
         transaction); how many there were."""
         ...
 
-    async def rules_version(self) -> int:
-        """The rules' version stamp: it changes whenever a rule is added or removed."""
+    async def request_state(self, account_id: int | None) -> tuple[int, bool]:
+        """In one read: the rules' version stamp, and whether `account_id` is a live tenant."""
         ...
 
     async def add_rule(self, rule: NewRule) -> int:

@@ -111,8 +111,10 @@ class PostgresSandboxStore:
                     await connection.executemany(pg(statement), params)
         return len(accounts)
 
-    async def rules_version(self) -> int:
-        return int(await self._fetchval(sql.RULES_VERSION_SQL) or 0)
+    async def request_state(self, account_id: int | None) -> tuple[int, bool]:
+        async with self._store.acquire() as connection:
+            row = await connection.fetchrow(pg(sql.REQUEST_STATE), account_id)
+        return int(row[0] or 0), bool(row[1])
 
     async def is_tenant(self, account_id: int) -> bool:
         return await self._fetchval(sql.LIVE_TENANT, account_id) is not None

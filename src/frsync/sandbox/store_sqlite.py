@@ -149,9 +149,9 @@ class SqliteSandboxStore:
     async def purge_removed_tenants(self) -> int:
         return await self._store.transaction(_purge_chunk)
 
-    async def rules_version(self) -> int:
-        row = await self._read(sql.RULES_VERSION_SQL, ())
-        return int(row[0] or 0) if row is not None else 0
+    async def request_state(self, account_id: int | None) -> tuple[int, bool]:
+        row = await self._read(sql.REQUEST_STATE, (account_id,))
+        return int(row[0] or 0), bool(row[1])
 
     async def is_tenant(self, account_id: int) -> bool:
         row = await self._read(sql.LIVE_TENANT, (account_id,))
