@@ -88,9 +88,11 @@ def signed_in(
     async def route(request: Request) -> Response:
         try:
             found = await sessions.current(resources(request).queries, request)
-            if found is None or not await request.app.state.gatekeeper.is_live(found[0].principal):
+            if found is None:
                 return await anonymous(request)
             signed, session_id = found
+            if not await request.app.state.gatekeeper.is_live(signed.principal):
+                return await anonymous(request)  # a reset sandbox tenant's session
             visit = Visit(signed.principal, signed.scope_name, sessions.csrf_token(session_id))
             bucket = bucket_key(signed.token_hash)  # the bucket its API requests spend
             refused = await limits.spend(request, signed.principal.token_id, bucket)
