@@ -42,9 +42,15 @@ from tests.faults.proxy import FaultProxy, Mode
 ACQUIRE_TIMEOUT = 1.0
 BUSY_TIMEOUT = 1.0
 POOL_SIZE = 4
-# PostgresStore abandons a call after acquire + busy + 5 s (its _STALL_MARGIN); one more
-# second covers the HTTP round trip on a loaded two-core machine.
-BUDGET = ACQUIRE_TIMEOUT + BUSY_TIMEOUT + 5.0 + 1.0
+
+
+def budget(acquire: float, busy: float) -> float:
+    """PostgresStore abandons a call after acquire + busy + 5 s (its _STALL_MARGIN); one
+    more second covers the HTTP round trip on a loaded two-core machine."""
+    return acquire + busy + 5.0 + 1.0
+
+
+BUDGET = budget(ACQUIRE_TIMEOUT, BUSY_TIMEOUT)
 # The latency phase's own server waits this long for a connection and a lock. Through a
 # +50 ms/packet link a new pooled connection costs several delayed round trips (startup,
 # the first prepare, the statement) before its first answer: with 1 s and the proxy's
@@ -80,7 +86,7 @@ class PostgresRig:
         self.dataset = dataset
         self.proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 5432).start()
         acquire, busy = timeouts
-        self.budget = acquire + busy + 5.0 + 1.0  # as BUDGET, for these timeouts
+        self.budget = budget(acquire, busy)
         env = {
             "FRSYNC_DATABASE_URL": via_proxy(url, self.proxy.port),
             "FRSYNC_POOL_ACQUIRE_TIMEOUT": str(acquire),
