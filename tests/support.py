@@ -252,8 +252,14 @@ def serve_over_tcp(
 @contextmanager
 def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
     """frsync's app under uvicorn with the guarded protocol, in a background thread (its own
-    event loop); yields the loopback port. The store must already be migrated."""
-    port = free_port()
+    event loop); yields the loopback port. The store must already be migrated.
+
+    The socket is bound here and handed to uvicorn, so no other process can take the port
+    between choosing and binding it (a `free_port()` that uvicorn bound later was seen taken
+    by another test's connection: "address already in use")."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     config = uvicorn.Config(
         create_app(settings),
         host="127.0.0.1",
@@ -265,7 +271,7 @@ def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
         **config_options,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
         for _ in range(500):
@@ -277,6 +283,7 @@ def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+        listener.close()
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float) -> None:
