@@ -94,7 +94,9 @@ def _soak_rows(result: SoakResult) -> list[Row]:
         f"{result.requests} requests ({result.achieved_per_second:.0f}/s achieved of "
         f"{result.offered_per_second:.0f}/s offered, closed loop); answers {{{statuses}}}; "
         f"5xx or unanswered {result.server_errors}; unexpected status {result.unexpected}; "
-        f"drift after warm-up: RSS {rss:+.1f} MiB, open fds {fds:+d} (worst process)",
+        f"drift after warm-up: RSS {rss:+.1f} MiB, open fds {fds:+d} besides the clients' "
+        f"connections (worst process); client connections still held after the load "
+        f"closed them: {result.lingering_clients}",
         _verdict(result.ok),
     )]  # fmt: skip
     for window in result.windows:

@@ -147,13 +147,14 @@ class ServerProcess:
         self.workers = workers
         self.log = workdir / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
         self.base = ""
 
     def start(self, timeout: float = 60) -> float:
         """Start and wait until every worker has started and `/readyz` answers 200; returns
         the seconds that took. One worker answering is not enough: on a loaded machine the
         next may start seconds later, and a fault injected meanwhile fails its startup."""
-        port = free_port()
+        self.port = port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         log_from = self.log.stat().st_size if self.log.exists() else 0
@@ -236,15 +237,49 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def rss_and_fds(pid: int) -> tuple[float, int] | None:
-    """Resident memory (MiB) and open file descriptors of `pid`; None once it is gone."""
+def rss_and_fds(pid: int, serving_port: int) -> tuple[float, int, int] | None:
+    """Resident memory (MiB), open file descriptors other than the clients' connections to
+    `serving_port`, and how many of those connections `pid` holds; None once it is gone.
+
+    The two counts are apart because a load generator's keep-alive connections come and go
+    with its load, not with a leak: counted in, a burst that opens twenty more reads as
+    twenty leaked descriptors. A server that never closes its clients' connections shows in
+    the second count, which must fall to nothing once the clients have gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        inbound = _inbound_sockets(pid, serving_port)
+        links = [_readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        links = [link for link in links if link]
     except OSError:
         return None
+    clients = sum(1 for link in links if link in inbound)
     kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-    return kib / 1024, fds
+    return kib / 1024, len(links) - clients, clients
+
+
+_LISTEN = "0A"  # the state column of /proc/net/tcp
+
+
+def _inbound_sockets(pid: int, port: int) -> set[str]:
+    """`socket:[inode]` of every connection (not the listener) whose local port is `port`,
+    as /proc/<pid>/fd links name them, from the process's own network namespace."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as rows:
+            next(rows)  # the header
+            for row in rows:
+                fields = row.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] != _LISTEN:
+                    found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed between listing and reading: not open any more
+        return ""
 
 
 # Marker writers and the check ----------------------------------------------------------

@@ -51,7 +51,8 @@ class Window:
 class Sample:
     at: float
     rss_mib: dict[int, float]
-    fds: dict[int, int]
+    fds: dict[int, int]  # without the clients' connections, which come and go with the load
+    clients: dict[int, int]  # the clients' connections each process holds
 
 
 @dataclass
@@ -62,6 +63,7 @@ class SoakResult:
     windows: list[Window] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     unexpected: int = 0  # a valid PATCH not 204/429, a foreign not 404/429, …
+    lingering_clients: int = 0  # client connections the server still held once they had gone
 
     @property
     def requests(self) -> int:
@@ -93,7 +95,8 @@ class SoakResult:
 
     @property
     def ok(self) -> bool:
-        return self.server_errors == 0 and self.unexpected == 0 and self.requests > 0
+        return (self.server_errors == 0 and self.unexpected == 0 and self.requests > 0
+                and self.lingering_clients == 0)  # fmt: skip
 
 
 EXPECTED = {"valid": {"204", "429"}, "foreign": {"404", "429"}, "invalid": {"400", "429"},
@@ -173,12 +176,24 @@ class _Load:
 def _sampler(server: ServerProcess, every: float, stop: threading.Event,
              t0: float, samples: list[Sample]) -> None:  # fmt: skip
     while not stop.wait(every):
-        rss, fds = {}, {}
+        rss, fds, clients = {}, {}, {}
         for pid in server.pids():
-            found = rss_and_fds(pid)
+            found = rss_and_fds(pid, server.port)
             if found is not None:
-                rss[pid], fds[pid] = found
-        samples.append(Sample(time.monotonic() - t0, rss, fds))
+                rss[pid], fds[pid], clients[pid] = found
+        samples.append(Sample(time.monotonic() - t0, rss, fds, clients))
+
+
+def _clients_left_after(server: ServerProcess, timeout: float) -> int:
+    """The clients' connections the server still holds `timeout` s after the load's client
+    closed them all (it closes its ends as soon as it reads their FIN: the time is a
+    ceiling, not a measure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = sum(found[2] for pid in server.pids() if (found := rss_and_fds(pid, server.port)))
+        if held == 0 or time.monotonic() > deadline:
+            return held
+        time.sleep(0.05)
 
 
 def run_soak(workdir: Path, seconds: float, *, window: float, sample_every: float,
@@ -200,6 +215,7 @@ def run_soak(workdir: Path, seconds: float, *, window: float, sample_every: floa
         try:
             asyncio.run(load.run())
             load.result.seconds = time.monotonic() - load.t0
+            load.result.lingering_clients = _clients_left_after(server, 10)
         finally:
             stop.set()
             sampler.join(10)

@@ -21,6 +21,7 @@ def test_short_soak_has_no_5xx_and_no_fd_leak(tmp_path: Path) -> None:
     assert result.server_errors == 0 and result.unexpected == 0, result.statuses
     assert result.kinds["valid"] and result.kinds["foreign"] and result.kinds["invalid"]
     assert result.samples, "no RSS/fd sample was taken"
+    assert result.lingering_clients == 0, "the server kept connections its clients had closed"
     _, fd_growth = result.drift()
     # Twenty seconds is still warm-up for the pools, which open connections on demand: a
     # worker may legitimately grow by its whole PostgreSQL pool and Redis pool. A leak of one
