@@ -205,6 +205,7 @@ class WriteProcess:
         self._answer_timeout = busy_timeout + _ANSWER_MARGIN
         self._ids = itertools.count()
         self._waiting: dict[int, asyncio.Future[_Done]] = {}
+        self._outbox: list[bytes] = []  # the jobs of this turn of the loop, sent in one write
         self._transport: asyncio.Transport | None = None
         self._opening: asyncio.Future[bool] | None = None
         self._retry_at = float("-inf")
@@ -223,7 +224,9 @@ class WriteProcess:
         self._waiting[job_id] = answer
         plan = sync.plan
         job = _Job(job_id, sync.fr_id, plan.principal, plan.patch, plan.now, sync.audit)
-        transport.write(_framed(job))
+        if not self._outbox:
+            loop.call_soon(self._send)
+        self._outbox.append(_framed(job))
         # A plain timer, as the writer's own deadlines: asyncio.timeout costs several times more.
         timer = loop.call_at(loop.time() + self._answer_timeout, self._give_up, job_id)
         try:
@@ -233,6 +236,15 @@ class WriteProcess:
             self._waiting.pop(job_id, None)
         _raise(done)
         return True
+
+    def _send(self) -> None:
+        """The turn's jobs in one write: a write per job cost the worker a system call per
+        PATCH, and the write process a wake-up. A connection lost meanwhile has failed them
+        already (`_lost`)."""
+        jobs, self._outbox = self._outbox, []
+        transport = self._transport
+        if jobs and transport is not None and not transport.is_closing():
+            transport.write(b"".join(jobs))
 
     def _give_up(self, job_id: int) -> None:
         answer = self._waiting.pop(job_id, None)
@@ -274,6 +286,7 @@ class WriteProcess:
 
     def _lost(self) -> None:
         self._transport = None
+        self._outbox.clear()
         waiting, self._waiting = self._waiting, {}
         for answer in waiting.values():
             if not answer.done():  # sent, its fate unknown: a retry is safe

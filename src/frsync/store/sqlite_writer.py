@@ -362,8 +362,10 @@ class Writer:
             except sqlite3.Error as error:
                 log.warning("SQLite ROLLBACK failed: %s", error)
 
-    @staticmethod
-    def _settle(outcomes: list[tuple[_Job, bool, Any]]) -> None:
+    def _settle(self, outcomes: list[tuple[_Job, bool, Any]]) -> None:
+        if self._thread is None:  # inline: this is the loop's own thread
+            _resolve(outcomes)
+            return
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
         for outcome in outcomes:
             by_loop.setdefault(outcome[0].loop, []).append(outcome)
