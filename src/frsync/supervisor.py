@@ -20,6 +20,12 @@ table they share, a supervisor that shuts the door at SIGTERM, and proxy trust o
   The directories `serve` makes for the workers (metrics, the shared rate-limit table) carry
   the supervisor's pid in their name, and a later `serve` removes those whose supervisor is
   gone (`private_dir`, `sweep_stale`): a crash leaves nothing a new start trips on.
+- **SIGTERM and cleanup**: SIGTERM's default action ends a process at once, running no
+  `finally`; and uvicorn, once a single worker has shut down, raises the signal that stopped
+  it again with the handler it found. So a 1-worker `serve` died there, before stopping its
+  SQLite write process (killed by the kernel instead) and removing its directories.
+  `cleanup_before_sigterm` makes SIGTERM unwind the stack first, then end the process by
+  SIGTERM as before, so its parent sees the same exit.
 - **X-Forwarded-For**: uvicorn believes it from 127.0.0.1 unless told otherwise, which let
   anything on the host pick its own client address and dodge the per-address limit on bad
   tokens. No proxy is trusted unless `--forwarded-allow-ips` names it.
@@ -27,6 +33,7 @@ table they share, a supervisor that shuts the door at SIGTERM, and proxy trust o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -40,6 +47,7 @@ import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -185,6 +193,30 @@ class ClosingMultiprocess(Multiprocess):
         if not self.should_exit.is_set():
             log.info("%s: listening socket closed; stopping workers", signal.Signals(sig).name)
         self.should_exit.set()
+
+
+class _Terminated(BaseException):
+    """SIGTERM, unwinding the stack (BaseException: no `except Exception` swallows it)."""
+
+
+@contextlib.contextmanager
+def cleanup_before_sigterm() -> Iterator[None]:
+    """Inside, SIGTERM (when uvicorn's own handler is not installed, and uvicorn raising it
+    again after its shutdown) runs every `finally` on its way out; the process then ends
+    by SIGTERM, as it would have. Main thread only, as any signal handler."""
+
+    def unwind(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+        raise  # not reached: the default action has ended the process
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(app: str, **options: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from frsync.supervisor import shared_memory_dir
 from tests.faults.harness import (
     Dataset,
     MarkerWriters,
@@ -29,6 +31,7 @@ READY = re.compile(r"SQLite write process ready \(pid (\d+)\)")
 ROUTED = "SQLite PATCHes go to the write process"
 ON_ITS_OWN = "this worker writes its PATCHes itself"
 TOO_LONG = "too long for a Unix socket"
+STOPPED = re.compile(r"SQLite write process: \d+ PATCHes in \d+ transactions, stopped")
 GENEROUS = 30.0  # seconds, for a loaded two-core machine
 
 
@@ -128,3 +131,31 @@ def test_a_deep_temporary_directory_does_not_cost_the_write_process(tmp_path: Pa
     log = server.log_text()
     assert "Traceback" not in log, log[-3000:]
     assert ON_ITS_OWN not in log, log[-3000:]  # the write process, or none at all
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_stops_the_write_process_and_leaves_no_directory(
+    tmp_path: Path, workers: int
+) -> None:
+    """SIGTERM's default action runs no `finally`, and uvicorn raises it again once a single
+    worker has shut down: a 1-worker `serve` once died there, its write process killed by
+    the kernel and its socket's directory left behind. It still ends by SIGTERM."""
+    dataset = Dataset(accounts=1, frs_per_account=2)
+    url = f"sqlite:///{tmp_path / 'frsync.db'}"
+    prepare_database(url, dataset)
+    server = ServerProcess(tmp_path, {"FRSYNC_DATABASE_URL": url}, workers=workers)
+    server.start()
+    try:
+        wait_for(lambda: READY.search(server.log_text()), "the write process is ready", GENEROUS)
+        assert server.process is not None
+        pid = server.process.pid
+        made = list(
+            Path(shared_memory_dir() or tempfile.gettempdir()).glob(f"frsync-write-{pid}-*")
+        )
+        assert len(made) == 1, made
+    finally:
+        code = server.stop()
+    assert code in (0, -signal.SIGTERM), code
+    log = server.log_text()
+    assert STOPPED.search(log), log[-3000:]
+    assert not made[0].exists()

@@ -173,7 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mode = ", sandbox" if settings.sandbox else ""
     err.print(f"frsync serving on {where} ({settings.workers} worker(s), {backend} store{mode})")
     try:
-        with _write_process(settings) as settings:
+        with supervisor.cleanup_before_sigterm(), _write_process(settings) as settings:
             _export_for_workers(settings)
             _run_workers(settings)
     finally:

@@ -192,6 +192,8 @@ async def serve(writer: Writer, socket_path: str) -> None:
         # The last answers, to any worker still there (their flushes run on the next turn).
         await asyncio.gather(*(task for peer in peers for task in peer.tasks))
         await asyncio.sleep(0)
+        log.info("SQLite write process: %d PATCHes in %d transactions, stopped",
+                 writer.jobs, writer.transactions)  # fmt: skip
 
 
 # --- a worker's side --------------------------------------------------------------------------
