@@ -31,7 +31,7 @@ import logging
 import os
 import signal
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import cast
 
 import msgspec
@@ -122,12 +122,10 @@ class _Worker(asyncio.Protocol):
     """One worker's connection: its jobs to the writer, the answers back, those of one turn
     of the loop in one write."""
 
-    def __init__(self, writer: Writer, gone: Callable[[_Worker], None]) -> None:
+    def __init__(self, writer: Writer) -> None:
         self._writer = writer
-        self._gone = gone
         self._frames = _Frames()
         self._answers: list[bytes] = []
-        self.tasks: set[asyncio.Task[None]] = set()  # jobs not yet answered
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -142,23 +140,17 @@ class _Worker(asyncio.Protocol):
                 self._transport.abort()
             return
         for job in jobs:
-            task = asyncio.ensure_future(self._apply(job))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            plan = AccountingPlan(job.principal, job.patch, job.now)
+            reply = _Reply(self, job.id)
+            try:
+                self._writer.submit(SyncAccounting(job.fr_id, plan, job.audit), True, reply)
+            except StoreBusy as error:  # stopping: the worker may send it again
+                reply.set_exception(error)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._gone(self)  # its jobs still run to their commit; their answers go nowhere
+        self._transport = None  # its jobs still run to their commit; their answers go nowhere
 
-    async def _apply(self, job: _Job) -> None:
-        plan = AccountingPlan(job.principal, job.patch, job.now)
-        try:
-            await self._writer.run(SyncAccounting(job.fr_id, plan, job.audit), True)
-        except Exception as error:
-            self._send(_answer(job.id, error))
-        else:
-            self._send(_answer(job.id, None))
-
-    def _send(self, done: _Done) -> None:
+    def send(self, done: _Done) -> None:
         if not self._answers:
             asyncio.get_running_loop().call_soon(self._flush)
         self._answers.append(_framed(done))
@@ -169,29 +161,39 @@ class _Worker(asyncio.Protocol):
             self._transport.write(b"".join(answers))
 
 
+class _Reply:
+    """Where the writer puts a job's outcome (the `Promise` of `Writer.submit`): its answer,
+    sent on the connection the job came in on."""
+
+    __slots__ = ("_job_id", "_peer")
+
+    def __init__(self, peer: _Worker, job_id: int) -> None:
+        self._peer, self._job_id = peer, job_id
+
+    def done(self) -> bool:
+        return False  # answered once, by the writer
+
+    def set_result(self, value: object, /) -> None:
+        self._peer.send(_answer(self._job_id, None))
+
+    def set_exception(self, error: BaseException, /) -> None:
+        self._peer.send(_answer(self._job_id, error))
+
+
 async def serve(writer: Writer, socket_path: str) -> None:
     """The write process's work: apply the PATCHes that come in on `socket_path` with
     `writer` (inline), until STOP_SIGNAL; then what was submitted is applied and answered."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(STOP_SIGNAL, stop.set)
-    peers: set[_Worker] = set()  # connected now
-
-    def connected() -> _Worker:
-        peer = _Worker(writer, peers.discard)
-        peers.add(peer)
-        return peer
-
-    server = await loop.create_unix_server(connected, path=socket_path)
+    server = await loop.create_unix_server(lambda: _Worker(writer), path=socket_path)
     log.info("SQLite write process ready (pid %d)", os.getpid())
     try:
         await stop.wait()
     finally:
         server.close()
-        writer.close()
-        # The last answers, to any worker still there (their flushes run on the next turn).
-        await asyncio.gather(*(task for peer in peers for task in peer.tasks))
-        await asyncio.sleep(0)
+        writer.close()  # applies and answers every job submitted
+        await asyncio.sleep(0)  # the last answers, to any worker still there, go out
         log.info("SQLite write process: %d PATCHes in %d transactions, stopped",
                  writer.jobs, writer.transactions)  # fmt: skip
 
