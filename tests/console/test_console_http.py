@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
 from frsync.config import Settings
+from frsync.console import usage
 from frsync.console.overview import OverviewCache
 from frsync.console.store import ConsoleStore
 from frsync.domain import Principal
+from frsync.errors import StoreBusy
 from tests.conftest import client_for
 from tests.console.conftest import CSRF, console_client, csrf_of, sign_in
 from tests.support import OPERATOR_TOKEN, TOKENS, fixture_copy, running_app
@@ -260,6 +263,35 @@ async def test_usage_counts_429s_and_sums_flushes(app: Starlette) -> None:
     (row,) = [r for r in await queries.tokens_page(0, 100, 0) if r.id == 1]
     assert (row.requests, row.rate_limited) == (4, 2)
     assert row.last_used_at is not None
+
+
+async def test_a_flush_that_fails_midway_keeps_exactly_what_it_did_not_write(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush writes a few tokens per transaction (a short hold of SQLite's write lock); one
+    that fails after some of them were written keeps the rest for the next flush, and
+    neither loses nor counts twice."""
+    queries: ConsoleStore = app.state.console.queries
+    recorder = app.state.usage
+    monkeypatch.setattr(usage, "TOKENS_PER_WRITE", 1)
+    for token_id, times in ((1, 2), (2, 3), (3, 1)):
+        for _ in range(times):
+            recorder.record(token_id, False)
+
+    class FailsSecondWrite:
+        writes = 0
+
+        async def add_usage(self, *args: Any) -> None:
+            self.writes += 1
+            if self.writes == 2:
+                raise StoreBusy()
+            await queries.add_usage(*args)
+
+    with pytest.raises(StoreBusy):
+        await recorder.flush(FailsSecondWrite())
+    await recorder.flush(queries)
+    found = {r.id: r.requests for r in await queries.tokens_page(0, 100, 0) if r.id in (1, 2, 3)}
+    assert found == {1: 2, 2: 3, 3: 1}
 
 
 @pytest.mark.parametrize("path", ["/console", "/console/errors", "/docs"])

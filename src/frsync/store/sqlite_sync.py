@@ -78,7 +78,9 @@ _HISTORY_INSERT = (
 )
 
 
-def _json(value: Any) -> str:
+def json_param(value: Any) -> str:
+    """`value` as JSON text, to bind for the JSON functions (json_each) of a statement that
+    applies many rows at once."""
     return msgspec.json.encode(value).decode()  # text: SQLite's JSON functions take no BLOB
 
 
@@ -128,7 +130,8 @@ def _rounds(
 def _apply_round(
     db: sqlite3.Connection, entries: list[tuple[int, SyncAccounting]], outcomes: list[Outcome]
 ) -> None:
-    (found,) = db.execute(_STATES_SQL, (_json([sync.fr_id for _, sync in entries]),)).fetchone()
+    fr_ids = json_param([sync.fr_id for _, sync in entries])
+    (found,) = db.execute(_STATES_SQL, (fr_ids,)).fetchone()
     states = {row[0]: _state(row) for row in msgspec.json.decode(found)}
     accounting: list[list[Any]] = []
     items: list[tuple[int, str | None]] = []
@@ -150,14 +153,14 @@ def _apply_round(
         if change.diff:  # a PATCH that changes nothing leaves no history entry (SPEC §2)
             audit = sync.audit
             entry = (audit.at, audit.token_id, audit.token_type, audit.request_id)
-            history.append((sync.fr_id, *entry, _json(change.diff)))
+            history.append((sync.fr_id, *entry, json_param(change.diff)))
     for sql, rows in (
         (_ACCOUNTING_UPDATE, accounting),
         (_ITEMS_UPDATE, items),
         (_HISTORY_INSERT, history),
     ):
         if rows:
-            db.execute(sql, (_json(rows),))
+            db.execute(sql, (json_param(rows),))
 
 
 def _state(row: list[Any]) -> AccountingState:
