@@ -296,6 +296,15 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float) -> None
     raise AssertionError(f"not within {timeout:g} s: {what}")
 
 
+async def until(condition: Callable[[], object], what: str, seconds: float) -> None:
+    """`wait_for` for a test on the event loop: polls without blocking the loop."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds:g} s: {what}")
+        await asyncio.sleep(0.05)
+
+
 def wait_ready(base: str, timeout: float = 30) -> None:
     """Wait until the server at `base` answers `/readyz` with 200."""
     deadline = time.monotonic() + timeout

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from frsync.config import Settings
 from tests.sandbox.conftest import Connect
 from tests.sandbox.helpers import PATCH_221, SYNCED, add_rule, problem
-from tests.support import OPERATOR_TOKEN, TOKENS, make_settings, running_app
+from tests.support import (
+    OPERATOR_TOKEN,
+    TOKENS,
+    make_settings,
+    reset_postgres,
+    running_app,
+    until,
+)
 
 
 async def _state(api: httpx.AsyncClient, fr_id: int = 221) -> tuple[object, ...]:
@@ -198,3 +207,41 @@ async def test_database_loaded_before_sandbox_mode_existed_resets_to_its_state_a
             assert (await admin.post("/__admin/reset")).status_code == 204
             fr = (await api.get("/fulfillment-requests/221")).json()
     assert fr["accountingError"] == "old error"
+
+
+PURGE_STOPPED = "purging removed sandbox tenants stopped"
+
+
+@pytest.mark.postgres
+async def test_a_purge_that_finds_the_tables_busy_tries_again(
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reset or a load can hold the tables past the lock timeout; the purge waits a little
+    and goes on, rather than leaving the rows until the next reset."""
+    await reset_postgres(postgres_url)
+    settings = make_settings(tmp_path, database_url=postgres_url, sandbox=True,
+                             store_busy_timeout=0.2)  # fmt: skip
+    async with running_app(settings) as app:
+        transport = httpx.ASGITransport(app=app)
+        admin = httpx.AsyncClient(transport=transport, base_url="http://s",
+                                  headers={"X-API-TOKEN": OPERATOR_TOKEN})  # fmt: skip
+        async with admin:
+            tenant = (await admin.post("/__admin/tenants", json={})).json()
+        holder = await asyncpg.connect(postgres_url)
+        try:
+            # The tenant, removed as a reset removes it, with the tables held meanwhile.
+            await holder.execute("DELETE FROM sandbox_tenants WHERE account_id = $1",
+                                 tenant["accountId"])  # fmt: skip
+            lock = holder.transaction()
+            await lock.start()
+            await holder.execute("LOCK TABLE fulfillment_request_accounting IN EXCLUSIVE MODE")
+            app.state.sandbox_purger.kick()
+            await until(lambda: "lock timeout" in caplog.text, "the purge found them busy", 30)
+            await lock.rollback()
+            await asyncio.wait_for(app.state.sandbox_purger.wait(), 60)
+            left = await holder.fetchval("SELECT count(*) FROM accounts WHERE id = $1",
+                                         tenant["accountId"])  # fmt: skip
+        finally:
+            await holder.close()
+    assert left == 0
+    assert PURGE_STOPPED not in caplog.text

@@ -4,7 +4,9 @@ A reset removes every tenant at once (their sandbox_tenants rows go, so their to
 refused from the next request on), but deleting 10,000 tenants' tokens, FRs and accounts
 fires a foreign-key check per row: seconds on PostgreSQL. That is done here instead, a chunk
 of tenants per short transaction, in the background of the worker that reset (and at start,
-for anything a stopped worker left), so no reset and no request waits for it.
+for anything a stopped worker left), so no reset and no request waits for it. A chunk that
+finds the tables busy (a reset or a load holds them past the lock timeout) is tried again
+a little later, not left for the next reset.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import asyncio
 import contextlib
 import logging
 
+from frsync.errors import StoreBusy
 from frsync.sandbox.store import SandboxStore
 
 log = logging.getLogger("frsync.sandbox")
+BUSY_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s: waits after busy tries in a row
 
 
 class Purger:
@@ -34,13 +38,22 @@ class Purger:
             await asyncio.shield(self._task)
 
     async def _run(self) -> None:
-        try:
-            purged = 1
-            while purged:  # each chunk's transaction is awaited: requests run in between
+        busy = 0
+        while True:  # each chunk's transaction is awaited: requests run in between
+            try:
                 purged = await self._store.purge_removed_tenants()
-        except Exception:
-            # Left for the next reset or start to finish; never worth a failed request.
-            log.warning("purging removed sandbox tenants stopped; the next reset resumes it")
+            except StoreBusy:
+                pause = BUSY_RETRY_SECONDS[min(busy, len(BUSY_RETRY_SECONDS) - 1)]
+                busy += 1
+                await asyncio.sleep(pause)
+                continue
+            except Exception:
+                # Left for the next reset or start to finish; never worth a failed request.
+                log.warning("purging removed sandbox tenants stopped; the next reset resumes it")
+                return
+            if not purged:
+                return
+            busy = 0
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():

@@ -50,6 +50,11 @@ _RESTORE = tuple(pg(statement) for statement in sql.restore("IS DISTINCT FROM", 
 # new ones back before they lock anything, so it sees every acknowledged change and no PATCH
 # lands between choosing what to restore and forgetting the history. Reads go on meanwhile.
 _EXCLUDE_WRITERS = "LOCK TABLE fulfillment_request_accounting IN EXCLUSIVE MODE"
+# Removing a tenant's rows takes the same table first (ROW EXCLUSIVE, which a DELETE would
+# take later anyway): otherwise a purge holding some of a tenant's rows and a reset holding
+# the table each waited for the other, and PostgreSQL ended one of them as a deadlock (seen
+# in bench/sandbox_reset.py). One order, so one waits for the other to commit.
+_BEFORE_TENANT_ROWS = "LOCK TABLE fulfillment_request_accounting IN ROW EXCLUSIVE MODE"
 # Rules are bounded per tenant and overall: two workers adding at once count one at a time.
 _RULES_LOCK = "SELECT pg_advisory_xact_lock(7270001)"
 
@@ -92,6 +97,7 @@ class PostgresSandboxStore:
 
     async def delete_tenant(self, account_id: int) -> bool | None:
         async with self._store.transaction() as connection:
+            await connection.execute(_BEFORE_TENANT_ROWS)
             live = await connection.fetchrow(pg(sql.LIVE_TENANT + " FOR UPDATE"), account_id)
             if live is None:
                 last = await connection.fetchval(pg(sql.NEXT_TENANT_ID), NEXT_ID)
@@ -103,6 +109,7 @@ class PostgresSandboxStore:
 
     async def purge_removed_tenants(self) -> int:
         async with self._store.transaction() as connection:
+            await connection.execute(_BEFORE_TENANT_ROWS)
             rows = await connection.fetch(pg(sql.PURGE_CANDIDATES), TENANT_ID_BASE, sql.PURGE_CHUNK)
             accounts = [row[0] for row in rows]
             for statement, offsets in sql.REMOVE_TENANT:
