@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from frsync.errors import StoreBusy
 from frsync.store.postgres_batch import Batcher
 from tests.conftest import client_for
 from tests.store.test_postgres import SYNC, clean_url, pg_settings
@@ -91,4 +92,25 @@ async def test_a_cancelled_request_is_not_sent_and_a_batch_all_cancelled_is_canc
     await asyncio.gather(first, queued, return_exceptions=True)
     await asyncio.sleep(0.01)
     assert sent == [[1]] and cancelled == [True]
+    await batcher.close()
+
+
+async def test_a_patch_never_sent_within_the_queue_timeout_is_busy_and_a_sent_one_waits_on() -> (
+    None
+):
+    in_flight, release = asyncio.Event(), asyncio.Event()
+
+    async def send(payload: bytes) -> list[Any]:
+        in_flight.set()
+        await release.wait()  # every sender busy: the pool is exhausted meanwhile
+        return [(patch["n"], "ok", patch["fr"]) for patch in json.loads(payload)]
+
+    batcher = Batcher(send, senders=1, queue_timeout=0.1)
+    first = asyncio.ensure_future(batcher.run({"fr": 1}))
+    await in_flight.wait()
+    with pytest.raises(StoreBusy):
+        await batcher.run({"fr": 2})  # waited its 0.1 s unsent
+    assert not first.done()  # sent: past its queue timeout, it waits for its statement
+    release.set()
+    assert (await first)[-1] == 1
     await batcher.close()

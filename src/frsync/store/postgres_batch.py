@@ -45,21 +45,26 @@ class Batcher:
 
     async def run(self, patch: dict[str, Any]) -> Any:
         """The function's row for this PATCH (its `n` dropped), after its batch committed."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((patch, future))
         if self._senders < self._max_senders:
             self._start_sender()
+        # A plain timer: asyncio.wait_for (and the shield it needed) cost several times more.
+        timer = loop.call_at(loop.time() + self._queue_timeout, self._expire, future)
         try:
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), self._queue_timeout)
-            except TimeoutError:
-                if not self._sent(future):  # never sent (the pool is exhausted): 503
-                    future.cancel()
-                    raise StoreBusy() from None
-                return await future  # sent: its statement has deadlines of its own
+            return await future
         except asyncio.CancelledError:
             self._abandon(future)
             raise
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future[Any]) -> None:
+        """Never sent within the queue timeout (the pool is exhausted): 503. A sent PATCH
+        waits on: its statement has deadlines of its own."""
+        if not future.done() and not self._sent(future):
+            future.set_exception(StoreBusy())
 
     def _sent(self, future: asyncio.Future[Any]) -> bool:
         return any(future in futures for futures in self._in_flight.values())
