@@ -63,20 +63,19 @@ async def test_reset_under_16_patching_clients_loses_no_history(
 
 
 async def _rounds(api: httpx.AsyncClient, admin: httpx.AsyncClient) -> None:
-    if True:
-        baseline = {
-            fr: (await api.get(f"/fulfillment-requests/{fr}")).json()["externalAccountingId"]
-            for fr in FRS
-        }
-        for _ in range(20):
-            stop = asyncio.Event()
-            patchers = [asyncio.create_task(_patch_until(stop, api, c)) for c in range(16)]
-            await asyncio.sleep(0.05)
-            assert (await admin.post("/__admin/reset")).status_code == 204
-            await asyncio.sleep(0.05)
-            stop.set()
-            assert sum(await asyncio.gather(*patchers)) > 0
-            await _every_fr_at_baseline_or_with_history(api, baseline)
+    baseline = {
+        fr: (await api.get(f"/fulfillment-requests/{fr}")).json()["externalAccountingId"]
+        for fr in FRS
+    }
+    for _ in range(20):
+        stop = asyncio.Event()
+        patchers = [asyncio.create_task(_patch_until(stop, api, c)) for c in range(16)]
+        await asyncio.sleep(0.05)
+        assert (await admin.post("/__admin/reset")).status_code == 204
+        await asyncio.sleep(0.05)
+        stop.set()
+        assert sum(await asyncio.gather(*patchers)) > 0
+        await _every_fr_at_baseline_or_with_history(api, baseline)
 
 
 async def make_tenants(app: Starlette, count: int) -> None:
