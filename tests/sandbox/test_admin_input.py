@@ -21,6 +21,7 @@ TENANT_BODIES = {
     "10,000 levels of nesting": DEEP,
     "10,000 arrays": b"[" * 10_000 + b"]" * 10_000,
     "a repeated key": b'{"fulfillmentRequests": 1, "fulfillmentRequests": 2}',
+    "whitespace alone (a body, and not JSON; only an empty one means the defaults)": b"\r\n ",
 }
 
 

@@ -74,7 +74,7 @@ def _no_content() -> Response:
 
 async def _body(request: Request, *, required: bool) -> Any:
     raw = await read_body(request, MAX_ADMIN_BODY, request.app.state.settings.request_read_timeout)
-    if not raw.strip():
+    if not raw:  # whitespace is a body, and not JSON: refused below
         if required:
             raise InvalidRequest("A JSON body is required.", [FieldError("", "missing body")])
         return {}  # no body: every field takes its default (a JSON `null` is refused)
