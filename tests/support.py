@@ -286,14 +286,20 @@ def uvicorn_thread(settings: Settings, **config_options: Any) -> Iterator[int]:
         listener.close()
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float) -> None:
-    """Poll `condition` until it holds; AssertionError naming `what` after `timeout` s."""
+def holds_within(condition: Callable[[], object], timeout: float) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` s have passed (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
-            return
+            return True
         time.sleep(0.05)
-    raise AssertionError(f"not within {timeout:g} s: {what}")
+    return False
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float) -> None:
+    """Poll `condition` until it holds; AssertionError naming `what` after `timeout` s."""
+    if not holds_within(condition, timeout):
+        raise AssertionError(f"not within {timeout:g} s: {what}")
 
 
 async def until(condition: Callable[[], object], what: str, seconds: float) -> None:

@@ -32,6 +32,7 @@ from tests.faults.harness import (
     prepare_database,
     rss_and_fds,
 )
+from tests.support import holds_within
 
 ACCOUNTS, TOKENS_PER_ACCOUNT, FRS_PER_ACCOUNT = 10, 10, 50
 PER_TOKEN_RATE = 2.0
@@ -184,16 +185,8 @@ def _sampler(server: ServerProcess, every: float, stop: threading.Event,
         samples.append(Sample(time.monotonic() - t0, rss, fds, clients))
 
 
-def _clients_left_after(server: ServerProcess, timeout: float) -> int:
-    """The clients' connections the server still holds `timeout` s after the load's client
-    closed them all (it closes its ends as soon as it reads their FIN: the time is a
-    ceiling, not a measure)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        held = sum(found[2] for pid in server.pids() if (found := rss_and_fds(pid, server.port)))
-        if held == 0 or time.monotonic() > deadline:
-            return held
-        time.sleep(0.05)
+def _clients_held(server: ServerProcess) -> int:
+    return sum(found[2] for pid in server.pids() if (found := rss_and_fds(pid, server.port)))
 
 
 def run_soak(workdir: Path, seconds: float, *, window: float, sample_every: float,
@@ -215,7 +208,10 @@ def run_soak(workdir: Path, seconds: float, *, window: float, sample_every: floa
         try:
             asyncio.run(load.run())
             load.result.seconds = time.monotonic() - load.t0
-            load.result.lingering_clients = _clients_left_after(server, 10)
+            # The load's client has closed every connection; the server closes its ends as
+            # soon as it reads their FIN (the 10 s are a ceiling, not a measure).
+            holds_within(lambda: _clients_held(server) == 0, 10)
+            load.result.lingering_clients = _clients_held(server)
         finally:
             stop.set()
             sampler.join(10)

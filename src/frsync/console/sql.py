@@ -205,24 +205,39 @@ TOKENS_PAGE = (
     " WHERE t.id > ? ORDER BY t.id LIMIT ?"
 )
 
-# A token deleted since its requests were counted takes its counts with it.
-ADD_USAGE = (
-    "INSERT INTO token_usage (token_id, minute, requests, rate_limited)"
-    " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS INTEGER)"
-    " WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)"
-    " ON CONFLICT (token_id, minute) DO UPDATE SET"
-    " requests = token_usage.requests + excluded.requests,"
-    " rate_limited = token_usage.rate_limited + excluded.rate_limited"
-)
+# The usage flush's statements, for both stores from one text: PostgreSQL binds one row per
+# execution (`executemany`; the token id is bound twice, the check reads its own), SQLite
+# reads every row from one JSON array (console/store_sqlite.py says why).
+BOUND_ROW = ("CAST(? AS BIGINT)", "CAST(? AS BIGINT)", "CAST(? AS INTEGER)", "CAST(? AS INTEGER)")
+JSON_ROWS = " FROM json_each(?)"
+JSON_ROW = tuple(f"json_extract(value, '$[{n}]')" for n in range(4))
+
+
+def add_usage(values: Sequence[str], rows: str = "") -> str:
+    """Each row's counts added to `token_usage`: `values` the four columns' expressions
+    (the token id first), `rows` the FROM clause they come from, if any. A token deleted
+    since its requests were counted takes its counts with it."""
+    return (
+        "INSERT INTO token_usage (token_id, minute, requests, rate_limited)"
+        f" SELECT {', '.join(values)}{rows}"
+        f" WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = {values[0]})"
+        " ON CONFLICT (token_id, minute) DO UPDATE SET"
+        " requests = token_usage.requests + excluded.requests,"
+        " rate_limited = token_usage.rate_limited + excluded.rate_limited"
+    )
+
+
 DROP_OLD_USAGE = "DELETE FROM token_usage WHERE minute < ?"
 
 
-def add_last_used(postgres: bool) -> str:
+def add_last_used(postgres: bool, values: Sequence[str], rows: str = "") -> str:
+    """Each row's last use kept in `token_last_used` if it is the latest; the arguments as
+    `add_usage`'s, with two values."""
     latest = "GREATEST" if postgres else "MAX"  # SQLite's two-argument MAX is the same
     return (
         "INSERT INTO token_last_used (token_id, last_used_at)"
-        " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT)"
-        " WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)"
+        f" SELECT {', '.join(values)}{rows}"
+        f" WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = {values[0]})"
         f" ON CONFLICT (token_id) DO UPDATE SET last_used_at ="
         f" {latest}(token_last_used.last_used_at, excluded.last_used_at)"
     )

@@ -20,7 +20,8 @@ from frsync.store.placeholders import dollar, numbered
 from frsync.store.postgres import PostgresStore
 from frsync.store.rows import fr_from_row
 
-_LAST_USED = numbered(sql.add_last_used(postgres=True))
+_ADD_USAGE = numbered(sql.add_usage(sql.BOUND_ROW))
+_LAST_USED = numbered(sql.add_last_used(True, sql.BOUND_ROW[:2]))
 _ONE_SIGN_IN_AT_A_TIME = "SELECT 1 FROM api_tokens WHERE id = $1 FOR UPDATE"
 
 
@@ -96,7 +97,7 @@ class ConsolePostgres(ScopedReads):
         used = [(token_id, at, token_id) for token_id, at in last_used.items()]
         async with self._store.transaction() as connection:
             if usage:
-                await connection.executemany(numbered(sql.ADD_USAGE), usage)
+                await connection.executemany(_ADD_USAGE, usage)
             if used:
                 await connection.executemany(_LAST_USED, used)
             await connection.execute(numbered(sql.DROP_OLD_USAGE), keep_from)

@@ -22,28 +22,14 @@ from frsync.store.rows import fr_from_row
 from frsync.store.sqlite import SqliteStore
 from frsync.store.sqlite_sync import json_param
 
-# The usage flush as one statement per table over a JSON array, sorted by token. Row by row
+# The usage flush as one statement per table over a JSON array (the recorder hands the rows
+# over in token order, so each statement walks the indexes in order). Row by row
 # (`executemany`) the writer thread had to win the GIL back from the busy event loop for
 # every row while it held the write lock: a flush of 2,000 tokens held it 15-23 ms every two
 # seconds, and every PATCH waited behind it (the p99 at 1,000 PATCH/s). One statement is one
-# step of SQLite's with the GIL let go. A token deleted since its requests were counted
-# takes its counts with it, as in `sql.ADD_USAGE`.
-_ADD_USAGE = (
-    "INSERT INTO token_usage (token_id, minute, requests, rate_limited)"
-    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-    " json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?)"
-    " WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = json_extract(value, '$[0]'))"
-    " ON CONFLICT (token_id, minute) DO UPDATE SET"
-    " requests = token_usage.requests + excluded.requests,"
-    " rate_limited = token_usage.rate_limited + excluded.rate_limited"
-)
-_LAST_USED = (
-    "INSERT INTO token_last_used (token_id, last_used_at)"
-    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
-    " WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = json_extract(value, '$[0]'))"
-    " ON CONFLICT (token_id) DO UPDATE SET"
-    " last_used_at = MAX(token_last_used.last_used_at, excluded.last_used_at)"
-)
+# step of SQLite's with the GIL let go.
+_ADD_USAGE = sql.add_usage(sql.JSON_ROW, sql.JSON_ROWS)
+_LAST_USED = sql.add_last_used(False, sql.JSON_ROW[:2], sql.JSON_ROWS)
 
 
 class ConsoleSqlite(ScopedReads):
@@ -112,9 +98,8 @@ class ConsoleSqlite(ScopedReads):
     async def add_usage(
         self, counts: Sequence[UsageCount], last_used: dict[int, int], keep_from: int
     ) -> None:
-        usage = json_param(sorted((c.token_id, c.minute, c.requests, c.rate_limited)
-                                  for c in counts))  # fmt: skip
-        used = json_param(sorted(last_used.items()))
+        usage = json_param([(c.token_id, c.minute, c.requests, c.rate_limited) for c in counts])
+        used = json_param(list(last_used.items()))
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(_ADD_USAGE, (usage,))

@@ -54,7 +54,7 @@ class UsageRecorder:
         by_token: defaultdict[int, list[UsageCount]] = defaultdict(list)
         for (token_id, minute), (requests, limited) in counts.items():
             by_token[token_id].append(UsageCount(token_id, minute, requests, limited))
-        tokens = sorted(last_used)  # every counted token was used
+        tokens = sorted(last_used)  # every counted token was used; in order, for the indexes
         keep_from = now_ms() // 60_000 - KEEP_MINUTES
         for start in range(0, len(tokens), TOKENS_PER_WRITE):
             chunk = tokens[start : start + TOKENS_PER_WRITE]
@@ -62,12 +62,9 @@ class UsageRecorder:
                 rows = [row for token_id in chunk for row in by_token[token_id]]
                 await store.add_usage(rows, {t: last_used[t] for t in chunk}, keep_from)
             except BaseException:  # what was written stays written; the rest is kept
-                rest = tokens[start:]
-                self._merge_back(
-                    {(c.token_id, c.minute): [c.requests, c.rate_limited]
-                     for t in rest for c in by_token[t]},
-                    {t: last_used[t] for t in rest},
-                )  # fmt: skip
+                rest = set(tokens[start:])
+                self._merge_back({key: n for key, n in counts.items() if key[0] in rest},
+                                 {t: at for t, at in last_used.items() if t in rest})  # fmt: skip
                 raise
 
     def _merge_back(

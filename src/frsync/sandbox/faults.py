@@ -27,7 +27,7 @@ from frsync.contract import canonical_int
 from frsync.domain import Principal
 from frsync.errors import FrsyncError, Unauthenticated
 from frsync.sandbox.rules import Action, Facts, Rule, rule_from_store
-from frsync.sandbox.store import TENANT_ID_BASE, SandboxStore
+from frsync.sandbox.store import TENANT_ID_BASE, SandboxStore, is_tenant_id
 from frsync.store import Store
 
 DROP_SCOPE_KEY = "frsync.drop"  # set on the scope when the connection is to be dropped
@@ -74,7 +74,7 @@ class Accounts:
         """False for a removed tenant's token, whose row a purge has yet to delete: the
         console refuses it (sign-in and pages) as the API's fault hook does."""
         account = await self.of(principal)
-        if account is None or account < TENANT_ID_BASE:
+        if not is_tenant_id(account):
             return True
         return await self._store.is_tenant(account)
 
@@ -86,7 +86,7 @@ class Accounts:
         account = None if principal is None else await self.of(principal)
         if principal is None or account is None:
             return None
-        if account >= TENANT_ID_BASE and not await self._store.is_tenant(account):
+        if is_tenant_id(account) and not await self._store.is_tenant(account):
             return None
         return principal, account
 
@@ -143,7 +143,7 @@ class FaultInjector:
         """Fire the first rule that matches this request, if any: wait out its delay, then
         raise ForcedAnswer or DropConnection for a status or a drop."""
         account = await self._accounts.of(principal)
-        tenant = account if account is not None and account >= TENANT_ID_BASE else None
+        tenant = account if is_tenant_id(account) else None
         # One read for the rules' version and the tenant's liveness: the API's check that a
         # removed tenant's token opens nothing is here, the console's is `Accounts.live`.
         version, live = await self._store.request_state(tenant)

@@ -13,12 +13,12 @@ from frsync.sandbox.store import (
     MAX_RULES,
     MAX_TENANT_RULES,
     RULES_VERSION,
-    TENANT_ID_BASE,
     TENANT_JOURNAL_KEEP,
     JournalFilter,
     RuleFilter,
     TenantIds,
     TenantPlan,
+    is_tenant_id,
 )
 
 JOURNAL_COLUMNS = (
@@ -72,7 +72,7 @@ REVOKED_BY_HASH = (
 
 def journal_keep(account_id: int | None) -> int:
     """How many of an account's newest entries the journal keeps."""
-    if account_id is not None and account_id >= TENANT_ID_BASE:
+    if is_tenant_id(account_id):
         return TENANT_JOURNAL_KEEP
     return JOURNAL_KEEP
 

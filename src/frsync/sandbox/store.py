@@ -10,7 +10,7 @@ store's public `read()` / `transaction()` (SQLite) or `acquire()` / `transaction
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from frsync.domain import Principal
 from frsync.errors import FrsyncError
@@ -19,6 +19,13 @@ from frsync.models import TokenType
 # Ids handed to tenants start far above any loaded or generated data (generated FRs start at
 # 1,000,001) and come from one counter that only grows, so none is ever given twice.
 TENANT_ID_BASE = 1_000_000_000_000
+
+
+def is_tenant_id(account_id: int | None) -> TypeGuard[int]:
+    """Whether `account_id` is a tenant's (made by `POST /__admin/tenants`, live or removed)."""
+    return account_id is not None and account_id >= TENANT_ID_BASE
+
+
 # The journal keeps, per account (and for requests no token authenticated), the newest
 # entries: a tenant's 1,000, another account's 10,000; the whole is bounded in rows and bytes.
 TENANT_JOURNAL_KEEP = 1_000

@@ -31,7 +31,7 @@ import logging
 import os
 import signal
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import msgspec
@@ -104,6 +104,30 @@ class _Frames:
             yield message
 
 
+class _Outbox:
+    """The messages of one turn of the loop, sent in one write, both ways: a write per
+    message cost its sender a system call each, and its receiver a wake-up. Messages whose
+    connection is gone by then are dropped: its owner has answered for them (`_lost`)."""
+
+    def __init__(self, transport: Callable[[], asyncio.Transport | None]) -> None:
+        self._transport = transport
+        self._frames: list[bytes] = []
+
+    def put(self, message: msgspec.Struct) -> None:
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._frames.append(_framed(message))
+
+    def clear(self) -> None:
+        self._frames.clear()
+
+    def _flush(self) -> None:
+        frames, self._frames = self._frames, []
+        transport = self._transport()
+        if frames and transport is not None and not transport.is_closing():
+            transport.write(b"".join(frames))
+
+
 # --- the write process ------------------------------------------------------------------------
 
 
@@ -119,14 +143,13 @@ def _answer(job_id: int, error: BaseException | None) -> _Done:
 
 
 class _Worker(asyncio.Protocol):
-    """One worker's connection: its jobs to the writer, the answers back, those of one turn
-    of the loop in one write."""
+    """One worker's connection: its jobs to the writer, the answers back."""
 
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
         self._frames = _Frames()
-        self._answers: list[bytes] = []
         self._transport: asyncio.Transport | None = None
+        self._answers = _Outbox(lambda: self._transport)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
@@ -141,7 +164,7 @@ class _Worker(asyncio.Protocol):
             return
         for job in jobs:
             plan = AccountingPlan(job.principal, job.patch, job.now)
-            reply = _Reply(self, job.id)
+            reply = _Reply(self._answers, job.id)
             try:
                 self._writer.submit(SyncAccounting(job.fr_id, plan, job.audit), True, reply)
             except StoreBusy as error:  # stopping: the worker may send it again
@@ -150,34 +173,24 @@ class _Worker(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None  # its jobs still run to their commit; their answers go nowhere
 
-    def send(self, done: _Done) -> None:
-        if not self._answers:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._answers.append(_framed(done))
-
-    def _flush(self) -> None:
-        answers, self._answers = self._answers, []
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(answers))
-
 
 class _Reply:
     """Where the writer puts a job's outcome (the `Promise` of `Writer.submit`): its answer,
     sent on the connection the job came in on."""
 
-    __slots__ = ("_job_id", "_peer")
+    __slots__ = ("_answers", "_job_id")
 
-    def __init__(self, peer: _Worker, job_id: int) -> None:
-        self._peer, self._job_id = peer, job_id
+    def __init__(self, answers: _Outbox, job_id: int) -> None:
+        self._answers, self._job_id = answers, job_id
 
     def done(self) -> bool:
         return False  # answered once, by the writer
 
     def set_result(self, value: object, /) -> None:
-        self._peer.send(_answer(self._job_id, None))
+        self._answers.put(_answer(self._job_id, None))
 
     def set_exception(self, error: BaseException, /) -> None:
-        self._peer.send(_answer(self._job_id, error))
+        self._answers.put(_answer(self._job_id, error))
 
 
 async def serve(writer: Writer, socket_path: str) -> None:
@@ -209,8 +222,8 @@ class WriteProcess:
         self._answer_timeout = busy_timeout + _ANSWER_MARGIN
         self._ids = itertools.count()
         self._waiting: dict[int, asyncio.Future[_Done]] = {}
-        self._outbox: list[bytes] = []  # the jobs of this turn of the loop, sent in one write
         self._transport: asyncio.Transport | None = None
+        self._jobs = _Outbox(lambda: self._transport)
         self._opening: asyncio.Future[bool] | None = None
         self._retry_at = float("-inf")
         self._warned = False
@@ -228,9 +241,7 @@ class WriteProcess:
         self._waiting[job_id] = answer
         plan = sync.plan
         job = _Job(job_id, sync.fr_id, plan.principal, plan.patch, plan.now, sync.audit)
-        if not self._outbox:
-            loop.call_soon(self._send)
-        self._outbox.append(_framed(job))
+        self._jobs.put(job)
         # A plain timer, as the writer's own deadlines: asyncio.timeout costs several times more.
         timer = loop.call_at(loop.time() + self._answer_timeout, self._give_up, job_id)
         try:
@@ -240,15 +251,6 @@ class WriteProcess:
             self._waiting.pop(job_id, None)
         _raise(done)
         return True
-
-    def _send(self) -> None:
-        """The turn's jobs in one write: a write per job cost the worker a system call per
-        PATCH, and the write process a wake-up. A connection lost meanwhile has failed them
-        already (`_lost`)."""
-        jobs, self._outbox = self._outbox, []
-        transport = self._transport
-        if jobs and transport is not None and not transport.is_closing():
-            transport.write(b"".join(jobs))
 
     def _give_up(self, job_id: int) -> None:
         answer = self._waiting.pop(job_id, None)
@@ -290,7 +292,7 @@ class WriteProcess:
 
     def _lost(self) -> None:
         self._transport = None
-        self._outbox.clear()
+        self._jobs.clear()
         waiting, self._waiting = self._waiting, {}
         for answer in waiting.values():
             if not answer.done():  # sent, its fate unknown: a retry is safe
