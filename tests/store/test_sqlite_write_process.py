@@ -1,18 +1,26 @@
 """A worker whose SQLite write process cannot be reached writes its PATCHes itself, and says
-so once (the process itself is tested under `frsync serve`: tests/faults/test_write_process.py)."""
+so once; a worker's other statements go to the write process too (the process itself is
+tested under `frsync serve`: tests/faults/test_write_process.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from frsync.store.sqlite_write_process import MAX_MESSAGE, _Frames
+from frsync.store.sqlite import SqliteStore, connect
+from frsync.store.sqlite_write_process import MAX_MESSAGE, _Frames, serve
+from frsync.store.sqlite_writer import Writer
 from tests.conftest import client_for
-from tests.support import TOKENS, make_settings, running_app
+from tests.support import TOKENS, make_settings, running_app, until
 
 SYNC = "/fulfillment-requests/221/accounting-sync"
 
@@ -76,3 +84,67 @@ async def test_a_write_process_that_never_answers_costs_a_503_not_a_hang(
         assert answer.headers["retry-after"]
         assert (await api.get("/fulfillment-requests/221")).status_code == 200
     assert received and received[0]  # the PATCH was sent
+
+
+INSERT = "INSERT INTO t (k, v) VALUES (?, ?)"
+
+
+async def table_t(store: SqliteStore) -> None:
+    await store.transaction(lambda db: db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v)"))
+
+
+async def rows_of_t(store: SqliteStore) -> list[tuple[int, object]]:
+    return await store.read(lambda db: db.execute("SELECT k, v FROM t ORDER BY k").fetchall())
+
+
+@asynccontextmanager
+async def write_process(database: Path, socket_path: str) -> AsyncIterator[Writer]:
+    """The write process's work (`serve`) on this loop, on `database`; its writer yielded."""
+    writer = Writer(connect(str(database), "NORMAL"), 2.0, threaded=False)
+    serving = asyncio.ensure_future(serve(writer, socket_path))
+    await until(lambda: os.path.exists(socket_path), "the write process listens", 30)
+    try:
+        yield writer
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
+async def test_a_workers_statements_are_written_by_the_write_process(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """`write_statements` (the console's usage counts) goes to the write process, all of its
+    statements in one transaction: applied together, or, when one fails, none of them."""
+    database = tmp_path / "frsync.db"
+    shutil.copyfile(sqlite_template, database)
+    socket_path = str(tmp_path / "w.sock")
+    store = SqliteStore(str(database), write_socket=socket_path)
+    try:
+        await table_t(store)
+        async with write_process(database, socket_path) as writer:
+            await store.write_statements([(INSERT, (1, "one")), (INSERT, (2, 2.5))])
+            assert writer.jobs == 1
+            with pytest.raises(RuntimeError, match="write process failed"):
+                await store.write_statements([(INSERT, (3, None)), (INSERT, (1, "again"))])
+        rows = await rows_of_t(store)
+    finally:
+        await store.close()
+    assert rows == [(1, "one"), (2, 2.5)]  # 3 rolled back with the duplicate
+
+
+async def test_without_a_write_process_a_worker_writes_its_statements_itself(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    database = tmp_path / "frsync.db"
+    shutil.copyfile(sqlite_template, database)
+    store = SqliteStore(str(database), write_socket=str(tmp_path / "nobody-listens.sock"))
+    try:
+        await table_t(store)
+        await store.write_statements([(INSERT, (1, "one"))])
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.write_statements([(INSERT, (2, "two")), (INSERT, (1, "again"))])
+        rows = await rows_of_t(store)
+    finally:
+        await store.close()
+    assert rows == [(1, "one")]

@@ -27,7 +27,8 @@ from frsync.store.sqlite_sync import json_param
 # (`executemany`) the writer thread had to win the GIL back from the busy event loop for
 # every row while it held the write lock: a flush of 2,000 tokens held it 15-23 ms every two
 # seconds, and every PATCH waited behind it (the p99 at 1,000 PATCH/s). One statement is one
-# step of SQLite's with the GIL let go.
+# step of SQLite's with the GIL let go; and `write_statements` runs them in `serve`'s write
+# process, which holds no GIL of a busy loop.
 _ADD_USAGE = sql.add_usage(sql.JSON_ROW, sql.JSON_ROWS)
 _LAST_USED = sql.add_last_used(False, sql.JSON_ROW[:2], sql.JSON_ROWS)
 
@@ -101,9 +102,6 @@ class ConsoleSqlite(ScopedReads):
         usage = json_param([(c.token_id, c.minute, c.requests, c.rate_limited) for c in counts])
         used = json_param(list(last_used.items()))
 
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(_ADD_USAGE, (usage,))
-            db.execute(_LAST_USED, (used,))
-            db.execute(sql.DROP_OLD_USAGE, (keep_from,))
-
-        await self._store.transaction(write)
+        await self._store.write_statements(
+            [(_ADD_USAGE, (usage,)), (_LAST_USED, (used,)), (sql.DROP_OLD_USAGE, (keep_from,))]
+        )

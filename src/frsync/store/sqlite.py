@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -55,7 +55,7 @@ from frsync.store.rows import (
 from frsync.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from frsync.store.sqlite_readers import Readers
 from frsync.store.sqlite_sync import SyncAccounting
-from frsync.store.sqlite_write_process import WriteProcess
+from frsync.store.sqlite_write_process import Param, Statements, WriteProcess
 from frsync.store.sqlite_writer import (
     SQLITE_BUSY,
     TRANSIENT_CODES,
@@ -144,6 +144,14 @@ class SqliteStore:
         with _transient_as_store_busy():
             result: T = await self._writer.run(work, foreign_keys)
             return result
+
+    async def write_statements(self, statements: Sequence[tuple[str, Sequence[Param]]]) -> None:
+        """Run `statements` in order in one write transaction, in `serve`'s write process when
+        there is one (a worker's periodic writes: see store/sqlite_write_process.py), else
+        on this process's writer thread."""
+        work = Statements([(statement, list(params)) for statement, params in statements])
+        if self._write_process is None or not await self._write_process.write(work):
+            await self.transaction(work)
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(db)`, which only reads, on the loop's connection. It never waits there:

@@ -10,16 +10,21 @@ thread), so it never hands a GIL to anyone. Measured off/on in back-to-back pair
 (BENCHMARKS.md, issue 20): PATCH/s ×1.17–1.18 with 1 worker and ×1.13–1.17 with 2; the p99
 under saturating load rose in five pairs of six (more requests wait in its batches).
 
-Only the PATCH comes here; every other write (tokens, loads, the sandbox, the console's
-counts) stays on the worker's own writer thread, and SQLite's lock keeps the two apart as it
-keeps any two writers apart. A worker that cannot reach this process (not started yet,
-stopped, crashed) writes its PATCHes itself and tries again a second later: this process
-makes writes faster, never possible. Each answer is sent after its batch's COMMIT, so
-kill -9 of any process loses nothing acknowledged; a PATCH whose answer is lost with its
-connection answers 503, and sending it again is safe (PATCH is idempotent by value).
+The PATCH comes here, and so do the statements a worker writes every few seconds (the
+console's usage counts, through `SqliteStore.write_statements`). On the worker's writer
+thread they held the write lock while that thread won the GIL back from its busy loop
+between steps, and every PATCH waited: at 1,000 PATCH/s, with no counts written at all the
+server's p99 was 0.7-2.7 ms shorter (three pairs). Every other write (tokens, loads, the
+sandbox) stays on the worker's own writer thread, and SQLite's lock keeps the two apart as
+it keeps any two writers apart. A worker that cannot reach this process (not started yet,
+stopped, crashed) writes itself and tries again a second later: this process makes writes
+faster, never possible. Each answer is sent after its batch's COMMIT, so kill -9 of any
+process loses nothing acknowledged; a PATCH whose answer is lost with its connection
+answers 503, and sending it again is safe (PATCH is idempotent by value).
 
-The wire: each message is a 4-byte big-endian length and a msgpack array, `_Job` one way
-and `_Done` the other. The socket lives in a private (0700) directory of `serve`'s.
+The wire: each message is a 4-byte big-endian length and a msgpack array, a `_Job` or
+`_Statements` one way and a `_Done` the other. The socket lives in a private (0700)
+directory of `serve`'s.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import itertools
 import logging
 import os
 import signal
+import sqlite3
 import struct
 from collections.abc import Callable, Iterator
 from typing import cast
@@ -54,13 +60,37 @@ RETRY_SECONDS = 1.0  # after failing to reach this process, a worker writes itse
 _ANSWER_MARGIN = 5.0
 
 
-class _Job(msgspec.Struct, array_like=True):
+# A parameter of a statement sent to this process (msgspec decodes no union of str and bytes).
+Param = int | float | str | None
+
+
+class _Job(msgspec.Struct, array_like=True, tag=0):
+    """A PATCH."""
+
     id: int
     fr_id: int
     principal: Principal
     patch: AccountingPatch
     now: int
     audit: Audit
+
+
+class _Statements(msgspec.Struct, array_like=True, tag=1):
+    id: int
+    statements: list[tuple[str, list[Param]]]
+
+
+class Statements:
+    """Statements run in order, all in one transaction (a write job of the `Writer`'s)."""
+
+    __slots__ = ("statements",)
+
+    def __init__(self, statements: list[tuple[str, list[Param]]]) -> None:
+        self.statements = statements
+
+    def __call__(self, db: sqlite3.Connection) -> None:
+        for statement, params in self.statements:
+            db.execute(statement, params)
 
 
 class _Done(msgspec.Struct, array_like=True):
@@ -75,7 +105,7 @@ _ERRORS: dict[str, type[NotFound | InvalidRequest | StoreBusy]] = {
     cls.__name__: cls for cls in (NotFound, InvalidItems, InvalidRequest, StoreBusy)
 }
 _encode = msgspec.msgpack.Encoder().encode
-_decode_job = msgspec.msgpack.Decoder(_Job).decode
+_decode_job = msgspec.msgpack.Decoder(_Job | _Statements).decode
 _decode_done = msgspec.msgpack.Decoder(_Done).decode
 
 
@@ -136,7 +166,7 @@ def _answer(job_id: int, error: BaseException | None) -> _Done:
         return _Done(job_id)
     name = type(error).__name__
     if name not in _ERRORS:
-        log.error("a PATCH failed in the write process", exc_info=error)
+        log.error("a write failed in the write process", exc_info=error)
         return _Done(job_id, "unexpected")
     assert isinstance(error, NotFound | InvalidRequest | StoreBusy)
     return _Done(job_id, name, error.detail, getattr(error, "errors", []))
@@ -163,15 +193,20 @@ class _Worker(asyncio.Protocol):
                 self._transport.abort()
             return
         for job in jobs:
-            plan = AccountingPlan(job.principal, job.patch, job.now)
             reply = _Reply(self._answers, job.id)
             try:
-                self._writer.submit(SyncAccounting(job.fr_id, plan, job.audit), True, reply)
+                self._writer.submit(_work(job), True, reply)
             except StoreBusy as error:  # stopping: the worker may send it again
                 reply.set_exception(error)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None  # its jobs still run to their commit; their answers go nowhere
+
+
+def _work(job: _Job | _Statements) -> SyncAccounting | Statements:
+    if isinstance(job, _Statements):
+        return Statements(job.statements)
+    return SyncAccounting(job.fr_id, AccountingPlan(job.principal, job.patch, job.now), job.audit)
 
 
 class _Reply:
@@ -232,15 +267,24 @@ class WriteProcess:
     async def sync_accounting(self, sync: SyncAccounting) -> bool:
         """Applied (or refused, raising the same error the worker's own writer would), True;
         False when the write process cannot be reached: then the caller writes it itself."""
+        plan = sync.plan
+        return await self._send(
+            _Job(0, sync.fr_id, plan.principal, plan.patch, plan.now, sync.audit)
+        )
+
+    async def write(self, statements: Statements) -> bool:
+        """`statements` committed (or rolled back, raising), True; False when the write
+        process cannot be reached: then the caller writes them itself."""
+        return await self._send(_Statements(0, statements.statements))
+
+    async def _send(self, job: _Job | _Statements) -> bool:
         transport = self._transport or await self._open()
         if transport is None or transport.is_closing():
             return False
         loop = asyncio.get_running_loop()
-        job_id = next(self._ids)
+        job_id = job.id = next(self._ids)
         answer: asyncio.Future[_Done] = loop.create_future()
         self._waiting[job_id] = answer
-        plan = sync.plan
-        job = _Job(job_id, sync.fr_id, plan.principal, plan.patch, plan.now, sync.audit)
         self._jobs.put(job)
         # A plain timer, as the writer's own deadlines: asyncio.timeout costs several times more.
         timer = loop.call_at(loop.time() + self._answer_timeout, self._give_up, job_id)
@@ -337,7 +381,7 @@ def _raise(done: _Done) -> None:
         return
     error = _ERRORS.get(done.error)
     if error is None:
-        raise RuntimeError("the SQLite write process failed to apply a PATCH (see its log)")
+        raise RuntimeError("the SQLite write process failed to apply a write (see its log)")
     if issubclass(error, InvalidRequest):
         raise error(done.detail, done.errors)
     raise error(done.detail)
