@@ -31,7 +31,7 @@ READY = re.compile(r"SQLite write process ready \(pid (\d+)\)")
 ROUTED = "SQLite PATCHes go to the write process"
 ON_ITS_OWN = "this worker writes its PATCHes itself"
 TOO_LONG = "too long for a Unix socket"
-STOPPED = re.compile(r"SQLite write process: \d+ PATCHes in \d+ transactions, stopped")
+STOPPED = re.compile(r"SQLite write process stopped \(writes: \d+, transactions: \d+\)")
 GENEROUS = 30.0  # seconds, for a loaded two-core machine
 
 

@@ -242,7 +242,7 @@ async def serve(writer: Writer, socket_path: str) -> None:
         server.close()
         writer.close()  # applies and answers every job submitted
         await asyncio.sleep(0)  # the last answers, to any worker still there, go out
-        log.info("SQLite write process: %d PATCHes in %d transactions, stopped",
+        log.info("SQLite write process stopped (writes: %d, transactions: %d)",
                  writer.jobs, writer.transactions)  # fmt: skip
 
 
