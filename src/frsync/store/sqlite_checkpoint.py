@@ -18,7 +18,9 @@ checkpoints again at once, up to CATCH_UP_ROUNDS times: each round copies only w
 committed during the one before, so the rounds shorten until one leaves nothing and the next
 write starts the WAL over. No round waits for or takes the write lock. (A RESTART checkpoint
 does take it, and holds it through its copy and fsyncs: tried, the writes waited for the
-lock past 8 ms three to five times as often.)
+lock past 8 ms three to five times as often.) When writes come back to back (a saturating
+load) no round catches up, and the rounds only cost CPU and fsyncs: after a series that did
+not start the WAL over, the thread leaves the next BACK_OFF intervals to the backstop.
 
 On Linux the thread runs as a batch thread (SCHED_BATCH): when it wakes (every round, and
 after each fsync) it does not preempt the processes that answer requests, yet it keeps its
@@ -45,6 +47,7 @@ BACKSTOP_PAGES = 16_384
 # Past this many pages in the WAL, a round checkpoints up to CATCH_UP_ROUNDS times more.
 RESTART_PAGES = 4_096
 CATCH_UP_ROUNDS = 20
+BACK_OFF = 5  # intervals without catch-up rounds after a series that did not catch up
 
 
 class Checkpointer:
@@ -64,13 +67,15 @@ class Checkpointer:
         _as_batch_thread()
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
+            backing_off = 0
             while not self._stop.wait(interval):
                 try:
-                    pages = checkpoint(db)
-                    for _ in range(CATCH_UP_ROUNDS):
-                        if pages < restart_pages:
-                            break
-                        pages = checkpoint(db)
+                    if checkpoint(db) < restart_pages:
+                        continue
+                    if backing_off:
+                        backing_off -= 1
+                    elif not _caught_up(db, restart_pages):
+                        backing_off = BACK_OFF
                 except sqlite3.Error as error:  # busy now; the next round catches up
                     log.debug("WAL checkpoint skipped: %s", error)
         finally:
@@ -79,6 +84,11 @@ class Checkpointer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def _caught_up(db: sqlite3.Connection, restart_pages: int) -> bool:
+    """Checkpoint again until the WAL has started over (True), at most CATCH_UP_ROUNDS times."""
+    return any(checkpoint(db) < restart_pages for _ in range(CATCH_UP_ROUNDS))
 
 
 def checkpoint(db: sqlite3.Connection) -> int:
