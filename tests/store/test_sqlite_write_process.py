@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from frsync.errors import StoreBusy
 from frsync.store.sqlite import SqliteStore, connect
-from frsync.store.sqlite_write_process import MAX_MESSAGE, _Frames, serve
+from frsync.store.sqlite_write_process import MAX_MESSAGE, _answer, _Frames, _raise, serve
 from frsync.store.sqlite_writer import Writer
 from tests.conftest import client_for
 from tests.support import TOKENS, make_settings, running_app, until
@@ -148,3 +149,14 @@ async def test_without_a_write_process_a_worker_writes_its_statements_itself(
     finally:
         await store.close()
     assert rows == [(1, "one")]
+
+
+def test_a_transient_sqlite_error_in_the_write_process_answers_store_busy() -> None:
+    """A full disk, a lock or an I/O error where the write ran is a 503 (StoreBusy) in the
+    worker, as its own store answers it, not a failure (a 500)."""
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13  # SQLITE_FULL
+    with pytest.raises(StoreBusy):
+        _raise(_answer(7, full))
+    with pytest.raises(RuntimeError, match="write process failed"):
+        _raise(_answer(8, sqlite3.IntegrityError("UNIQUE constraint failed: t.k")))

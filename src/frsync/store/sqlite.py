@@ -58,8 +58,8 @@ from frsync.store.sqlite_sync import SyncAccounting
 from frsync.store.sqlite_write_process import Param, Statements, WriteProcess
 from frsync.store.sqlite_writer import (
     SQLITE_BUSY,
-    TRANSIENT_CODES,
     Writer,
+    is_transient,
     primary_code,
 )
 
@@ -364,7 +364,7 @@ def _probe_write(db: sqlite3.Connection) -> None:
 
 def _raise_transient(error: sqlite3.OperationalError) -> None:
     """A locked, missing or unreadable database is 'try again later', not a crash."""
-    if primary_code(error) in TRANSIENT_CODES:
+    if is_transient(error):
         raise StoreBusy() from error
 
 

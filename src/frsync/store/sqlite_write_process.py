@@ -46,7 +46,7 @@ from frsync.domain import AccountingPatch, AccountingPlan, Principal
 from frsync.errors import FieldError, InvalidItems, InvalidRequest, NotFound, StoreBusy
 from frsync.store.base import Audit
 from frsync.store.sqlite_sync import SyncAccounting
-from frsync.store.sqlite_writer import Writer
+from frsync.store.sqlite_writer import Writer, is_transient
 
 log = logging.getLogger("frsync.store")
 
@@ -164,6 +164,8 @@ class _Outbox:
 def _answer(job_id: int, error: BaseException | None) -> _Done:
     if error is None:
         return _Done(job_id)
+    if is_transient(error):  # as the worker's own store answers it: 503, not a failure
+        error = StoreBusy()
     name = type(error).__name__
     if name not in _ERRORS:
         log.error("a write failed in the write process", exc_info=error)

@@ -65,6 +65,12 @@ def primary_code(error: BaseException) -> int:
     return int(getattr(error, "sqlite_errorcode", 0)) & 0xFF
 
 
+def is_transient(error: BaseException) -> bool:
+    """A locked, missing, unreadable or full database: 'try again later' (StoreBusy), not a
+    bug, wherever the write ran."""
+    return isinstance(error, sqlite3.OperationalError) and primary_code(error) in TRANSIENT_CODES
+
+
 class Promise(Protocol):
     """What a job's outcome is given to: an asyncio future (`Writer.run`), or anything with
     the same three methods (`Writer.submit`)."""
@@ -417,7 +423,7 @@ def _for_each(error: BaseException, jobs: int) -> list[BaseException]:
     raised in several tasks would collect every task's traceback): StoreBusy when the disk
     or the lock is to blame, else the error itself for the first job and copies of it (same
     class, arguments and SQLite error code) for the others."""
-    if isinstance(error, sqlite3.OperationalError) and primary_code(error) in TRANSIENT_CODES:
+    if is_transient(error):
         return [StoreBusy() for _ in range(jobs)]
     return [error, *(copy.copy(error) for _ in range(jobs - 1))]
 
