@@ -101,7 +101,7 @@ async def rows_of_t(store: SqliteStore) -> list[tuple[int, object]]:
 @asynccontextmanager
 async def write_process(database: Path, socket_path: str) -> AsyncIterator[Writer]:
     """The write process's work (`serve`) on this loop, on `database`; its writer yielded."""
-    writer = Writer(connect(str(database), "NORMAL"), 2.0, threaded=False)
+    writer = Writer(connect(str(database), "NORMAL", journal_in_memory=True), 2.0, threaded=False)
     serving = asyncio.ensure_future(serve(writer, socket_path))
     await until(lambda: os.path.exists(socket_path), "the write process listens", 30)
     try:

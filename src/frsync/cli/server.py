@@ -93,7 +93,10 @@ def write_process_main(path: str, socket_path: str, busy_timeout: float, synchro
     supervisor.name_this_process(supervisor.WRITE_PROCESS_NAME)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    writer = Writer(connect(path, synchronous), busy_timeout, threaded=False)
+    # Its writes are the workers' PATCH batches and usage counts, each bounded: the statement
+    # journal can stay in memory (store/sqlite.py, `connect`).
+    db = connect(path, synchronous, journal_in_memory=True)
+    writer = Writer(db, busy_timeout, threaded=False)
     uvloop.run(serve(writer, socket_path))
 
 
