@@ -275,8 +275,8 @@ async def test_a_flush_that_fails_midway_keeps_exactly_what_it_did_not_write(
     recorder = app.state.usage
     monkeypatch.setattr(usage, "TOKENS_PER_WRITE", 1)
     for token_id, times in ((1, 2), (2, 3), (3, 1)):
-        for _ in range(times):
-            recorder.record(token_id, False)
+        for n in range(times):
+            recorder.record(token_id, rate_limited=n == 1)  # a 429 for tokens 1 and 2
 
     class FailsSecondWrite:
         writes = 0
@@ -290,8 +290,12 @@ async def test_a_flush_that_fails_midway_keeps_exactly_what_it_did_not_write(
     with pytest.raises(StoreBusy):
         await recorder.flush(FailsSecondWrite())
     await recorder.flush(queries)
-    found = {r.id: r.requests for r in await queries.tokens_page(0, 100, 0) if r.id in (1, 2, 3)}
-    assert found == {1: 2, 2: 3, 3: 1}
+    found = {
+        r.id: (r.requests, r.rate_limited)
+        for r in await queries.tokens_page(0, 100, 0)
+        if r.id in (1, 2, 3)
+    }
+    assert found == {1: (2, 1), 2: (3, 1), 3: (1, 0)}
 
 
 @pytest.mark.parametrize("path", ["/console", "/console/errors", "/docs"])

@@ -16,9 +16,9 @@ wait was the p99 at 1,000 PATCH/s.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
-from collections import defaultdict
 
 from frsync.console.store import ConsoleStore, UsageCount
 from frsync.models import now_ms
@@ -31,51 +31,57 @@ log = logging.getLogger("frsync.console")
 
 class UsageRecorder:
     def __init__(self) -> None:
-        self._counts: defaultdict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+        # (token, minute) → requests and → 429s. Plain ints, no list per key: a list lives
+        # until the flush, long enough to reach the garbage collector's oldest generation,
+        # and each one there brings the next full collection (the event loop stopped) nearer.
+        self._requests: dict[tuple[int, int], int] = {}
+        self._limited: dict[tuple[int, int], int] = {}
         self._last_used: dict[int, int] = {}
 
     def record(self, token_id: int, rate_limited: bool) -> None:
         """One request by this token (answered 429 when `rate_limited`): two dict updates."""
         now = now_ms()
         key = (token_id, now // 60_000)
-        counts = self._counts.get(key)
-        if counts is None:
-            self._counts[key] = [1, int(rate_limited)]
-        else:
-            counts[0] += 1
-            counts[1] += rate_limited
+        self._requests[key] = self._requests.get(key, 0) + 1
+        if rate_limited:
+            self._limited[key] = self._limited.get(key, 0) + 1
         self._last_used[token_id] = now
 
     async def flush(self, store: ConsoleStore) -> None:
         if not self._last_used:  # nothing since the last flush: no write at all
             return
-        counts, last_used = self._counts, self._last_used
-        self._counts, self._last_used = defaultdict(lambda: [0, 0]), {}
-        by_token: defaultdict[int, list[UsageCount]] = defaultdict(list)
-        for (token_id, minute), (requests, limited) in counts.items():
-            by_token[token_id].append(UsageCount(token_id, minute, requests, limited))
-        tokens = sorted(last_used)  # every counted token was used; in order, for the indexes
+        requests, limited, last_used = self._requests, self._limited, self._last_used
+        self._requests, self._limited, self._last_used = {}, {}, {}
+        keys = sorted(requests)  # by token, then minute; every key's token is in `last_used`
+        tokens = sorted(last_used)  # in order, for the indexes
         keep_from = now_ms() // 60_000 - KEEP_MINUTES
+        done = 0  # keys written
         for start in range(0, len(tokens), TOKENS_PER_WRITE):
             chunk = tokens[start : start + TOKENS_PER_WRITE]
+            upto = bisect.bisect_left(keys, (chunk[-1] + 1,))  # the chunk's tokens' keys
             try:
-                rows = [row for token_id in chunk for row in by_token[token_id]]
+                rows = [UsageCount(t, m, requests[t, m], limited.get((t, m), 0))
+                        for t, m in keys[done:upto]]  # fmt: skip
                 await store.add_usage(rows, {t: last_used[t] for t in chunk}, keep_from)
             except BaseException:  # what was written stays written; the rest is kept
-                rest = set(tokens[start:])
-                self._merge_back({key: n for key, n in counts.items() if key[0] in rest},
-                                 {t: at for t, at in last_used.items() if t in rest})  # fmt: skip
+                self._merge_back(keys[done:], requests, limited, tokens[start:], last_used)
                 raise
+            done = upto
 
     def _merge_back(
-        self, counts: dict[tuple[int, int], list[int]], last_used: dict[int, int]
+        self,
+        keys: list[tuple[int, int]],
+        requests: dict[tuple[int, int], int],
+        limited: dict[tuple[int, int], int],
+        tokens: list[int],
+        last_used: dict[int, int],
     ) -> None:
-        for key, (requests, limited) in counts.items():
-            mine = self._counts[key]
-            mine[0] += requests
-            mine[1] += limited
-        for token_id, at in last_used.items():
-            self._last_used[token_id] = max(at, self._last_used.get(token_id, 0))
+        for key in keys:
+            self._requests[key] = self._requests.get(key, 0) + requests[key]
+            if key in limited:
+                self._limited[key] = self._limited.get(key, 0) + limited[key]
+        for token_id in tokens:
+            self._last_used[token_id] = max(last_used[token_id], self._last_used.get(token_id, 0))
 
     async def run(self, store: ConsoleStore) -> None:
         """Flush every FLUSH_SECONDS until cancelled, then once more."""
