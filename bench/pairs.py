@@ -77,8 +77,8 @@ def main() -> None:
     workers = [2] if args.postgres else [int(w) for w in args.workers.split(",")]
     store = "PostgreSQL + Redis" if args.postgres else "SQLite"
     if args.rate:
-        print(f"| store, workers | pair | p50 ms other → this | p99 ms other → this | "
-              f"lag samples over 2 ms other → this ({args.rate:g} PATCH/s offered) |")  # fmt: skip
+        print("| store, workers | pair | p50 ms other → this | p99 ms other → this | lag samples "
+              f"over 2 ms, longest, other → this ({args.rate:g} PATCH/s offered) |")  # fmt: skip
     else:
         print("| store, workers | pair | other PATCH/s | this PATCH/s | ratio "
               "| CPU s/1k other → this |")  # fmt: skip
@@ -99,7 +99,12 @@ def main() -> None:
 
 
 def _over(stalls: StallResult) -> str:
-    return f"{stalls.over[loop_lag.GOAL]:,} of {stalls.samples:,}"
+    longest = (
+        f"{stalls.longest_s * 1000:.1f}"
+        if stalls.longest_s is not None
+        else f"≤ {stalls.at_most_s * 1000:g}"
+    )
+    return f"{stalls.over[loop_lag.GOAL]:,} of {stalls.samples:,}, longest {longest} ms"
 
 
 if __name__ == "__main__":
