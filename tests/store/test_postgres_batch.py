@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import asyncpg
 import pytest
 
 from frsync.errors import StoreBusy
+from frsync.store.postgres import PostgresStore
 from frsync.store.postgres_batch import Batcher
+from frsync.tokens import hash_token
 from tests.conftest import client_for
 from tests.store.test_postgres import SYNC, clean_url, pg_settings
 from tests.support import TOKENS, running_app
@@ -114,3 +117,26 @@ async def test_a_patch_never_sent_within_the_queue_timeout_is_busy_and_a_sent_on
     release.set()
     assert (await first)[-1] == 1
     await batcher.close()
+
+
+async def test_token_lookups_waiting_together_go_as_one_statement_each_answered_alone(
+    tmp_path: Path, clean_url: str
+) -> None:
+    """A cold token cache looks up every token in use at once: one statement for those that
+    wait together, and each gets what a lookup alone gets (live, unknown, revoked)."""
+    async with running_app(pg_settings(tmp_path, clean_url, pool_size=4)) as app:
+        store: PostgresStore = app.state.store
+        revoked = hash_token("tok-revoked-zzzzzzzzzzzz")
+        await store.revoke_token(await store.create_token(revoked, "account", 1, None))
+        statements: list[str] = []
+        async with contextlib.AsyncExitStack() as stack:  # every pooled connection logs
+            for _ in range(4):
+                connection = await stack.enter_async_context(store.acquire())
+                connection.add_query_logger(lambda record: statements.append(record.query))
+        names = ["account1", "source10", "channel20", "account1"]
+        asked = [hash_token(TOKENS[name]) for name in names] + [b"\x00" * 32, revoked]
+        found = await asyncio.gather(*(store.find_token(digest) for digest in asked))
+    assert [(p.token_type, p.scope_id) if p else None for p in found] == [
+        ("account", 1), ("source", 10), ("channel", 20), ("account", 1), None, None
+    ]  # fmt: skip
+    assert len([sql for sql in statements if "api_tokens" in sql]) == 1

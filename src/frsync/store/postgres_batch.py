@@ -30,6 +30,9 @@ Send = Callable[[bytes], Awaitable[list[Any]]]  # the batch as JSON → rows (n 
 
 
 class Batcher:
+    """Requests of one kind that wait while `senders` statements are in flight, sent as one
+    statement: the PATCHes, and the token cache's lookups (store/postgres.py)."""
+
     def __init__(
         self, send: Send, senders: int, queue_timeout: float, max_batch: int = MAX_BATCH
     ) -> None:
@@ -44,7 +47,8 @@ class Batcher:
         self._closed = False
 
     async def run(self, patch: dict[str, Any]) -> Any:
-        """The function's row for this PATCH (its `n` dropped), after its batch committed."""
+        """The statement's row for this request (its `n` dropped; None: no row), after its
+        batch's statement ended (a PATCH's: committed)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((patch, future))

@@ -36,8 +36,14 @@ def _cols(alias: str, columns: tuple[str, ...]) -> str:
     return ", ".join(f"{alias}.{c}" for c in columns)
 
 
-PRINCIPAL_SQL = (
-    "SELECT id, token_type, scope_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+# The tokens of a batch of lookups, `[{"h": sha256 hex, "n": its place}…]`: a row [n, id,
+# type, scope] per live one. LATERAL: each looked up by its unique index, whatever the
+# planner guesses of the batch's size.
+PRINCIPALS_SQL = (
+    "SELECT q.n, t.id, t.token_type, t.scope_id"
+    " FROM jsonb_to_recordset($1::jsonb) AS q(n int, h text)"
+    " CROSS JOIN LATERAL (SELECT id, token_type, scope_id FROM api_tokens"
+    " WHERE token_hash = decode(q.h, 'hex') AND revoked_at IS NULL) AS t"
 )
 
 
