@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from frsync.cli.server import write_process_writer
 from frsync.errors import StoreBusy
-from frsync.store.sqlite import SqliteStore, connect
+from frsync.store.sqlite import SqliteStore
 from frsync.store.sqlite_write_process import MAX_MESSAGE, _answer, _Frames, _raise, serve
 from frsync.store.sqlite_writer import Writer
 from tests.conftest import client_for
@@ -101,7 +102,7 @@ async def rows_of_t(store: SqliteStore) -> list[tuple[int, object]]:
 @asynccontextmanager
 async def write_process(database: Path, socket_path: str) -> AsyncIterator[Writer]:
     """The write process's work (`serve`) on this loop, on `database`; its writer yielded."""
-    writer = Writer(connect(str(database), "NORMAL", journal_in_memory=True), 2.0, threaded=False)
+    writer = write_process_writer(str(database), "NORMAL", 2.0)
     serving = asyncio.ensure_future(serve(writer, socket_path))
     await until(lambda: os.path.exists(socket_path), "the write process listens", 30)
     try:

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frsync import supervisor
 from frsync.cli.common import (
@@ -29,6 +29,9 @@ from frsync.cli.common import (
 from frsync.config import Settings, SettingsError, env_variable
 from frsync.logs import configure_logging
 from frsync.server_protocol import PROTOCOL
+
+if TYPE_CHECKING:
+    from frsync.store.sqlite_writer import Writer
 
 # serve ---------------------------------------------------------------------------------
 
@@ -84,20 +87,24 @@ def write_process_main(path: str, socket_path: str, busy_timeout: float, synchro
     `serve` dies."""
     import uvloop
 
-    from frsync.store.sqlite import connect
     from frsync.store.sqlite_write_process import serve
-    from frsync.store.sqlite_writer import Writer
 
     configure_logging()
     supervisor.die_with_supervisor()
     supervisor.name_this_process(supervisor.WRITE_PROCESS_NAME)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Its writes are the workers' PATCH batches and usage counts, each bounded: the statement
-    # journal can stay in memory (store/sqlite.py, `connect`).
-    db = connect(path, synchronous, journal_in_memory=True)
-    writer = Writer(db, busy_timeout, threaded=False)
-    uvloop.run(serve(writer, socket_path))
+    uvloop.run(serve(write_process_writer(path, synchronous, busy_timeout), socket_path))
+
+
+def write_process_writer(path: str, synchronous: str, busy_timeout: float) -> Writer:
+    """The write process's writer: inline on its loop. Its writes are the workers' PATCH
+    batches and usage counts, each bounded, so the statement journal can stay in memory
+    (store/sqlite.py, `connect`)."""
+    from frsync.store.sqlite import connect
+    from frsync.store.sqlite_writer import Writer
+
+    return Writer(connect(path, synchronous, journal_in_memory=True), busy_timeout, threaded=False)
 
 
 log = logging.getLogger("frsync.server")

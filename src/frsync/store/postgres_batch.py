@@ -1,8 +1,9 @@
-"""PATCHes on PostgreSQL sent in batches: the PATCHes that wait while others are in flight go
-as one statement, `frsync_sync_accounting_batch($1::jsonb)` (migration 0007), each still its
-own all-or-nothing unit.
+"""Requests on PostgreSQL sent in batches: those that wait while others are in flight go as one
+statement. The PATCHes go as `frsync_sync_accounting_batch($1::jsonb)` (migration 0007), each
+still its own all-or-nothing unit; the token cache's lookups as one indexed join
+(store/postgres.py).
 
-The function applies them in FR id order (the order every writer locks in, so two batches
+The PATCH function applies them in FR id order (the order every writer locks in, so two batches
 never deadlock), each in a subtransaction: a lock timeout or an error undoes that PATCH
 alone and returns `failed:<SQLSTATE>` for it, and the store re-runs that one by itself,
 where its error comes out as itself (StoreBusy for a lock timeout). The statement is its own

@@ -206,9 +206,9 @@ class SqliteStore:
         return await self.read(read)
 
     async def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> None:
-        sync = SyncAccounting(fr_id, plan, audit)
-        if self._write_process is None or not await self._write_process.sync_accounting(sync):
-            await self.transaction(sync)
+        sent = self._write_process and await self._write_process.sync_accounting(fr_id, plan, audit)
+        if not sent:
+            await self.transaction(SyncAccounting(fr_id, plan, audit))
 
     async def accounting_history(
         self,

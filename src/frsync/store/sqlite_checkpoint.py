@@ -70,7 +70,7 @@ class Checkpointer:
             backing_off = 0
             while not self._stop.wait(interval):
                 try:
-                    if checkpoint(db) < restart_pages:
+                    if _checkpoint(db) < restart_pages:
                         continue
                     if backing_off:
                         backing_off -= 1
@@ -88,10 +88,10 @@ class Checkpointer:
 
 def _caught_up(db: sqlite3.Connection, restart_pages: int) -> bool:
     """Checkpoint again until the WAL has started over (True), at most CATCH_UP_ROUNDS times."""
-    return any(checkpoint(db) < restart_pages for _ in range(CATCH_UP_ROUNDS))
+    return any(_checkpoint(db) < restart_pages for _ in range(CATCH_UP_ROUNDS))
 
 
-def checkpoint(db: sqlite3.Connection) -> int:
+def _checkpoint(db: sqlite3.Connection) -> int:
     """A PASSIVE checkpoint; the pages in the WAL when it ran (-1: not in WAL mode)."""
     _busy, pages, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return int(pages)

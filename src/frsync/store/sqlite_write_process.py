@@ -37,7 +37,7 @@ import os
 import signal
 import sqlite3
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import cast
 
 import msgspec
@@ -266,18 +266,16 @@ class WriteProcess:
         self._warned = False
         self._closed = False
 
-    async def sync_accounting(self, sync: SyncAccounting) -> bool:
+    def sync_accounting(self, fr_id: int, plan: AccountingPlan, audit: Audit) -> Awaitable[bool]:
         """Applied (or refused, raising the same error the worker's own writer would), True;
-        False when the write process cannot be reached: then the caller writes it itself."""
-        plan = sync.plan
-        return await self._send(
-            _Job(0, sync.fr_id, plan.principal, plan.patch, plan.now, sync.audit)
-        )
+        False when the write process cannot be reached: then the caller writes it itself.
+        (Not a coroutine of its own: `_send`'s, one frame less per PATCH.)"""
+        return self._send(_Job(0, fr_id, plan.principal, plan.patch, plan.now, audit))
 
-    async def write(self, statements: Statements) -> bool:
+    def write(self, statements: Statements) -> Awaitable[bool]:
         """`statements` committed (or rolled back, raising), True; False when the write
         process cannot be reached: then the caller writes them itself."""
-        return await self._send(_Statements(0, statements.statements))
+        return self._send(_Statements(0, statements.statements))
 
     async def _send(self, job: _Job | _Statements) -> bool:
         transport = self._transport or await self._open()
