@@ -340,6 +340,8 @@ async def make_tenants(url: str, count: int) -> None:
     from frsync.sandbox import sql as sandbox_sql
     from frsync.sandbox.store import NEXT_ID, TENANT_ID_BASE, TenantPlan
     from frsync.sandbox.store_postgres import pg
+    from frsync.store.postgres_sql import arrays
+    from frsync.store.sqlite import json_rows
 
     size = TenantPlan(1, 1, {}, 0).id_count
     store = await open_store(Settings(database_url=url))
@@ -363,15 +365,15 @@ async def make_tenants(url: str, count: int) -> None:
 
             def write(db: Any) -> None:
                 db.execute(sandbox_sql.RESERVE_IDS, counter)
-                for kind, statement in sandbox_sql.TENANT_SQL.items():
-                    db.executemany(statement, rows[kind])
+                for statement, params in sandbox_sql.tenant_statements(rows, json_rows):
+                    db.executemany(statement, params)
 
             await store.transaction(write)
         else:
             async with store.transaction(bounded=False) as connection:
                 await connection.execute(pg(sandbox_sql.RESERVE_IDS), *counter)
-                for kind, statement in sandbox_sql.TENANT_SQL.items():
-                    await connection.executemany(pg(statement), rows[kind])
+                for statement, params in sandbox_sql.tenant_statements(rows, arrays):
+                    await connection.executemany(pg(statement), params)
     finally:
         await store.close()
 

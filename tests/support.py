@@ -222,6 +222,9 @@ async def _emptying_statements(connection: Any) -> str:
         ordered += ready
         for name in ready:
             del tables[name]
+    # The kept counts last: deleting the FRs takes them to zero through the FRs' triggers
+    # (migration 0009); emptied before the FRs, they would go below zero.
+    ordered.sort(key=lambda name: name == "fulfillment_request_counts")
     sequences = await connection.fetch(
         "SELECT quote_ident(sequence_name) AS name FROM information_schema.sequences"
         " WHERE sequence_schema = 'public'"

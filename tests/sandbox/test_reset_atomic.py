@@ -15,6 +15,8 @@ from starlette.applications import Starlette
 from frsync.config import Settings
 from frsync.sandbox import sql as sandbox_sql
 from frsync.sandbox.store import NEXT_ID, TENANT_ID_BASE, TenantPlan
+from frsync.store.postgres_sql import arrays
+from frsync.store.sqlite import json_rows
 from tests.support import OPERATOR_TOKEN, TOKENS, running_app
 
 FRS = (221, 222, 223, 225, 226, 227)
@@ -95,8 +97,8 @@ async def make_tenants(app: Starlette, count: int) -> None:
 
         def write(db: Any) -> None:
             db.execute(sandbox_sql.RESERVE_IDS, counter)
-            for kind, statement in sandbox_sql.TENANT_SQL.items():
-                db.executemany(statement, rows[kind])
+            for statement, params in sandbox_sql.tenant_statements(rows, json_rows):
+                db.executemany(statement, params)
 
         await store.transaction(write)
         return
@@ -104,8 +106,8 @@ async def make_tenants(app: Starlette, count: int) -> None:
 
     async with store.transaction(bounded=False) as connection:
         await connection.execute(pg(sandbox_sql.RESERVE_IDS), *counter)
-        for kind, statement in sandbox_sql.TENANT_SQL.items():
-            await connection.executemany(pg(statement), rows[kind])
+        for statement, params in sandbox_sql.tenant_statements(rows, arrays):
+            await connection.executemany(pg(statement), params)
 
 
 async def _count(app: Starlette, statement: str) -> int:

@@ -8,17 +8,12 @@ upgraded once more, the same again. On SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from alembic import command
 
 from frsync.store.upgrade import alembic_config
-from tests.support import run_sql
+from tests.store.raw_database import Database
 
 # synced, external id, error, synced at: every kind of state the columns can hold.
 STATES = [
@@ -70,62 +65,6 @@ _SETUP = [
     ("INSERT INTO channels (id, account_id, name) VALUES (?, ?, ?)", [(21, 1, "C"), (22, 2, "D")]),
     (_INSERT_FR, _frs()),
 ]
-
-
-class Database:
-    """Statements with `?` marks on SQLite or PostgreSQL."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-        if self.url.startswith("sqlite"):
-            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as db:
-                for sql, rows in statements:
-                    db.executemany(sql, rows)
-            return
-        asyncio.run(self._pg_write(statements))
-
-    def read(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.url.startswith("sqlite"):
-            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as db:
-                return [tuple(row) for row in db.execute(sql)]
-        return asyncio.run(self._pg_read(sql))
-
-    async def _pg_write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-        import asyncpg
-
-        from frsync.store.placeholders import numbered
-
-        connection = await asyncpg.connect(self.url)
-        try:
-            async with connection.transaction():
-                for sql, rows in statements:
-                    await connection.executemany(numbered(sql), rows)
-        finally:
-            await connection.close()
-
-    async def _pg_read(self, sql: str) -> list[tuple[Any, ...]]:
-        import asyncpg
-
-        connection = await asyncpg.connect(self.url)
-        try:
-            return [tuple(row) for row in await connection.fetch(sql)]
-        finally:
-            await connection.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """A database with no schema yet."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    server: str = request.getfixturevalue("postgres_url")  # skips or fails as the suite does
-    name = f"frsync_test_0008_{uuid.uuid4().hex[:10]}"
-    asyncio.run(run_sql(server, f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(run_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_every_frs_accounting_state_survives_the_upgrade_and_the_downgrade(empty_url: str) -> None:

@@ -5,6 +5,7 @@ value is bound."""
 from __future__ import annotations
 
 # ruff: noqa: S608 (SQL built from column-name constants; every value is bound, never formatted in)
+from collections.abc import Iterator
 from typing import Any
 
 from frsync.models import SCOPED_TOKEN_TYPES
@@ -20,6 +21,7 @@ from frsync.sandbox.store import (
     TenantPlan,
     is_tenant_id,
 )
+from frsync.store.queries import ManyRows
 
 JOURNAL_COLUMNS = (
     "at",
@@ -176,6 +178,10 @@ def removal(account_id: int) -> list[tuple[str, tuple[int, ...]]]:
     return [(sql, tuple(account_id + k for k in offsets)) for sql, offsets in REMOVE_TENANT]
 
 
+_TENANT_FR_COLUMNS = (
+    "id", "fulfillment_request_number", "account_id", "source_id", "order_id", "channel_id",
+    "status", "generated_at", "sent_at",
+)  # fmt: skip
 RESERVE_IDS = (
     "INSERT INTO sandbox_state (name, value) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET value = sandbox_state.value + ? RETURNING value"
@@ -185,9 +191,8 @@ TENANT_SQL = {
     "source": "INSERT INTO sources (id, account_id, name) VALUES (?, ?, ?)",
     "channel": "INSERT INTO channels (id, account_id, name) VALUES (?, ?, ?)",
     "tenant": "INSERT INTO sandbox_tenants (account_id, created_at) VALUES (?, ?)",
-    "fr": "INSERT INTO fulfillment_requests (id, fulfillment_request_number, account_id,"
-    " source_id, order_id, channel_id, status, generated_at, sent_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'Processed', ?, ?)",
+    # `{rows}`: the SELECT of all the tenant's FRs, in the store's way (`tenant_statements`).
+    "fr": f"INSERT INTO fulfillment_requests ({', '.join(_TENANT_FR_COLUMNS)}) {{rows}}",
     "accounting": "INSERT INTO fulfillment_request_accounting (id, account_id, source_id,"
     " channel_id, status, updated_at) VALUES (?, ?, ?, ?, 'Processed', ?)",
     "item": "INSERT INTO fulfillment_request_items (id, fulfillment_request_id, sku, title,"
@@ -225,7 +230,8 @@ def tenant_rows(plan: TenantPlan, first: int) -> tuple[TenantIds, dict[str, list
         "channel": [(channel, account, f"Tenant {account} channel")],
         "tenant": [(account, now)],
         "fr": [
-            (fr_id, f"FR-{fr_id}", account, source, fr_id, channel, now, now) for fr_id in fr_ids
+            (fr_id, f"FR-{fr_id}", account, source, fr_id, channel, "Processed", now, now)
+            for fr_id in fr_ids
         ],
         "accounting": [(fr_id, account, source, channel, now) for fr_id in fr_ids],
         "item": items,
@@ -235,6 +241,20 @@ def tenant_rows(plan: TenantPlan, first: int) -> tuple[TenantIds, dict[str, list
         ],
     }
     return TenantIds(account, source, channel, fr_ids, {}), rows
+
+
+def tenant_statements(
+    rows: dict[str, list[tuple[Any, ...]]], many: ManyRows
+) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements creating a tenant, each with its rows, in foreign-key order. Its FRs
+    go in one statement (`many`, the store's way of sending many rows): the kept counts'
+    triggers (migration 0009) then run once on PostgreSQL, not once per FR."""
+    for kind, statement in TENANT_SQL.items():
+        if kind == "fr":
+            select, values = many(_TENANT_FR_COLUMNS, rows[kind])
+            yield statement.format(rows=select), [values]
+        else:
+            yield statement, rows[kind]
 
 
 def journal_query(where: JournalFilter) -> tuple[str, list[Any]]:

@@ -25,6 +25,7 @@ from frsync.sandbox.store import (
     TooManyRules,
 )
 from frsync.store.placeholders import numbered
+from frsync.store.postgres_sql import arrays
 
 if TYPE_CHECKING:
     from frsync.store.postgres import PostgresStore
@@ -88,8 +89,8 @@ class PostgresSandboxStore:
                 pg(sql.RESERVE_IDS), NEXT_ID, TENANT_ID_BASE + count, count
             )
             ids, rows = sql.tenant_rows(plan, int(last) - count)
-            for kind, statement in sql.TENANT_SQL.items():
-                await connection.executemany(pg(statement), rows[kind])
+            for statement, params in sql.tenant_statements(rows, arrays):
+                await connection.executemany(pg(statement), params)
             first = ids.account_id
             tokens = await connection.fetch(pg(sql.ISSUED_IDS), first, first + 1, first + 2)
         ids.token_ids.update({row[1]: int(row[0]) for row in tokens})

@@ -25,6 +25,7 @@ from frsync.sandbox.store import (
     TenantPlan,
     TooManyRules,
 )
+from frsync.store.sqlite import json_rows
 
 if TYPE_CHECKING:
     from frsync.store.sqlite import SqliteStore
@@ -54,8 +55,8 @@ def _create_tenant(db: sqlite3.Connection, plan: TenantPlan) -> TenantIds:
     count = plan.id_count
     (last,) = db.execute(sql.RESERVE_IDS, (NEXT_ID, TENANT_ID_BASE + count, count)).fetchone()
     ids, rows = sql.tenant_rows(plan, int(last) - count)
-    for kind, statement in sql.TENANT_SQL.items():
-        db.executemany(statement, rows[kind])
+    for statement, params in sql.tenant_statements(rows, json_rows):
+        db.executemany(statement, params)
     first = ids.account_id
     token_rows = db.execute(sql.ISSUED_IDS, (first, first + 1, first + 2)).fetchall()
     ids.token_ids.update({kind: int(token_id) for token_id, kind in token_rows})

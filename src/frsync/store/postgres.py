@@ -57,6 +57,7 @@ from frsync.store.postgres_sql import (
     SYNC_MISSING,
     SYNC_OK,
     SYNC_SQL,
+    arrays,
     batch_patch,
     begin_sql,
     frs_from_joined_rows,
@@ -239,16 +240,26 @@ class PostgresStore:
     async def list_fulfillment_requests(
         self, principal: Principal, query: FrQuery
     ) -> list[FulfillmentRequest]:
-        sql, params = list_sql(principal, query)
         async with self.acquire() as connection:
-            rows = await connection.fetch(sql, *params)
+            if not queries.count_first(query):
+                sql, params = list_sql(principal, query)
+                return frs_from_joined_rows(await connection.fetch(sql, *params))
+            # The count and the page in one snapshot: a load between them would shift the page.
+            async with connection.transaction(isolation="repeatable_read", readonly=True):
+                total = await connection.fetchval(*self._count_sql(principal, query))
+                sql, params = list_sql(principal, query, total)
+                rows = await connection.fetch(sql, *params)
         return frs_from_joined_rows(rows)
 
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
-        sql, params = queries.count_sql(principal, query, placeholder=dollar)
         async with self.acquire() as connection:
-            count = await connection.fetchval(sql, *params)
+            count = await connection.fetchval(*self._count_sql(principal, query))
         return int(count)
+
+    @staticmethod
+    def _count_sql(principal: Principal, query: FrQuery) -> tuple[Any, ...]:
+        sql, params = queries.count_sql(principal, query, placeholder=dollar)
+        return sql, *params
 
     def after_load(self, hook: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
         """Await `hook(connection)` at the end of every load, inside its transaction (how a
@@ -257,11 +268,12 @@ class PostgresStore:
 
     async def load(self, batches: Iterable[LoadData]) -> None:
         # Unbounded: a large load legitimately takes long (lock waits are still bounded).
-        # executemany pipelines the rows; COPY into a temporary table would be the next step.
+        # executemany pipelines the rows; the FRs go as arrays, one statement per batch.
         async with self.transaction(bounded=False) as connection:
             with load_errors():
                 for batch in batches:
-                    for sql, rows in queries.load_statements(batch, placeholder=dollar):
+                    statements = queries.load_statements(batch, placeholder=dollar, many=arrays)
+                    for sql, rows in statements:
                         if rows:
                             await connection.executemany(sql, rows)
             for hook in self._after_load:

@@ -25,11 +25,21 @@ from frsync.store.rows import (
     FR_SELECT,
     HISTORY_READ_COLUMNS,
     ITEM_COLUMNS,
+    WIDE_COLUMNS,
     accounting_state,
     group_items,
 )
 
 FR_WIDTH = len(FR_COLUMNS)  # where the item columns start in a joined row
+# The types of the columns sent as arrays: the FRs' (a load's, a sandbox tenant's).
+_ARRAY_TYPES = {c: "text" if c in ("fulfillment_request_number", "status") else "bigint"
+                for c in WIDE_COLUMNS}  # fmt: skip
+
+
+def arrays(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
+    """Many rows as one statement's parameters: an array per column, unnested back to rows."""
+    unnest = ", ".join(f"{dollar(n)}::{_ARRAY_TYPES[c]}[]" for n, c in enumerate(columns, 1))
+    return f"SELECT * FROM unnest({unnest})", tuple(list(c) for c in zip(*rows, strict=True))
 
 
 def _cols(alias: str, columns: tuple[str, ...]) -> str:
@@ -139,9 +149,11 @@ HISTORY_SQL = _scoped(
 )
 
 
-def list_sql(principal: Principal, query: FrQuery) -> tuple[str, list[Any]]:
+def list_sql(
+    principal: Principal, query: FrQuery, total: int | None = None
+) -> tuple[str, list[Any]]:
     """The page of FRs (the shared filters), joined to their items, in one statement."""
-    page, params = queries.list_sql(principal, query, FR_SELECT, placeholder=dollar)
+    page, params = queries.list_sql(principal, query, FR_SELECT, placeholder=dollar, total=total)
     sql = (
         f"WITH page AS ({page}) SELECT page.*, {_cols('i', ITEM_COLUMNS)} FROM page"
         " LEFT JOIN fulfillment_request_items AS i ON i.fulfillment_request_id = page.id"

@@ -16,7 +16,11 @@ How the filters meet the indexes (store/schema.py; bench/read_side.py measures t
   test, so the connector's page and the platform team's count read only matching entries;
 - `filterStatus`, and `filterSourceId` for account and channel tokens, have (scope, column,
   id) indexes;
-- `findOrderId` and `frNumbers` are selective: their own indexes find the few rows.
+- `findOrderId` and `frNumbers` are selective: their own indexes find the few rows;
+- a count with no filter, or by status and source only, sums the kept counts
+  (`fulfillment_request_counts`: FRs per scope, source and status, kept by triggers) instead
+  of reading an index entry per FR; "synced" is that sum minus the not-synced entries. With
+  that total known, a page past the middle by `filterPageNumber` is read from the end.
 
 SQLite keeps no statistics unless ANALYZE runs, and without them it takes every equality
 for equally selective: it may walk a whole scope rather than look up one order, or pick a
@@ -153,18 +157,29 @@ def list_sql(
     *,
     placeholder: Placeholder,
     hints: bool = False,
+    total: int | None = None,
 ) -> tuple[str, list[Any]]:
     """One page of `columns` (qualified: rows.FR_SELECT), ordered by id: the page's ids from
     the driver's index, then their two rows by primary key. A deep `filterPageNumber` makes
     the database step over every index entry before the page (OFFSET), but over no row of
-    the other table; `sinceId` seeks straight to it."""
+    the other table; `sinceId` seeks straight to it.
+
+    `total`, the number of FRs matching `query` (read first where `count_first` says, in the
+    same snapshot): a page in the later half is then read backwards from the end, stepping
+    over the entries after it, fewer than those before it. The last page costs the first's."""
     params = _Params(placeholder)
     driver = _driver(query)
     terms = _where(principal, query, params, driver)
-    limit = params.bind(query.page_size)
-    offset = params.bind((query.page_number - 1) * query.page_size)
+    size, skip, order = query.page_size, (query.page_number - 1) * query.page_size, "ASC"
+    if total is not None and 2 * skip > total:
+        size = max(0, min(size, total - skip))  # the entries from the page's start to the end
+        skip, order = max(0, total - skip - size), "DESC"
+    limit, offset = params.bind(size), params.bind(skip)
     source = _from(principal, query, terms, driver, hints)
-    page = f"SELECT {driver}.id FROM {source} ORDER BY {driver}.id LIMIT {limit} OFFSET {offset}"
+    page = (
+        f"SELECT {driver}.id FROM {source} ORDER BY {driver}.id {order}"
+        f" LIMIT {limit} OFFSET {offset}"
+    )
     sql = (
         f"SELECT {', '.join(columns)} FROM {_TABLES['f']} AS f CROSS JOIN {_TABLES['a']} AS a"
         f" WHERE a.id = f.id AND f.id IN ({page}) ORDER BY f.id"
@@ -176,11 +191,15 @@ def count_sql(
     principal: Principal, query: FrQuery, *, placeholder: Placeholder, hints: bool = False
 ) -> tuple[str, list[Any]]:
     """The number of matching FRs, paging ignored. "Synced" and "no error" hold for most
-    FRs and have no index of their own: they are counted as everything minus the few that
-    the partial indexes hold, so that no count with one filter reads the table's rows."""
+    FRs and have no index of their own: they are counted as everything (the kept counts,
+    where no other filter rules them out) minus the few that the partial indexes hold, so
+    that no count with one filter reads the table's rows."""
     params = _Params(placeholder)
     parts = []
     for sign, part in _count_terms(query):
+        if _kept(part):
+            parts.append((sign, _kept_count(principal, part, params)))
+            continue
         driver = _driver(part)
         terms = _where(principal, part, params, driver)
         source = _from(principal, part, terms, driver, hints)
@@ -189,6 +208,42 @@ def count_sql(
         return parts[0][1], params.values
     total = " ".join(f"{'+' if sign > 0 else '-'} ({sql})" for sign, sql in parts)
     return f"SELECT {total.removeprefix('+ ')}", params.values
+
+
+def count_first(query: FrQuery) -> bool:
+    """Whether a page's query starts with its count (`list_sql`'s `total`): past the first
+    page, when the kept counts answer it at once."""
+    return query.page_number > 1 and _kept(query)
+
+
+def _kept(query: FrQuery) -> bool:
+    """Whether the kept counts answer `query`: they hold FRs per scope, source and status, as
+    the platform sent them, so no other filter may be set."""
+    return (
+        query.since_id is None
+        and query.order_id is None
+        and not query.fr_numbers
+        and query.accounting_synced is None
+        and query.has_accounting_error is None
+    )
+
+
+def _kept_count(principal: Principal, query: FrQuery, params: _Params) -> str:
+    """The sum of the scope's kept counts (schema.py, `fulfillment_request_counts`): a few
+    rows per source and status, however many FRs. An operator's scope is every account."""
+    bind = params.bind
+    if principal.is_operator:
+        terms = [f"scope = {bind('account')}"]
+    else:
+        terms = [f"scope = {bind(principal.token_type)}", f"scope_id = {bind(principal.scope_id)}"]
+    if query.source_id is not None:
+        terms.append(f"source_id = {bind(query.source_id)}")
+    if query.statuses:
+        terms.append(f"status IN ({', '.join(map(bind, query.statuses))})")
+    return (
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM fulfillment_request_counts"
+        f" WHERE {' AND '.join(terms)}"
+    )
 
 
 def _count_terms(query: FrQuery) -> list[tuple[int, FrQuery]]:
@@ -214,25 +269,39 @@ def _upsert(
     conflict: str,
     placeholder: Placeholder,
     keep: Sequence[str] = (),
+    rows: str | None = None,
 ) -> str:
+    """INSERT … ON CONFLICT DO UPDATE of one row, or of the `rows` that a SELECT gives."""
     marks = ", ".join(placeholder(n) for n in range(1, len(columns) + 1))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != conflict and c not in keep)
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        f"INSERT INTO {table} ({', '.join(columns)}) {rows or f'VALUES ({marks})'}"
         f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
 
 
+# How a backend sends many rows in one statement: for these columns and rows, the SELECT that
+# yields the rows and the one row of parameters it takes.
+ManyRows = Callable[[Sequence[str], Sequence[tuple[Any, ...]]], tuple[str, tuple[Any, ...]]]
+
+
 def load_statements(
-    batch: LoadData, *, placeholder: Placeholder
+    batch: LoadData, *, placeholder: Placeholder, many: ManyRows
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-    """(sql, rows) pairs in foreign-key order. An FR's items are replaced by the batch's."""
+    """(sql, rows) pairs in foreign-key order. An FR's items are replaced by the batch's.
+
+    The batch's FRs go in one statement (`many`): the kept counts' triggers then run once
+    per batch on PostgreSQL rather than once per FR (migration 0009), and SQLite saves a
+    statement journal per FR. An FR twice in a batch is upserted once, as its last line says,
+    which is what one upsert per line would leave."""
     p = placeholder
     yield _upsert("accounts", ACCOUNT_COLUMNS, "id", p), batch.accounts
     yield _upsert("sources", SOURCE_COLUMNS, "id", p), batch.sources
     yield _upsert("channels", CHANNEL_COLUMNS, "id", p), batch.channels
     wide, accounting = split_fr_rows(batch.fulfillment_requests)
-    yield _upsert("fulfillment_requests", WIDE_COLUMNS, "id", p), wide
+    if wide:
+        rows, values = many(WIDE_COLUMNS, list({row[0]: row for row in wide}.values()))
+        yield _upsert("fulfillment_requests", WIDE_COLUMNS, "id", p, rows=rows), [values]
     yield _upsert("fulfillment_request_accounting", ACCOUNTING_ROW_COLUMNS, "id", p), accounting
     fr_ids = [(row[0],) for row in batch.fulfillment_requests]
     yield f"DELETE FROM fulfillment_request_items WHERE fulfillment_request_id = {p(1)}", fr_ids

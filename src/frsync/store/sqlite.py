@@ -27,7 +27,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
 
 from frsync.contract import DEFAULT_HISTORY_LIMIT, INT64_MAX
 from frsync.domain import AccountingPlan, Principal
@@ -235,25 +237,26 @@ class SqliteStore:
     async def list_fulfillment_requests(
         self, principal: Principal, query: FrQuery
     ) -> list[FulfillmentRequest]:
-        sql, params = queries.list_sql(principal, query, FR_SELECT, placeholder=qmark, hints=True)
-
         def read(db: sqlite3.Connection) -> list[FulfillmentRequest]:
-            rows = db.execute(sql, params).fetchall()
-            if not rows:
-                return []
-            ids = [row[0] for row in rows]
-            marks = ", ".join("?" * len(ids))
-            items = db.execute(
-                f"{_ITEM_SELECT} WHERE fulfillment_request_id IN ({marks})", ids
-            ).fetchall()
+            with _snapshot(db):  # the count, the page and its items as of one moment
+                total = _count(db, principal, query) if queries.count_first(query) else None
+                sql, params = queries.list_sql(
+                    principal, query, FR_SELECT, placeholder=qmark, hints=True, total=total
+                )
+                rows = db.execute(sql, params).fetchall()
+                if not rows:
+                    return []
+                ids = [row[0] for row in rows]
+                marks = ", ".join("?" * len(ids))
+                items = db.execute(
+                    f"{_ITEM_SELECT} WHERE fulfillment_request_id IN ({marks})", ids
+                ).fetchall()
             return group_items(rows, items)
 
         return await self.read_off_loop(read)
 
     async def count_fulfillment_requests(self, principal: Principal, query: FrQuery) -> int:
-        sql, params = queries.count_sql(principal, query, placeholder=qmark, hints=True)
-        (count,) = await self.read_off_loop(lambda db: db.execute(sql, params).fetchone())
-        return int(count)
+        return await self.read_off_loop(lambda db: _count(db, principal, query))
 
     async def load(self, batches: Iterable[LoadData]) -> None:
         # Foreign keys are checked once before the commit rather than row by row: an upsert
@@ -261,7 +264,7 @@ class SqliteStore:
         # (`foreign_keys=False`), so no other write goes unchecked.
         def upsert(db: sqlite3.Connection) -> None:
             for batch in batches:
-                for sql, rows in queries.load_statements(batch, placeholder=qmark):
+                for sql, rows in queries.load_statements(batch, placeholder=qmark, many=json_rows):
                     if rows:
                         db.executemany(sql, rows)
             for table in _LOADED_CHILDREN:
@@ -364,6 +367,33 @@ def connect(path: str, synchronous: str, *, journal_in_memory: bool = False) -> 
     if journal_in_memory:
         db.execute("PRAGMA temp_store=MEMORY")
     return db
+
+
+def json_rows(
+    columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> tuple[str, tuple[Any, ...]]:
+    """Many rows as one statement's parameter: a JSON array of them, read back element by
+    element. (WHERE true: SQLite needs a WHERE to parse an upsert's INSERT … SELECT.)"""
+    picks = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(columns)))
+    return f"SELECT {picks} FROM json_each(?) WHERE true", (msgspec.json.encode(rows).decode(),)
+
+
+def _count(db: sqlite3.Connection, principal: Principal, query: FrQuery) -> int:
+    sql, params = queries.count_sql(principal, query, placeholder=qmark, hints=True)
+    (count,) = db.execute(sql, params).fetchone()
+    return int(count)
+
+
+@contextmanager
+def _snapshot(db: sqlite3.Connection) -> Iterator[None]:
+    """A read transaction on an autocommit connection: its statements see one state of the
+    database (WAL: the writer goes on meanwhile)."""
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.in_transaction:  # an error may have ended it already
+            db.execute("COMMIT")  # read only: nothing to roll back
 
 
 def _probe_write(db: sqlite3.Connection) -> None:
