@@ -365,14 +365,14 @@ async def make_tenants(url: str, count: int) -> None:
 
             def write(db: Any) -> None:
                 db.execute(sandbox_sql.RESERVE_IDS, counter)
-                for statement, params in sandbox_sql.tenant_statements(rows, json_rows):
+                for _, statement, params in sandbox_sql.tenant_statements(rows, json_rows):
                     db.executemany(statement, params)
 
             await store.transaction(write)
         else:
             async with store.transaction(bounded=False) as connection:
                 await connection.execute(pg(sandbox_sql.RESERVE_IDS), *counter)
-                for statement, params in sandbox_sql.tenant_statements(rows, arrays):
+                for _, statement, params in sandbox_sql.tenant_statements(rows, arrays):
                     await connection.executemany(pg(statement), params)
     finally:
         await store.close()

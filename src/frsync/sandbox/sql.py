@@ -245,16 +245,16 @@ def tenant_rows(plan: TenantPlan, first: int) -> tuple[TenantIds, dict[str, list
 
 def tenant_statements(
     rows: dict[str, list[tuple[Any, ...]]], many: ManyRows
-) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-    """The statements creating a tenant, each with its rows, in foreign-key order. Its FRs
-    go in one statement (`many`, the store's way of sending many rows): the kept counts'
+) -> Iterator[tuple[str, str, list[tuple[Any, ...]]]]:
+    """The statements creating a tenant, (kind, sql, rows) in foreign-key order. Its FRs go
+    in one statement (`many`, the store's way of sending many rows): the kept counts'
     triggers (migration 0009) then run once on PostgreSQL, not once per FR."""
     for kind, statement in TENANT_SQL.items():
         if kind == "fr":
             select, values = many(_TENANT_FR_COLUMNS, rows[kind])
-            yield statement.format(rows=select), [values]
+            yield kind, statement.format(rows=select), [values]
         else:
-            yield statement, rows[kind]
+            yield kind, statement, rows[kind]
 
 
 def journal_query(where: JournalFilter) -> tuple[str, list[Any]]:

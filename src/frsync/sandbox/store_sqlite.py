@@ -55,7 +55,7 @@ def _create_tenant(db: sqlite3.Connection, plan: TenantPlan) -> TenantIds:
     count = plan.id_count
     (last,) = db.execute(sql.RESERVE_IDS, (NEXT_ID, TENANT_ID_BASE + count, count)).fetchone()
     ids, rows = sql.tenant_rows(plan, int(last) - count)
-    for statement, params in sql.tenant_statements(rows, json_rows):
+    for _, statement, params in sql.tenant_statements(rows, json_rows):
         db.executemany(statement, params)
     first = ids.account_id
     token_rows = db.execute(sql.ISSUED_IDS, (first, first + 1, first + 2)).fetchall()
