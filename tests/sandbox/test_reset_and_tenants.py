@@ -245,3 +245,27 @@ async def test_a_purge_that_finds_the_tables_busy_tries_again(
             await holder.close()
     assert left == 0
     assert PURGE_STOPPED not in caplog.text
+
+
+async def test_the_largest_tenant_after_a_smaller_one_is_made_counted_and_removed(
+    admin: httpx.AsyncClient, connect: Connect
+) -> None:
+    """A tenant's FRs go in one statement, and their kept counts with them (store/schema.py);
+    on PostgreSQL a large one is analyzed at once (sandbox/store_postgres.py)."""
+    for size in (1_000, 10_000):
+        response = await admin.post("/__admin/tenants", json={"fulfillmentRequests": size})
+        assert response.status_code == 201, response.text
+        tenant = response.json()
+        for kind in ("account", "source", "channel"):
+            async with connect(tenant["tokens"][kind]) as api:
+                assert (await api.get("/fulfillment-requests/count")).json() == {"count": size}
+                page = await api.get(
+                    "/fulfillment-requests",
+                    params={"filterPageNumber": size // 7, "filterPageSize": 7},
+                )  # the last full page, read from the end
+                first = size // 7 * 7 - 7
+                assert [fr["id"] for fr in page.json()] == tenant["fulfillmentRequestIds"][
+                    first : first + 7
+                ]
+        removed = await admin.delete(f"/__admin/tenants/{tenant['accountId']}")
+        assert removed.status_code == 204
