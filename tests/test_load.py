@@ -204,3 +204,18 @@ def test_fixture_files_still_load_alone_and_name_the_bad_entry(
     path.write_bytes(msgspec.json.encode(fixture))
     assert frsync("load", str(path), "--database-url", db) == 2
     assert "fixture.json: fulfillmentRequests[2].status" in capsys.readouterr().err
+
+
+def test_an_fr_number_with_a_nul_character_loads_nothing_and_says_where(
+    tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A load sends a batch's FRs as one JSON parameter (SQLite), where U+0000 would end the
+    number silently; PostgreSQL refuses it. Refused before either, with its place."""
+    fixture = copy.deepcopy(BASIC_FIXTURE)
+    fixture["fulfillmentRequests"][1]["fulfillmentRequestNumber"] = "FR-\x00-222"
+    path = tmp_path / "fixture.json"
+    path.write_bytes(msgspec.json.encode(fixture))
+    assert frsync("load", str(path), "--database-url", db) == 2
+    assert "fulfillmentRequests[1].fulfillmentRequestNumber: must not contain U+0000" in (
+        capsys.readouterr().err
+    )

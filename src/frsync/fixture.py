@@ -117,6 +117,8 @@ def fr_rows(fr: FulfillmentRequestIn, where: str) -> tuple[tuple[Any, ...], list
         raise FixtureError(
             f"{_at(where, 'status')}: {fr.status!r} is not one of {', '.join(STATUS_NAMES)}"
         )
+    if "\x00" in fr.fulfillment_request_number:  # PostgreSQL's text cannot hold it either
+        raise FixtureError(f"{_at(where, 'fulfillmentRequestNumber')}: must not contain U+0000")
     generated = _ms(fr.generated_at, where, "generatedAt")
     assert generated is not None
     updated = _ms(fr.updated_at, where, "updatedAt") or generated
