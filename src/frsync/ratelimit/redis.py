@@ -26,7 +26,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from contextlib import suppress
+from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -41,26 +42,40 @@ log = logging.getLogger("frsync.ratelimit")
 
 T = TypeVar("T")
 
-# KEYS[1]: the bucket. ARGV: capacity, rate, and a time in seconds that only tests pass.
+# KEYS[i]: a bucket; ARGV[3i-2], ARGV[3i-1], ARGV[3i]: its capacity, its rate, and a time in
+# seconds that only tests pass ('' otherwise). Returns [allowed, seconds] per bucket, in order.
 # Times are seconds since 2023-11-14 (1.7e9), not 1970: the smaller number keeps sub-microsecond
 # precision in a double. The TAT is written with %.17g because Lua's tostring keeps 14 digits.
 GCRA_SCRIPT = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-if not now then
-  local t = redis.call('TIME')
-  now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
+local clock
+local out = {}
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[3 * i - 2])
+  local rate = tonumber(ARGV[3 * i - 1])
+  local now = tonumber(ARGV[3 * i])
+  if not now then
+    if not clock then
+      local t = redis.call('TIME')
+      clock = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
+    end
+    now = clock
+  end
+  local base = math.max(tonumber(redis.call('GET', key)) or now, now)
+  local tat = base + 1 / rate
+  if tat - now > capacity / rate + 1e-6 then
+    out[#out + 1] = 0
+    out[#out + 1] = string.format('%.17g', base - now)
+  else
+    local ttl = math.ceil((tat - now) * 1000)
+    redis.call('SET', key, string.format('%.17g', tat), 'PX', ttl)
+    out[#out + 1] = 1
+    out[#out + 1] = string.format('%.17g', tat - now)
+  end
 end
-local base = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
-local tat = base + 1 / rate
-if tat - now > capacity / rate + 1e-6 then
-  return {0, string.format('%.17g', base - now)}
-end
-local ttl = math.ceil((tat - now) * 1000)
-redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', ttl)
-return {1, string.format('%.17g', tat - now)}
+return out
 """
+# The most hits one script call takes; more wait for the next call.
+MAX_BATCH = 64
 
 # A reset walks every key under the prefix: more than one hit's worth of time.
 _RESET_TIMEOUT = 5.0
@@ -98,6 +113,8 @@ class RedisStore:
         self._pool = pool
         self._redis: Redis = Redis.from_pool(pool)
         self._script = self._redis.register_script(GCRA_SCRIPT)
+        self._waiting: list[tuple[str, list[str], asyncio.Future[list[Any]]]] = []
+        self._sender: asyncio.Task[None] | None = None
         self._fallback = MemoryStore(clock=clock)
         self._timeout = timeout
         self._clock = clock
@@ -149,15 +166,54 @@ class RedisStore:
 
     async def close(self) -> None:
         """Close every connection to Redis."""
+        if self._sender is not None:
+            self._sender.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._sender
         await self._redis.aclose()
         await self._fallback.close()
 
     async def _remote_hit(self, key: str, capacity: int, rate: float) -> Decision:
-        args: list[float | str] = [capacity, repr(rate)]
-        if self._server_time is not None:
-            args.append(repr(self._server_time()))
-        allowed, ahead = await self._script(keys=[self._prefix + key], args=args)
+        now = "" if self._server_time is None else repr(self._server_time())
+        allowed, ahead = await self._sent(self._prefix + key, [str(capacity), repr(rate), now])
         return decide(bool(allowed), float(ahead), capacity, rate)
+
+    def _sent(self, key: str, args: list[str]) -> asyncio.Future[list[Any]]:
+        """This hit's [allowed, seconds], from a script call shared with the hits that wait
+        beside it. A hit while no call is in flight goes at once, alone; those that come
+        while one is in flight go together in the next: one round trip for all of them.
+        (redis-py costs about 70 µs of CPU per call: 16 tasks hitting in a loop measured
+        74 µs per hit one call each, 17 µs batched.)"""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, args, future))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_waiting())
+        return future
+
+    async def _send_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch = [hit for hit in self._waiting[:MAX_BATCH] if not hit[2].done()]
+                del self._waiting[:MAX_BATCH]  # a hit already done has given up (timed out)
+                if batch:
+                    await self._send(batch)
+        finally:
+            self._sender = None
+
+    async def _send(self, batch: list[tuple[str, list[str], asyncio.Future[list[Any]]]]) -> None:
+        keys = [key for key, _, _ in batch]
+        try:
+            answers = await self._script(keys=keys, args=[a for _, args, _ in batch for a in args])
+        except BaseException as error:  # each hit's caller judges it (`_attempt`)
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if isinstance(error, Exception):
+                return
+            raise  # cancelled: the store is closing
+        for n, (_, _, future) in enumerate(batch):
+            if not future.done():
+                future.set_result(answers[2 * n : 2 * n + 2])
 
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Run `call` on Redis unless Redis is known to be down; None if not run or failed."""
