@@ -1,10 +1,13 @@
 """Token buckets shared through Redis, falling back to in-process buckets when Redis is away.
 
-Each hit is one Lua script (the GCRA step of `memory.step`), so buckets are updated atomically
-for every process and host, on Redis's own clock. Redis being unreachable, refusing, slow or
-silent never holds a request longer than `timeout`: the hit is answered from a local bucket,
-the outage is logged once, `status()` says 'degraded', and Redis is tried again after a short
-backoff — by one request at a time, so a dead Redis is not hammered.
+Each hit is the GCRA step of `memory.step` in a Lua script, so buckets are updated atomically
+for every process and host, on Redis's own clock. Hits that come while a script call is in
+flight share the next call, one round trip for all of them (`_sent`).
+
+Redis being unreachable, refusing, slow or silent never holds a request longer than
+`timeout`: the hit is answered from a local bucket, the outage is logged once, `status()`
+says 'degraded', and Redis is tried again after a short backoff — by one request at a time,
+so a dead Redis is not hammered.
 
 One transition is logged per change of state. After a Redis restart every pooled connection
 is stale and fails once, while calls on fresh connections succeed; without care the state
